@@ -1,0 +1,209 @@
+"""One HTTP client per connector: timeouts, bounded fan-out, retries for reads only.
+
+Why here and not in each vendor: every vendor needs the same care and it is easy to get wrong.
+- Reads (`get`, and `post_read` for search-style POSTs) retry transient failures with exponential
+  backoff and full jitter, honouring `Retry-After` when the vendor sends it (Harness does not).
+- Writes (`send`) are never retried: approving twice is worse than failing once. The caller
+  re-reads the item to learn whether a write that timed out took effect.
+- A vendor's `classify` turns a response into our error tree (connectors/errors.py); the default
+  handles 401/403/404/409/429/5xx. Messages name the method and path, never headers or credentials.
+- Fan-out per client is capped (httpx is CPU-heavy past ~10 concurrent requests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
+
+import httpx
+
+from connectors.errors import (
+    AuthExpired,
+    ConnectorError,
+    NotAllowed,
+    NotFound,
+    RateLimited,
+    TransientError,
+    VendorUnavailable,
+)
+
+log = logging.getLogger(__name__)
+
+Classifier = Callable[[httpx.Response], ConnectorError | None]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds form); None when absent or unparseable."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def default_classify(response: httpx.Response) -> ConnectorError | None:
+    """Status-code mapping shared by all vendors; vendors wrap it to read their error bodies."""
+    code = response.status_code
+    where = f"{response.request.method} {response.request.url.path}"
+    if code < 400:
+        return None
+    if code == 401:
+        return AuthExpired(f"{where}: 401 credentials rejected")
+    if code == 403:
+        return NotAllowed(f"{where}: 403 forbidden", reason="permission", detail=_snippet(response))
+    if code == 404:
+        return NotFound(f"{where}: 404 not found", detail=_snippet(response))
+    if code == 429:
+        return RateLimited(
+            f"{where}: 429", retry_after=parse_retry_after(response.headers.get("Retry-After"))
+        )
+    if code >= 500:
+        return VendorUnavailable(f"{where}: {code}", detail=_snippet(response))
+    from connectors.errors import InvalidInput
+
+    return InvalidInput(f"{where}: {code}", detail=_snippet(response))
+
+
+def _snippet(response: httpx.Response, limit: int = 300) -> str:
+    try:
+        text = response.text
+    except Exception:  # undecodable body: the status code alone must do
+        return ""
+    return text[:limit]
+
+
+class VendorHTTP:
+    """A shared httpx.AsyncClient with the retry and error policy above."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        auth: httpx.Auth | tuple[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float = 15.0,
+        classify: Classifier = default_classify,
+        max_retries: int = 3,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 30.0,
+        concurrency: int = 8,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._client = httpx.AsyncClient(
+            base_url=self.base_url,
+            auth=auth,
+            headers=dict(headers or {}),
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            follow_redirects=False,
+        )
+        self._classify = classify
+        self._max_retries = max_retries
+        self._backoff_base = backoff_base
+        self._backoff_cap = backoff_cap
+        self._limit = asyncio.Semaphore(concurrency)
+        self._sleep = sleep
+        self.requests_sent = 0
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def backoff(self, attempt: int, retry_after: float | None = None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self._backoff_cap) + random.uniform(0, 0.25)
+        return random.uniform(0, min(self._backoff_cap, self._backoff_base * (2**attempt)))
+
+    async def _once(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        where = f"{method} {path}"
+        async with self._limit:
+            self.requests_sent += 1
+            try:
+                response = await self._client.request(method, path, **kwargs)
+            except httpx.TimeoutException as exc:
+                raise VendorUnavailable(f"{where}: timed out") from exc
+            except httpx.TransportError as exc:
+                raise VendorUnavailable(f"{where}: connection failed ({type(exc).__name__})") from exc
+        error = self._classify(response)
+        if error is not None:
+            raise error
+        return response
+
+    async def read(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """An idempotent request: transient failures are retried with backoff."""
+        attempt = 0
+        while True:
+            try:
+                return await self._once(method, path, **kwargs)
+            except TransientError as exc:
+                if attempt >= self._max_retries:
+                    raise
+                retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
+                delay = self.backoff(attempt, retry_after)
+                log.info("%s %s: %s; retrying in %.1fs", method, path, exc, delay)
+                await self._sleep(delay)
+                attempt += 1
+
+    async def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return await self.read("GET", path, **kwargs)
+
+    async def get_json(self, path: str, **kwargs: Any) -> Any:
+        return _json(await self.get(path, **kwargs))
+
+    async def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """A request that changes vendor state: sent once, never retried here."""
+        return await self._once(method, path, **kwargs)
+
+    async def pages(
+        self,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        next_params: Callable[[httpx.Response, Mapping[str, Any]], Mapping[str, Any] | None],
+        max_pages: int = 1000,
+    ) -> AsyncIterator[httpx.Response]:
+        """Follow a vendor's paging; refuses to loop when the vendor repeats a page token."""
+        current: Mapping[str, Any] = dict(params or {})
+        seen: set[str] = set()
+        for _ in range(max_pages):
+            response = await self.get(path, params=current)
+            yield response
+            following = next_params(response, current)
+            if following is None:
+                return
+            token = repr(sorted(following.items()))
+            if token in seen:
+                raise VendorUnavailable(f"GET {path}: the vendor repeated a page; stopping")
+            seen.add(token)
+            current = following
+        raise VendorUnavailable(f"GET {path}: more than {max_pages} pages")
+
+    async def follow_links(
+        self, url: str, *, params: Mapping[str, Any] | None = None
+    ) -> AsyncIterator[httpx.Response]:
+        """Follow RFC 8288 `Link: <...>; rel="next"` headers (Greenhouse, Jira Cloud)."""
+        seen: set[str] = set()
+        next_url: str | None = url
+        current_params: Mapping[str, Any] | None = params
+        while next_url:
+            response = await self.get(next_url, params=current_params)
+            yield response
+            current_params = None
+            link = response.links.get("next")
+            next_url = link.get("url") if link else None
+            if next_url:
+                if next_url in seen:
+                    raise VendorUnavailable(f"GET {url}: the vendor repeated a page; stopping")
+                seen.add(next_url)
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError as exc:
+        where = f"{response.request.method} {response.request.url.path}"
+        raise VendorUnavailable(f"{where}: answer was not JSON") from exc
