@@ -172,6 +172,9 @@ class ApprovalItem:
     decision_note: str | None = None
     # Vendor persons whose DM should carry a card (whose turn it is). Empty: the connector's channel.
     recipients: tuple[Person, ...] = ()
+    # Also post to the connector's channel (e.g. a group step with no person to DM). Items with no
+    # recipients always go to the channel.
+    channel_card: bool = False
     # Since when the item has waited on its current recipients (reminders count from here);
     # None: since the bot first saw it.
     due_since: datetime | None = None
