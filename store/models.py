@@ -1,0 +1,169 @@
+"""Tables. Natural keys where they exist, BIGINT surrogate ids elsewhere (PostgreSQL upserts burn
+sequence values, so 32-bit ids would run out on a busy install).
+
+Every timestamp is timezone-aware UTC: `UTCDateTime` stores UTC and hands back aware datetimes on
+SQLite too, which keeps naive datetimes from leaking into comparisons.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use datetime.now(UTC)")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ts(nullable: bool = True, **kw: Any) -> Any:
+    return Field(default=None, sa_column=sa.Column(UTCDateTime(), nullable=nullable, **kw))
+
+
+class ItemRow(SQLModel, table=True):
+    """The latest vendor snapshot of an approval plus the bot's own state (claim, local decision)."""
+
+    __tablename__ = "items"
+    __table_args__ = (sa.UniqueConstraint("connector", "external_id", name="uq_items_connector_external"),)
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
+    connector: str = Field(max_length=64, index=True)
+    external_id: str = Field(max_length=255)
+    status: str = Field(max_length=16, index=True)
+    version: str = Field(max_length=64)
+    data: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    first_seen_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    updated_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    # A click in progress: who, which action, since when. Set atomically (see repo.claim_item).
+    claim_by: str | None = Field(default=None, max_length=32)
+    claim_action: str | None = Field(default=None, max_length=16)
+    claim_at: datetime | None = _ts()
+    # What the bot itself did last (shown on the card: "Approved by @alice", "Failed: ...").
+    decided_by: str | None = Field(default=None, max_length=32)
+    decided_action: str | None = Field(default=None, max_length=16)
+    decided_at: datetime | None = _ts()
+    decided_comment: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    last_error: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    # Set by a sync when the item left the pending list and was re-read to its final state.
+    closed_at: datetime | None = _ts()
+
+
+class CardRow(SQLModel, table=True):
+    """One posted copy of an item's card. `target` is "channel:C…", "user:U…" or "email:…"."""
+
+    __tablename__ = "card_messages"
+    __table_args__ = (sa.UniqueConstraint("item_id", "target", name="uq_cards_item_target"),)
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
+    item_id: int = Field(
+        sa_column=sa.Column(BigId, sa.ForeignKey("items.id", ondelete="CASCADE"), index=True)
+    )
+    target: str = Field(max_length=320)
+    channel: str = Field(max_length=32)
+    ts: str = Field(max_length=32)
+    slack_user: str | None = Field(default=None, max_length=32)
+    rendered: str | None = Field(default=None, max_length=64)
+    posted_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+
+
+class IdentityRow(SQLModel, table=True):
+    """A Slack user linked to a connector. Credentials only ever stored Fernet-encrypted."""
+
+    __tablename__ = "identities"
+    __table_args__ = (sa.UniqueConstraint("slack_user_id", "connector", name="uq_identity_user_connector"),)
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
+    slack_user_id: str = Field(max_length=32, index=True)
+    connector: str = Field(max_length=64, index=True)
+    vendor_user_id: str = Field(max_length=255)
+    display_name: str = Field(default="", max_length=255)
+    email: str | None = Field(default=None, max_length=320)
+    credentials_enc: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    linked_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    # Set when the vendor said the credentials no longer work; cleared by reconnecting.
+    broken_at: datetime | None = _ts()
+
+
+class DecisionRow(SQLModel, table=True):
+    """Append-only audit of every decision attempted from Slack and what the vendor answered."""
+
+    __tablename__ = "decisions"
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
+    item_id: int | None = Field(default=None, sa_column=sa.Column(BigId, nullable=True, index=True))
+    connector: str = Field(max_length=64)
+    external_id: str = Field(max_length=255)
+    slack_user_id: str = Field(max_length=32)
+    vendor_user_id: str | None = Field(default=None, max_length=255)
+    action: str = Field(max_length=16)
+    comment: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    outcome: str = Field(max_length=16)  # ok | refused | failed | unknown | already_decided
+    vendor_answer: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False, index=True))
+
+
+class OutboxRow(SQLModel, table=True):
+    """Slack work not yet done. `key` coalesces repeats: one pending "make this card true" per copy.
+
+    Card work stores no blocks: the deliverer renders the item as it is when it delivers, so a
+    card never shows an older state than the store.
+    """
+
+    __tablename__ = "outbox"
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
+    key: str = Field(sa_column=sa.Column(sa.String(400), nullable=False, unique=True))
+    kind: str = Field(max_length=32)
+    item_id: int | None = Field(default=None, sa_column=sa.Column(BigId, nullable=True, index=True))
+    target: str | None = Field(default=None, max_length=320)
+    payload: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    not_before: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False, index=True))
+    attempts: int = Field(default=0)
+    last_error: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    # Bumped each time the same work is asked for again, so a delivery that raced with a newer
+    # request does not delete it (see Store.outbox_done).
+    enqueued_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+
+
+class ConnectorStateRow(SQLModel, table=True):
+    """Health of each connector's sync, for /healthz, /approvals status and App Home."""
+
+    __tablename__ = "connector_state"
+
+    name: str = Field(primary_key=True, max_length=64)
+    last_sync_at: datetime | None = _ts()
+    last_success_at: datetime | None = _ts()
+    last_error: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    failures: int = Field(default=0)
+    pending: int = Field(default=0)
+
+
+class ProcessedEventRow(SQLModel, table=True):
+    """Events API ids already handled, so Slack's retries cause no second side effect."""
+
+    __tablename__ = "processed_events"
+
+    event_id: str = Field(primary_key=True, max_length=64)
+    at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False, index=True))

@@ -1,0 +1,475 @@
+"""Store operations the bot needs, each one short transaction with keyword-only arguments.
+
+Why a class over the Database: the services get one object that knows both the tables and the
+credential box, so nothing outside this module decrypts or writes rows.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from connectors.base import ApprovalItem, LinkedUser, Status
+from store.crypto import CredentialBox, SecretKeyError
+from store.db import Database
+from store.models import (
+    CardRow,
+    ConnectorStateRow,
+    DecisionRow,
+    IdentityRow,
+    ItemRow,
+    OutboxRow,
+    ProcessedEventRow,
+)
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class StoredItem:
+    """An item row decoded: the vendor snapshot plus the bot's own state."""
+
+    row: ItemRow
+    item: ApprovalItem
+
+    @property
+    def id(self) -> int:
+        assert self.row.id is not None
+        return self.row.id
+
+
+@dataclass(frozen=True)
+class Identity:
+    slack_user_id: str
+    connector: str
+    vendor_user_id: str
+    display_name: str
+    email: str | None
+    credentials: Mapping[str, str]
+    broken: bool
+
+
+class Store:
+    def __init__(self, db: Database, box: CredentialBox) -> None:
+        self.db = db
+        self.box = box
+
+    # ---- items -------------------------------------------------------------------------------
+
+    async def item(self, *, connector: str, external_id: str) -> StoredItem | None:
+        async with self.db.session() as s:
+            row = (
+                await s.exec(
+                    select(ItemRow).where(ItemRow.connector == connector, ItemRow.external_id == external_id)
+                )
+            ).first()
+            return _decode(row) if row else None
+
+    async def item_by_id(self, *, item_id: int) -> StoredItem | None:
+        async with self.db.session() as s:
+            row = await s.get(ItemRow, item_id)
+            return _decode(row) if row else None
+
+    async def versions(self, *, connector: str) -> dict[str, tuple[str, str, int]]:
+        """external id → (version, status, row id) of every open item of a connector (for the diff)."""
+        async with self.db.session() as s:
+            rows = await s.exec(
+                select(ItemRow.external_id, ItemRow.version, ItemRow.status, ItemRow.id).where(
+                    ItemRow.connector == connector, col(ItemRow.closed_at).is_(None)
+                )
+            )
+            return {ext: (ver, status, int(rid or 0)) for ext, ver, status, rid in rows.all()}
+
+    async def pending_items(self, *, connectors: Iterable[str] | None = None) -> list[StoredItem]:
+        async with self.db.session() as s:
+            stmt = select(ItemRow).where(ItemRow.status == Status.PENDING.value)
+            if connectors is not None:
+                stmt = stmt.where(col(ItemRow.connector).in_(list(connectors)))
+            rows = (await s.exec(stmt.order_by(col(ItemRow.first_seen_at)))).all()
+            return [_decode(r) for r in rows]
+
+    async def stale_claims(self, *, older_than: timedelta) -> list[StoredItem]:
+        cutoff = now_utc() - older_than
+        async with self.db.session() as s:
+            rows = (
+                await s.exec(
+                    select(ItemRow).where(col(ItemRow.claim_by).is_not(None), col(ItemRow.claim_at) < cutoff)
+                )
+            ).all()
+            return [_decode(r) for r in rows]
+
+    async def save_item(
+        self,
+        session: AsyncSession,
+        *,
+        item: ApprovalItem,
+        now: datetime,
+        existing_id: int | None = None,
+        closed: bool = False,
+    ) -> int:
+        """Insert or update the snapshot (inside the caller's transaction); returns the row id."""
+        values: dict[str, Any] = {
+            "status": item.status.value,
+            "version": item.fingerprint(),
+            "data": item.to_json(),
+            "updated_at": now,
+        }
+        if closed:
+            values["closed_at"] = now
+        if existing_id is not None:
+            await session.exec(sa.update(ItemRow).where(col(ItemRow.id) == existing_id).values(**values))
+            return existing_id
+        table = ItemRow.__table__  # type: ignore[attr-defined]
+        insert_values = {
+            "connector": item.connector,
+            "external_id": item.external_id,
+            "first_seen_at": now,
+            **values,
+        }
+        stmt = _insert(session, table).values(**insert_values)
+        stmt = stmt.on_conflict_do_update(index_elements=["connector", "external_id"], set_=values)
+        await session.exec(stmt)
+        row_id = (
+            await session.exec(
+                select(ItemRow.id).where(
+                    ItemRow.connector == item.connector, ItemRow.external_id == item.external_id
+                )
+            )
+        ).one()
+        assert row_id is not None
+        return int(row_id)
+
+    async def claim(self, *, item_id: int, slack_user: str, action: str) -> bool:
+        """pending → acting, atomically: only one click wins, on any replica."""
+        async with self.db.transaction() as s:
+            result = await s.exec(
+                sa.update(ItemRow)
+                .where(
+                    col(ItemRow.id) == item_id,
+                    col(ItemRow.claim_by).is_(None),
+                    col(ItemRow.status) == Status.PENDING.value,
+                )
+                .values(claim_by=slack_user, claim_action=action, claim_at=now_utc(), last_error=None)
+            )
+            return bool(result.rowcount)
+
+    async def finish_claim(
+        self,
+        *,
+        item_id: int,
+        item: ApprovalItem | None = None,
+        decided_by: str | None = None,
+        action: str | None = None,
+        comment: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Release the claim; record the vendor's new snapshot and the local decision or failure."""
+        now = now_utc()
+        async with self.db.transaction() as s:
+            values: dict[str, Any] = {
+                "claim_by": None,
+                "claim_action": None,
+                "claim_at": None,
+                "last_error": error,
+            }
+            if decided_by is not None:
+                values.update(
+                    decided_by=decided_by, decided_action=action, decided_at=now, decided_comment=comment
+                )
+            await s.exec(sa.update(ItemRow).where(col(ItemRow.id) == item_id).values(**values))
+            if item is not None:
+                await self.save_item(s, item=item, now=now, existing_id=item_id, closed=item.status.final)
+            await self._enqueue_cards(s, item_id=item_id, now=now)
+
+    # ---- cards and outbox --------------------------------------------------------------------
+
+    async def cards(self, *, item_id: int) -> list[CardRow]:
+        async with self.db.session() as s:
+            return list((await s.exec(select(CardRow).where(CardRow.item_id == item_id))).all())
+
+    async def record_card(
+        self, *, item_id: int, target: str, channel: str, ts: str, slack_user: str | None, rendered: str
+    ) -> None:
+        async with self.db.transaction() as s:
+            s.add(
+                CardRow(
+                    item_id=item_id,
+                    target=target,
+                    channel=channel,
+                    ts=ts,
+                    slack_user=slack_user,
+                    rendered=rendered,
+                    posted_at=now_utc(),
+                )
+            )
+
+    async def mark_rendered(self, *, card_id: int, rendered: str) -> None:
+        async with self.db.transaction() as s:
+            await s.exec(sa.update(CardRow).where(col(CardRow.id) == card_id).values(rendered=rendered))
+
+    async def enqueue(
+        self,
+        session: AsyncSession,
+        *,
+        key: str,
+        kind: str,
+        item_id: int | None = None,
+        target: str | None = None,
+        payload: Mapping[str, Any] | None = None,
+        now: datetime | None = None,
+    ) -> None:
+        """Add Slack work unless the same key already waits (then it is the same work)."""
+        when = now or now_utc()
+        table = OutboxRow.__table__  # type: ignore[attr-defined]
+        stmt = _insert(session, table).values(
+            key=key,
+            kind=kind,
+            item_id=item_id,
+            target=target,
+            payload=json.dumps(payload) if payload is not None else None,
+            not_before=when,
+            attempts=0,
+            enqueued_at=when,
+        )
+        await session.exec(stmt.on_conflict_do_update(index_elements=["key"], set_={"enqueued_at": when}))
+
+    async def enqueue_card(self, session: AsyncSession, *, item_id: int, target: str, now: datetime) -> None:
+        await self.enqueue(
+            session, key=f"card:{item_id}:{target}", kind="card", item_id=item_id, target=target, now=now
+        )
+
+    async def _enqueue_cards(self, session: AsyncSession, *, item_id: int, now: datetime) -> None:
+        targets = (await session.exec(select(CardRow.target).where(CardRow.item_id == item_id))).all()
+        for target in targets:
+            await self.enqueue_card(session, item_id=item_id, target=target, now=now)
+
+    async def refresh_cards(self, *, item_id: int) -> None:
+        async with self.db.transaction() as s:
+            await self._enqueue_cards(s, item_id=item_id, now=now_utc())
+
+    async def due_outbox(self, *, limit: int = 100, now: datetime | None = None) -> list[OutboxRow]:
+        async with self.db.session() as s:
+            rows = await s.exec(
+                select(OutboxRow)
+                .where(col(OutboxRow.not_before) <= (now or now_utc()))
+                .order_by(col(OutboxRow.id))
+                .limit(limit)
+            )
+            return list(rows.all())
+
+    async def outbox_size(self) -> int:
+        async with self.db.session() as s:
+            return int((await s.exec(select(sa.func.count()).select_from(OutboxRow))).one())
+
+    async def outbox_done(self, *, row: OutboxRow) -> None:
+        """Delete the row unless it was re-enqueued meanwhile (a newer state still to deliver)."""
+        async with self.db.transaction() as s:
+            await s.exec(
+                sa.delete(OutboxRow).where(
+                    col(OutboxRow.id) == row.id, col(OutboxRow.enqueued_at) == row.enqueued_at
+                )
+            )
+
+    async def outbox_retry(self, *, row: OutboxRow, error: str, delay: timedelta) -> None:
+        async with self.db.transaction() as s:
+            await s.exec(
+                sa.update(OutboxRow)
+                .where(col(OutboxRow.id) == row.id)
+                .values(attempts=row.attempts + 1, last_error=error[:500], not_before=now_utc() + delay)
+            )
+
+    # ---- identities --------------------------------------------------------------------------
+
+    async def link(
+        self,
+        *,
+        slack_user_id: str,
+        connector: str,
+        vendor_user_id: str,
+        display_name: str,
+        email: str | None,
+        credentials: Mapping[str, str] | None,
+    ) -> None:
+        sealed = self.box.seal(credentials) if credentials else None
+        async with self.db.transaction() as s:
+            await s.exec(
+                sa.delete(IdentityRow).where(
+                    col(IdentityRow.slack_user_id) == slack_user_id, col(IdentityRow.connector) == connector
+                )
+            )
+            s.add(
+                IdentityRow(
+                    slack_user_id=slack_user_id,
+                    connector=connector,
+                    vendor_user_id=vendor_user_id,
+                    display_name=display_name,
+                    email=email,
+                    credentials_enc=sealed,
+                    linked_at=now_utc(),
+                )
+            )
+
+    async def unlink(self, *, slack_user_id: str, connector: str) -> bool:
+        async with self.db.transaction() as s:
+            result = await s.exec(
+                sa.delete(IdentityRow).where(
+                    col(IdentityRow.slack_user_id) == slack_user_id, col(IdentityRow.connector) == connector
+                )
+            )
+            return bool(result.rowcount)
+
+    async def mark_broken(self, *, slack_user_id: str, connector: str) -> None:
+        async with self.db.transaction() as s:
+            await s.exec(
+                sa.update(IdentityRow)
+                .where(
+                    col(IdentityRow.slack_user_id) == slack_user_id, col(IdentityRow.connector) == connector
+                )
+                .values(broken_at=now_utc())
+            )
+
+    async def identity(self, *, slack_user_id: str, connector: str) -> Identity | None:
+        async with self.db.session() as s:
+            row = (
+                await s.exec(
+                    select(IdentityRow).where(
+                        IdentityRow.slack_user_id == slack_user_id, IdentityRow.connector == connector
+                    )
+                )
+            ).first()
+        return self._identity(row) if row else None
+
+    async def identities(
+        self, *, connector: str | None = None, slack_user_id: str | None = None
+    ) -> list[Identity]:
+        async with self.db.session() as s:
+            stmt = select(IdentityRow)
+            if connector is not None:
+                stmt = stmt.where(IdentityRow.connector == connector)
+            if slack_user_id is not None:
+                stmt = stmt.where(IdentityRow.slack_user_id == slack_user_id)
+            rows = (await s.exec(stmt.order_by(col(IdentityRow.id)))).all()
+        return [self._identity(r) for r in rows]
+
+    async def linked_users(self, *, connector: str) -> list[LinkedUser]:
+        return [
+            LinkedUser(i.slack_user_id, i.vendor_user_id, i.email, i.credentials)
+            for i in await self.identities(connector=connector)
+            if not i.broken
+        ]
+
+    def _identity(self, row: IdentityRow) -> Identity:
+        credentials: Mapping[str, str] = {}
+        broken = row.broken_at is not None
+        if row.credentials_enc:
+            try:
+                credentials = self.box.open(row.credentials_enc)
+            except SecretKeyError:
+                broken = True
+        return Identity(
+            row.slack_user_id,
+            row.connector,
+            row.vendor_user_id,
+            row.display_name,
+            row.email,
+            credentials,
+            broken,
+        )
+
+    # ---- audit, health, events ---------------------------------------------------------------
+
+    async def audit(
+        self,
+        *,
+        item_id: int | None,
+        connector: str,
+        external_id: str,
+        slack_user_id: str,
+        vendor_user_id: str | None,
+        action: str,
+        comment: str | None,
+        outcome: str,
+        vendor_answer: str | None,
+    ) -> None:
+        async with self.db.transaction() as s:
+            s.add(
+                DecisionRow(
+                    item_id=item_id,
+                    connector=connector,
+                    external_id=external_id,
+                    slack_user_id=slack_user_id,
+                    vendor_user_id=vendor_user_id,
+                    action=action,
+                    comment=comment,
+                    outcome=outcome,
+                    vendor_answer=(vendor_answer or "")[:1000] or None,
+                    at=now_utc(),
+                )
+            )
+
+    async def decisions(self, *, item_id: int | None = None) -> list[DecisionRow]:
+        async with self.db.session() as s:
+            stmt = select(DecisionRow)
+            if item_id is not None:
+                stmt = stmt.where(DecisionRow.item_id == item_id)
+            return list((await s.exec(stmt.order_by(col(DecisionRow.id)))).all())
+
+    async def connector_states(self) -> dict[str, ConnectorStateRow]:
+        async with self.db.session() as s:
+            return {r.name: r for r in (await s.exec(select(ConnectorStateRow))).all()}
+
+    async def record_sync(
+        self, session: AsyncSession, *, name: str, ok: bool, error: str | None, pending: int | None
+    ) -> None:
+        now = now_utc()
+        row = await session.get(ConnectorStateRow, name)
+        if row is None:
+            row = ConnectorStateRow(name=name)
+            session.add(row)
+        row.last_sync_at = now
+        if ok:
+            row.last_success_at = now
+            row.failures = 0
+            row.last_error = None
+        else:
+            row.failures += 1
+            row.last_error = error
+        if pending is not None:
+            row.pending = pending
+
+    async def first_time_event(self, *, event_id: str) -> bool:
+        """True once per event id (Slack retries an event up to three times)."""
+        async with self.db.transaction() as s:
+            stmt = _insert(s, ProcessedEventRow.__table__).values(event_id=event_id, at=now_utc())  # type: ignore[attr-defined]
+            result = await s.exec(stmt.on_conflict_do_nothing(index_elements=["event_id"]))
+            return bool(result.rowcount)
+
+    async def forget_events(self, *, older_than: timedelta) -> None:
+        async with self.db.transaction() as s:
+            await s.exec(
+                sa.delete(ProcessedEventRow).where(col(ProcessedEventRow.at) < now_utc() - older_than)
+            )
+
+
+def _decode(row: ItemRow) -> StoredItem:
+    return StoredItem(row=row, item=ApprovalItem.from_json(row.data))
+
+
+def _insert(session: AsyncSession, table: Any) -> Any:
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    return pg_insert(table) if dialect == "postgresql" else sqlite_insert(table)
+
+
+def targets_of(cards: Sequence[CardRow]) -> set[str]:
+    return {c.target for c in cards}

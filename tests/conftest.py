@@ -1,0 +1,74 @@
+"""Shared fixtures: a real database (SQLite always, PostgreSQL when DATABASE_URL points at one)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from cryptography.fernet import Fernet
+
+from store.crypto import CredentialBox
+from store.db import Database
+from store.repo import Store
+
+PG_URL = os.environ.get("DATABASE_URL", "")
+
+
+def _pg_reason() -> str | None:
+    if not PG_URL.startswith("postgresql"):
+        return "DATABASE_URL does not point at PostgreSQL (set it to postgresql+asyncpg://… to run this leg)"
+    return None
+
+
+DB_PARAMS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param(
+        "postgres",
+        id="postgres",
+        marks=[pytest.mark.postgres, pytest.mark.skipif(_pg_reason() is not None, reason=_pg_reason() or "")],
+    ),
+]
+
+
+async def _reset_postgres(url: str) -> None:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
+            await conn.execute(sa.text("CREATE SCHEMA public"))
+    finally:
+        await engine.dispose()
+
+
+async def make_database(kind: str, tmp_path: Path) -> Database:
+    if kind == "postgres":
+        await _reset_postgres(PG_URL)
+        db = Database(PG_URL)
+    else:
+        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'approvals.db'}")
+    await db.migrate()
+    return db
+
+
+@pytest.fixture(params=DB_PARAMS)
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    database = await make_database(request.param, tmp_path)
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
+@pytest.fixture
+def secret_key() -> str:
+    return Fernet.generate_key().decode()
+
+
+@pytest.fixture
+async def store(db: Database, secret_key: str) -> Store:
+    return Store(db, CredentialBox(secret_key))
