@@ -117,20 +117,31 @@ class Store:
         now: datetime,
         existing_id: int | None = None,
         closed: bool = False,
-    ) -> int:
-        """Insert or update the snapshot (inside the caller's transaction); returns the row id."""
+        if_older_than: datetime | None = None,
+    ) -> int | None:
+        """Insert or update the snapshot (inside the caller's transaction); returns the row id.
+
+        `if_older_than`: a sync passes the time its fetch started, so a snapshot fetched before a
+        click finished (or during one) never overwrites what the click learned. Returns None when
+        the write was skipped for that reason.
+        """
         values: dict[str, Any] = {
             "status": item.status.value,
             "version": item.fingerprint(),
             "data": item.to_json(),
             "updated_at": now,
+            "closed_at": now if closed else None,
         }
-        if closed:
-            values["closed_at"] = now
-        if existing_id is not None:
-            await session.exec(sa.update(ItemRow).where(col(ItemRow.id) == existing_id).values(**values))
-            return existing_id
         table = ItemRow.__table__  # type: ignore[attr-defined]
+        guard = None
+        if if_older_than is not None:
+            guard = sa.and_(table.c.updated_at < if_older_than, table.c.claim_by.is_(None))
+        if existing_id is not None:
+            stmt = sa.update(table).where(table.c.id == existing_id).values(**values)
+            if guard is not None:
+                stmt = stmt.where(guard)
+            result = await session.exec(stmt)
+            return existing_id if result.rowcount else None
         insert_values = {
             "connector": item.connector,
             "external_id": item.external_id,
@@ -138,8 +149,12 @@ class Store:
             **values,
         }
         stmt = _insert(session, table).values(**insert_values)
-        stmt = stmt.on_conflict_do_update(index_elements=["connector", "external_id"], set_=values)
-        await session.exec(stmt)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["connector", "external_id"], set_=values, where=guard
+        )
+        result = await session.exec(stmt)
+        if not result.rowcount:
+            return None
         row_id = (
             await session.exec(
                 select(ItemRow.id).where(
@@ -190,7 +205,7 @@ class Store:
             await s.exec(sa.update(ItemRow).where(col(ItemRow.id) == item_id).values(**values))
             if item is not None:
                 await self.save_item(s, item=item, now=now, existing_id=item_id, closed=item.status.final)
-            await self._enqueue_cards(s, item_id=item_id, now=now)
+            await self.enqueue_item_cards(s, item_id=item_id, now=now)
 
     # ---- cards and outbox --------------------------------------------------------------------
 
@@ -249,14 +264,14 @@ class Store:
             session, key=f"card:{item_id}:{target}", kind="card", item_id=item_id, target=target, now=now
         )
 
-    async def _enqueue_cards(self, session: AsyncSession, *, item_id: int, now: datetime) -> None:
+    async def enqueue_item_cards(self, session: AsyncSession, *, item_id: int, now: datetime) -> None:
         targets = (await session.exec(select(CardRow.target).where(CardRow.item_id == item_id))).all()
         for target in targets:
             await self.enqueue_card(session, item_id=item_id, target=target, now=now)
 
     async def refresh_cards(self, *, item_id: int) -> None:
         async with self.db.transaction() as s:
-            await self._enqueue_cards(s, item_id=item_id, now=now_utc())
+            await self.enqueue_item_cards(s, item_id=item_id, now=now_utc())
 
     async def due_outbox(self, *, limit: int = 100, now: datetime | None = None) -> list[OutboxRow]:
         async with self.db.session() as s:

@@ -1,0 +1,593 @@
+"""Block Kit as pure functions of stored state.
+
+Why pure: a card update is "rebuild from the store and chat.update", so every state must render
+from data alone (pending, working, approved by whom, rejected with notes, decided elsewhere,
+expired, cancelled, failed). Nothing here touches the network or the database.
+Built with slack_sdk's models so Slack's limits are checked in `to_dict()`; texts are escaped and
+cut to fit before they get there.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    CheckboxesElement,
+    ConfirmObject,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    InputBlock,
+    MarkdownTextObject,
+    Option,
+    PlainTextInputElement,
+    SectionBlock,
+    StaticSelectElement,
+    UserSelectElement,
+)
+from slack_sdk.models.views import View
+
+from bot.ids import ActionId, ItemRef, ViewId, card_action_id
+from connectors.base import (
+    Action,
+    ActionSpec,
+    ApprovalItem,
+    CredentialField,
+    GroupState,
+    InputDef,
+    Requestable,
+    Status,
+)
+
+MAX_BLOCKS = 50
+MAX_MODAL_BLOCKS = 100
+SECTION_TEXT = 3000
+HEADER_TEXT = 150
+BUTTON_TEXT = 75
+FALLBACK_TEXT = 3000
+
+ACTION_LABELS = {
+    Action.APPROVE: "Approve",
+    Action.REJECT: "Reject",
+    Action.ABSTAIN: "Abstain",
+    Action.RESET: "Reset",
+    Action.REASSIGN: "Reassign",
+    Action.COMMENT: "Comment",
+    Action.CANCEL: "Cancel",
+    Action.REQUEST: "Request approvals",
+}
+ACTION_VERBS = {
+    Action.APPROVE: "approving",
+    Action.REJECT: "rejecting",
+    Action.ABSTAIN: "abstaining",
+    Action.RESET: "resetting",
+    Action.REASSIGN: "reassigning",
+    Action.COMMENT: "commenting",
+    Action.CANCEL: "cancelling",
+    Action.REQUEST: "requesting",
+}
+STATUS_LINES = {
+    Status.APPROVED: ":white_check_mark: *Approved*",
+    Status.REJECTED: ":x: *Rejected*",
+    Status.EXPIRED: ":hourglass: *Expired*",
+    Status.CANCELLED: ":no_entry_sign: *Cancelled*",
+}
+
+
+def escape(text: str) -> str:
+    """Slack mrkdwn control characters (vendor text must not become links or mentions)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: max(0, limit - 1)] + "…"
+
+
+def slack_date(when: datetime, fmt: str = "{date_short_pretty} at {time}") -> str:
+    """A date Slack renders in each reader's own time zone, with a UTC fallback."""
+    fallback = when.strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(when.timestamp())}^{fmt}|{fallback}>"
+
+
+def humanize(delta: timedelta) -> str:
+    seconds = int(abs(delta.total_seconds()))
+    if seconds < 90:
+        return f"{max(seconds, 1)} s" if seconds < 60 else "1 min"
+    if seconds < 90 * 60:
+        return f"{round(seconds / 60)} min"
+    if seconds < 36 * 3600:
+        return f"{round(seconds / 3600)} h"
+    return f"{round(seconds / 86400)} d"
+
+
+@dataclass(frozen=True)
+class CardState:
+    """What a card is rendered from: the vendor snapshot plus the bot's own knowledge."""
+
+    item: ApprovalItem
+    vendor_label: str
+    connector_name: str
+    now: datetime
+    synced_at: datetime | None = None
+    working_by: str | None = None  # Slack user id of a click in progress
+    working_action: Action | None = None
+    decided_by: str | None = None  # Slack user id who decided through the bot
+    decided_action: Action | None = None
+    decided_at: datetime | None = None
+    decided_comment: str | None = None
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class Message:
+    text: str
+    blocks: list[dict[str, Any]]
+
+
+def _mrkdwn(text: str) -> MarkdownTextObject:
+    return MarkdownTextObject(text=cut(text, SECTION_TEXT))
+
+
+def _section(text: str) -> SectionBlock:
+    return SectionBlock(text=_mrkdwn(text))
+
+
+def _context(*texts: str) -> ContextBlock:
+    return ContextBlock(elements=[_mrkdwn(t) for t in texts if t][:10])
+
+
+def item_value(item: ApprovalItem) -> str:
+    return ItemRef(item.connector, item.external_id).encode()
+
+
+def action_button(item: ApprovalItem, spec: ActionSpec) -> ButtonElement:
+    label = spec.label or ACTION_LABELS[spec.action]
+    style = "primary" if spec.action is Action.APPROVE else "danger" if spec.action is Action.REJECT else None
+    confirm = None
+    if spec.confirm or spec.action in (Action.REJECT, Action.CANCEL):
+        verb = label.lower()
+        confirm = ConfirmObject(
+            title=cut(f"{label}?", 100),
+            text=cut(spec.confirm or f"Do you want to {verb} “{item.title}”?", 300),
+            confirm=cut(label, 30),
+            deny="Back",
+            style="danger" if style == "danger" else None,
+        )
+    return ButtonElement(
+        text=cut(label, BUTTON_TEXT),
+        action_id=card_action_id(spec.action),
+        value=item_value(item),
+        style=style,
+        confirm=confirm,
+    )
+
+
+def open_button(item: ApprovalItem, vendor_label: str) -> ButtonElement | None:
+    if not item.url:
+        return None
+    return ButtonElement(
+        text=cut(f"Open in {vendor_label}", BUTTON_TEXT),
+        action_id=ActionId.OPEN.value,
+        url=item.url[:3000],
+        value=item_value(item),
+    )
+
+
+def _person(label: str | None) -> str:
+    return escape(label) if label else "someone"
+
+
+def _group_line(item: ApprovalItem) -> list[str]:
+    lines = []
+    for group in item.groups:
+        marker = {GroupState.DUE: ":large_orange_circle:", GroupState.WAITING: ":white_circle:"}.get(
+            group.state, ":large_green_circle:"
+        )
+        approved = len(group.approved_by)
+        names = ", ".join(escape(p.label) for p in group.approved_by)
+        progress = f"{approved} of {group.required} approved" + (f" ({names})" if names else "")
+        if group.rejected_by:
+            progress += " · rejected by " + ", ".join(escape(p.label) for p in group.rejected_by)
+        state = {GroupState.DUE: "their turn", GroupState.WAITING: "waiting", GroupState.RESOLVED: "done"}[
+            group.state
+        ]
+        lines.append(f"{marker} *{escape(group.name)}*: {progress} · {state}")
+    return lines
+
+
+def status_line(state: CardState) -> str:
+    item = state.item
+    if item.status is Status.PENDING:
+        if state.working_by:
+            verb = ACTION_VERBS.get(state.working_action or Action.APPROVE, "working")
+            return f":hourglass_flowing_sand: Working… <@{state.working_by}> is {verb} this."
+        return ""
+    head = STATUS_LINES[item.status]
+    if state.decided_by and state.decided_action and _matches(state.decided_action, item.status):
+        when = f" on {slack_date(state.decided_at)}" if state.decided_at else ""
+        line = f"{head} by <@{state.decided_by}>{when}"
+        if state.decided_comment:
+            line += f"\n>{escape(cut(state.decided_comment, 500))}"
+        return line
+    who = f" by {_person(item.decided_by.label)}" if item.decided_by else ""
+    when = f" on {slack_date(item.decided_at)}" if item.decided_at else ""
+    where = f" in {escape(state.vendor_label)}" if item.status in (Status.APPROVED, Status.REJECTED) else ""
+    line = f"{head}{who}{where}{when}"
+    if item.decision_note:
+        line += f"\n>{escape(cut(item.decision_note, 500))}"
+    return line
+
+
+def _matches(action: Action, status: Status) -> bool:
+    return (action, status) in {
+        (Action.APPROVE, Status.APPROVED),
+        (Action.REJECT, Status.REJECTED),
+        (Action.CANCEL, Status.CANCELLED),
+    }
+
+
+def card(state: CardState) -> Message:
+    item = state.item
+    blocks: list[Block] = []
+    icon = {Status.PENDING: ":large_yellow_circle:"}.get(item.status, "")
+    blocks.append(HeaderBlock(text=cut(f"{item.title}", HEADER_TEXT)))
+
+    intro = [f"*{escape(item.kind)}*"]
+    if item.requester:
+        intro.append(f"requested by {escape(item.requester.label)}")
+    if item.created_at:
+        intro.append(slack_date(item.created_at))
+    text = " · ".join(intro)
+    if item.summary:
+        text += "\n" + escape(cut(item.summary, 2000))
+    fields = [_mrkdwn(f"*{escape(f.label)}*\n{escape(cut(f.value, 500))}") for f in item.fields[:20]]
+    blocks.append(SectionBlock(text=_mrkdwn(text), fields=fields[:10] or None))
+    if len(fields) > 10:
+        blocks.append(SectionBlock(fields=fields[10:20]))
+
+    group_lines = _group_line(item)
+    if group_lines:
+        blocks.append(_section("\n".join(group_lines)))
+    if item.deadline and item.status is Status.PENDING:
+        left = item.deadline - state.now
+        when = slack_date(item.deadline)
+        blocks.append(
+            _context(
+                f":alarm_clock: Expires in {humanize(left)} ({when})"
+                if left.total_seconds() > 0
+                else "*EXPIRED*"
+            )
+        )
+    for notice in item.notices[:5]:
+        blocks.append(_section(f":warning: {escape(notice)}"))
+
+    line = status_line(state)
+    if line:
+        blocks.append(_section(line))
+    if state.last_error and item.status is Status.PENDING and not state.working_by:
+        blocks.append(
+            _context(f":warning: Last attempt did not go through: {escape(cut(state.last_error, 400))}")
+        )
+
+    buttons: list[ButtonElement] = []
+    if item.status is Status.PENDING and not state.working_by:
+        buttons = [action_button(item, spec) for spec in item.actions]
+    link = open_button(item, state.vendor_label)
+    if link is not None:
+        buttons.append(link)
+    if buttons:
+        blocks.append(ActionsBlock(block_id=f"card|{cut(item.external_id, 200)}", elements=buttons[:25]))
+
+    synced = f" · synced {slack_date(state.synced_at, '{time}')}" if state.synced_at else ""
+    blocks.append(_context(f"{escape(state.vendor_label)} · `{escape(state.connector_name)}`{synced}"))
+    fallback = f"{icon} {item.kind}: {item.title}".strip()
+    if item.status.final:
+        fallback += f" ({item.status.value})"
+    return Message(cut(fallback, FALLBACK_TEXT), to_dicts(blocks, MAX_BLOCKS))
+
+
+def to_dicts(blocks: Sequence[Block], limit: int = MAX_BLOCKS) -> list[dict[str, Any]]:
+    """Validate through slack_sdk and keep within the block limit (the tail is what goes)."""
+    if len(blocks) > limit:
+        blocks = [*blocks[: limit - 1], _context("…more than fits in one message")]
+    return [b.to_dict() for b in blocks]
+
+
+# ---- short private answers --------------------------------------------------------------------
+
+
+def notice(text: str, *, buttons: Sequence[ButtonElement] = ()) -> Message:
+    blocks: list[Block] = [_section(text)]
+    if buttons:
+        blocks.append(ActionsBlock(elements=list(buttons)))
+    return Message(cut(_plain(text), FALLBACK_TEXT), to_dicts(blocks))
+
+
+def _plain(text: str) -> str:
+    return text.replace("*", "").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def connect_button(connector_name: str, vendor_label: str) -> ButtonElement:
+    return ButtonElement(
+        text=cut(f"Connect {vendor_label}", BUTTON_TEXT),
+        action_id=ActionId.CONNECT.value,
+        value=connector_name,
+        style="primary",
+    )
+
+
+def with_comment_button(item: ApprovalItem, action: Action) -> ButtonElement:
+    label = ACTION_LABELS[action]
+    return ButtonElement(
+        text=cut(f"{label} with a comment", BUTTON_TEXT),
+        action_id=ActionId.WITH_COMMENT.value,
+        value=f"{action.value}#{item_value(item)}",
+        style="primary" if action is Action.APPROVE else None,
+    )
+
+
+# ---- modals ------------------------------------------------------------------------------------
+
+
+def connect_modal(
+    *, connector_name: str, vendor_label: str, fields: Sequence[CredentialField], note: str = ""
+) -> dict[str, Any]:
+    blocks: list[Block] = [
+        _section(
+            f"Link your own {escape(vendor_label)} account to `{escape(connector_name)}`. Your decisions in Slack "
+            f"are then made in {escape(vendor_label)} as you. Secrets are checked with {escape(vendor_label)}, "
+            "stored encrypted, and never shown again." + (f"\n{escape(note)}" if note else "")
+        )
+    ]
+    for f in fields:
+        blocks.append(
+            InputBlock(
+                block_id=f"cred|{f.key}",
+                label=cut(f.label, 2000),
+                element=PlainTextInputElement(
+                    action_id="value", placeholder=cut(f.hint, 150) if f.hint else None
+                ),
+                hint=None,
+                optional=f.optional,
+            )
+        )
+    view = View(
+        type="modal",
+        callback_id=ViewId.CONNECT.value,
+        title=cut(f"Connect {vendor_label}", 24),
+        submit="Connect",
+        close="Cancel",
+        private_metadata=json.dumps({"c": connector_name}),
+        blocks=blocks,
+    )
+    return view.to_dict()
+
+
+def _input_block(spec: InputDef) -> InputBlock:
+    element: Any
+    if spec.kind == "select" and spec.allowed:
+        options = [Option(text=cut(v, 75), value=cut(v, 150)) for v in spec.allowed[:100]]
+        initial = next((o for o in options if o.value == spec.default), None)
+        element = StaticSelectElement(action_id="value", options=options, initial_option=initial)
+    elif spec.kind == "slack_user":
+        element = UserSelectElement(action_id="value")
+    elif spec.kind == "checkbox":
+        option = Option(text=cut(spec.label, 75), value="yes")
+        element = CheckboxesElement(
+            action_id="value", options=[option], initial_options=[option] if spec.default == "yes" else None
+        )
+    else:
+        element = PlainTextInputElement(
+            action_id="value",
+            multiline=spec.kind == "multiline",
+            initial_value=cut(spec.default, 3000) if spec.default and spec.kind != "password" else None,
+        )
+    return InputBlock(
+        block_id=f"input|{spec.name}",
+        label=cut(spec.label, 2000),
+        element=element,
+        optional=not spec.required or spec.kind == "checkbox",
+        hint=cut(spec.description, 2000) if spec.description else None,
+    )
+
+
+def decide_modal(
+    *, item: ApprovalItem, spec: ActionSpec, origin: Mapping[str, str], force_comment: bool = False
+) -> dict[str, Any]:
+    label = spec.label or ACTION_LABELS[spec.action]
+    blocks: list[Block] = [_section(f"*{escape(cut(item.title, 500))}*\n{escape(item.kind)}")]
+    for notice_text in item.notices[:3]:
+        blocks.append(_context(f":warning: {escape(notice_text)}"))
+    for input_def in spec.inputs:
+        blocks.append(_input_block(input_def))
+    comment = "required" if force_comment else spec.comment
+    if comment != "none":
+        blocks.append(
+            InputBlock(
+                block_id="input|__comment__",
+                label="Comment" if spec.action is not Action.REJECT else "Reason",
+                element=PlainTextInputElement(action_id="value", multiline=True, max_length=2000),
+                optional=comment != "required",
+            )
+        )
+    metadata = {"c": item.connector, "i": item.external_id, "a": spec.action.value, **origin}
+    view = View(
+        type="modal",
+        callback_id=ViewId.DECIDE.value,
+        title=cut(label, 24),
+        submit=cut(label, 24),
+        close="Back",
+        private_metadata=cut(json.dumps(metadata), 3000),
+        blocks=blocks[:MAX_MODAL_BLOCKS],
+    )
+    return view.to_dict()
+
+
+def list_message(entries: Sequence[CardState], *, title: str, empty: str) -> Message:
+    """`/approvals list`: what waits on me, each with its buttons, within 50 blocks."""
+    if not entries:
+        return notice(empty)
+    blocks: list[Block] = [_section(f"*{escape(title)}*")]
+    shown = 0
+    for state in entries:
+        item = state.item
+        if len(blocks) + 4 > MAX_BLOCKS - 1:
+            break
+        blocks.append(DividerBlock())
+        head = f"*{escape(item.title)}*" if not item.url else f"*<{item.url}|{escape(item.title)}>*"
+        details = [escape(item.kind), f"`{escape(state.connector_name)}`"]
+        if item.deadline:
+            details.append(f"expires {slack_date(item.deadline)}")
+        blocks.append(_section(f"{head}\n" + " · ".join(details)))
+        buttons = [action_button(item, spec) for spec in item.actions] if not state.working_by else []
+        link = open_button(item, state.vendor_label)
+        if link:
+            buttons.append(link)
+        if buttons:
+            blocks.append(
+                ActionsBlock(
+                    block_id=f"list|{cut(item.connector, 40)}|{cut(item.external_id, 200)}",
+                    elements=buttons[:25],
+                )
+            )
+        shown += 1
+    if shown < len(entries):
+        blocks.append(_context(f"…and {len(entries) - shown} more. Open App Home for the whole list."))
+    return Message(f"{title}", to_dicts(blocks))
+
+
+def help_message(connectors: Sequence[tuple[str, str, bool]], extra: Sequence[str] = ()) -> Message:
+    """`connectors`: (name, vendor label, linked?) for the asking user."""
+    lines = [
+        "*approvals-bot* brings your approvals to Slack and acts as you in each system.",
+        "• `/approvals` or `/approvals list`: what waits on you",
+        "• `/approvals connect NAME`: link your account (you decide as yourself)",
+        "• `/approvals disconnect NAME`: forget your link and credentials",
+        "• `/approvals status`: each connector's health and last sync",
+        "• `/approvals subscribe NAME #channel`: follow how flows end in a channel",
+        "• `/approvals start NAME [TARGET]`: start an approval where the vendor allows it",
+        *extra,
+        "• `/approvals help`: this message",
+    ]
+    if connectors:
+        lines.append("\n*Connectors*")
+        for name, label, linked in connectors:
+            mark = ":white_check_mark: linked" if linked else "not linked"
+            lines.append(f"• `{escape(name)}` ({escape(label)}): {mark}")
+    return notice("\n".join(lines))
+
+
+def request_modal(
+    *,
+    connector_name: str,
+    vendor_label: str,
+    options: Sequence[Requestable],
+    target: str | None,
+    channel: str | None,
+) -> dict[str, Any]:
+    """Pick what to start (when there is a choice) and give what it needs."""
+    blocks: list[Block] = [
+        _section(
+            f"Start an approval in {escape(vendor_label)}" + (f" for *{escape(target)}*" if target else "")
+        )
+    ]
+    choices = [Option(text=cut(o.title, 75), value=cut(o.id, 150)) for o in options[:100]]
+    blocks.append(
+        InputBlock(
+            block_id="input|__requestable__",
+            label="What to start",
+            element=StaticSelectElement(action_id="value", options=choices, initial_option=choices[0]),
+        )
+    )
+    seen: set[str] = set()
+    for option in options:
+        for input_def in option.inputs:
+            if input_def.name not in seen:
+                seen.add(input_def.name)
+                blocks.append(_input_block(input_def))
+    metadata = {"c": connector_name, "t": target or "", "ch": channel or ""}
+    view = View(
+        type="modal",
+        callback_id=ViewId.REQUEST.value,
+        title=cut("Start approval", 24),
+        submit="Start",
+        close="Cancel",
+        private_metadata=cut(json.dumps(metadata), 3000),
+        blocks=blocks[:MAX_MODAL_BLOCKS],
+    )
+    return view.to_dict()
+
+
+def checking_view(vendor_label: str, text: str | None = None, *, title: str = "Connect") -> dict[str, Any]:
+    view = View(
+        type="modal",
+        title=cut(title, 24),
+        close="Close",
+        blocks=[
+            _section(
+                text or f":hourglass_flowing_sand: Checking your credentials with {escape(vendor_label)}…"
+            )
+        ],
+    )
+    return view.to_dict()
+
+
+def home_view(
+    states: Sequence[CardState],
+    *,
+    accounts: Sequence[tuple[str, str, str | None, str]],
+    status: Sequence[str],
+) -> dict[str, Any]:
+    """App Home: the queue with buttons, then linked accounts, then connector health (≤100 blocks)."""
+    out: list[Block] = [HeaderBlock(text="Waiting on you")]
+    if not states:
+        out.append(_section("Nothing waits on you right now. :tada:"))
+    budget = MAX_MODAL_BLOCKS - 6 - 2 * len(accounts) - 2
+    shown = 0
+    for state in states:
+        if len(out) + 3 > budget:
+            break
+        item = state.item
+        head = f"*{escape(item.title)}*" if not item.url else f"*<{item.url}|{escape(item.title)}>*"
+        details = [escape(item.kind), f"`{escape(state.connector_name)}`"]
+        if item.deadline:
+            details.append(f"expires {slack_date(item.deadline)}")
+        out.append(_section(head + "\n" + " · ".join(details)))
+        buttons = [action_button(item, spec) for spec in item.actions] if not state.working_by else []
+        link = open_button(item, state.vendor_label)
+        if link:
+            buttons.append(link)
+        if buttons:
+            out.append(
+                ActionsBlock(
+                    block_id=f"home|{cut(item.connector, 40)}|{cut(item.external_id, 200)}",
+                    elements=buttons[:25],
+                )
+            )
+        shown += 1
+    if shown < len(states):
+        out.append(_context(f"…and {len(states) - shown} more; `/approvals` lists them."))
+    out.append(DividerBlock())
+    out.append(HeaderBlock(text="Your accounts"))
+    for name, label, linked_as, mode in accounts:
+        if linked_as:
+            text = f"*{escape(label)}* (`{escape(name)}`): linked as {escape(linked_as)}"
+            button = ButtonElement(text="Disconnect", action_id=ActionId.DISCONNECT.value, value=name)
+        else:
+            how = "by your Slack email" if mode == "email" else "with your own credentials"
+            text = f"*{escape(label)}* (`{escape(name)}`): not linked (links {how})"
+            button = connect_button(name, label)
+        out.append(SectionBlock(text=_mrkdwn(text), accessory=button))
+    out.append(DividerBlock())
+    out.append(HeaderBlock(text="Connectors"))
+    out.append(_section("\n".join(status) or "No connectors are configured."))
+    out.append(ActionsBlock(elements=[ButtonElement(text="Refresh", action_id=ActionId.HOME_REFRESH.value)]))
+    view = View(type="home", blocks=out[:MAX_MODAL_BLOCKS])
+    return view.to_dict()

@@ -1,0 +1,219 @@
+"""`approvals-bot run | demo | check | poll --once` (also `python -m bot`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from bot.config import Config, ConfigError, Env, load_config
+
+log = logging.getLogger("approvals-bot")
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # httpx logs every request URL at INFO; query strings can carry notes, so keep it quiet.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+def _problems(lines: Sequence[str]) -> int:
+    for line in lines:
+        print(f"error: {line}", file=sys.stderr)
+    return 2
+
+
+def _load(path: str | None, env: Env) -> Config:
+    return load_config(path or env.approvals_config)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="approvals-bot", description="Approvals from five vendors, decided in Slack."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="the bot: Slack endpoint, scheduler, store")
+    run.add_argument("--config")
+    run.add_argument("--host", default="0.0.0.0")
+    run.add_argument("--port", type=int, default=3000)
+    demo = sub.add_parser("demo", help="everything on this machine with no accounts")
+    demo.add_argument("--port", type=int, default=3000)
+    demo.add_argument("--dir", default="./demo-data", help="working folder for the demo database")
+    check = sub.add_parser("check", help="validate the config and reach every vendor and Slack")
+    check.add_argument("--config")
+    poll = sub.add_parser("poll", help="one sync cycle, then exit")
+    poll.add_argument("--once", action="store_true", required=True)
+    poll.add_argument("--connector")
+    poll.add_argument("--config")
+    args = parser.parse_args(argv)
+    _setup_logging()
+    env = Env()
+    try:
+        if args.command == "demo":
+            from bot.demo import run_demo
+
+            code: int = asyncio.run(run_demo(port=args.port, workdir=args.dir))
+            return code
+        config = _load(args.config, env)
+    except ConfigError as exc:
+        return _problems(exc.problems)
+    if args.command == "check":
+        return asyncio.run(_check(config, env))
+    if args.command == "poll":
+        return asyncio.run(_poll(config, env, args.connector))
+    return asyncio.run(_run(config, env, args.host, args.port))
+
+
+def _runtime(config: Config, env: Env) -> object:
+    from bot.runtime import Runtime, SlackSettings
+
+    token = env.slack_bot_token.get_secret_value() if env.slack_bot_token else ""
+    secret = env.slack_signing_secret.get_secret_value() if env.slack_signing_secret else None
+    return Runtime(
+        config=config,
+        database_url=env.database_url,
+        secret_key=env.approvals_secret_key.get_secret_value() if env.approvals_secret_key else "",
+        slack=SlackSettings(
+            token=token, api_url=env.slack_api_url, signing_secret=secret, socket_mode=env.socket_mode
+        ),
+    )
+
+
+async def _run(config: Config, env: Env, host: str, port: int) -> int:
+    from bot.runtime import Runtime
+    from bot.server import build_web
+    from store.crypto import SecretKeyError
+
+    problems = env.problems_for_run()
+    if problems:
+        return _problems(problems)
+    try:
+        runtime = _runtime(config, env)
+    except SecretKeyError as exc:
+        return _problems([str(exc)])
+    assert isinstance(runtime, Runtime)
+    await runtime.start()
+    assert runtime.app is not None
+    socket_handler = None
+    web_app = build_web(runtime, slack=not env.socket_mode)
+    runner = web.AppRunner(web_app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    if env.socket_mode:
+        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+        assert env.slack_app_token is not None
+        socket_handler = AsyncSocketModeHandler(runtime.app, env.slack_app_token.get_secret_value())
+        await socket_handler.connect_async()  # type: ignore[no-untyped-call]
+        log.info("Socket Mode connected; /healthz and /metrics on http://%s:%s", host, port)
+    else:
+        log.info("listening on http://%s:%s/slack/events (also /healthz, /metrics)", host, port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("stopping")
+    if socket_handler is not None:
+        await socket_handler.close_async()  # type: ignore[no-untyped-call]
+    await runner.cleanup()
+    await runtime.stop()
+    return 0
+
+
+async def _check(config: Config, env: Env) -> int:
+    from connectors.errors import ConnectorError
+    from connectors.registry import specs
+
+    problems: list[str] = []
+    available = specs()
+    for c in config.connectors:
+        connector = available[c.type].build(c.name, c.settings)
+        try:
+            what = await asyncio.wait_for(connector.check(), timeout=60)
+            print(f"ok: {c.name} ({connector.vendor_label}): {what}")
+        except (ConnectorError, TimeoutError) as exc:
+            problems.append(f"{c.name} ({connector.vendor_label}): {_explain(exc)}")
+        finally:
+            await connector.aclose()
+        if c.channel is None and not connector.capabilities.per_user_listing:
+            print(f"note: {c.name} has no channel: cards whose approvers cannot be named will not be posted")
+    token = env.slack_bot_token.get_secret_value() if env.slack_bot_token else ""
+    if not token:
+        problems.append("Slack: SLACK_BOT_TOKEN is not set, so Slack was not checked")
+    else:
+        from slack_sdk.errors import SlackApiError
+        from slack_sdk.web.async_client import AsyncWebClient
+
+        client = AsyncWebClient(token=token, base_url=env.slack_api_url)
+        try:
+            auth = await client.auth_test()
+            print(f"ok: Slack: connected as {auth.get('user')} in {auth.get('team')}")
+        except SlackApiError as exc:
+            problems.append(f"Slack: auth.test failed: {exc.response.get('error')}")
+        except Exception as exc:  # unreachable host, TLS, DNS
+            problems.append(f"Slack: could not reach {env.slack_api_url}: {type(exc).__name__}")
+    if not env.socket_mode and not (env.slack_signing_secret and env.slack_signing_secret.get_secret_value()):
+        problems.append("SLACK_SIGNING_SECRET is not set (required in HTTP mode)")
+    if problems:
+        return _problems(problems)
+    print("all checks passed")
+    return 0
+
+
+def _explain(exc: BaseException) -> str:
+    from connectors.errors import AuthExpired, NotAllowed, NotFound, RateLimited, VendorUnavailable
+
+    if isinstance(exc, AuthExpired):
+        return "the service credentials were refused (401): check username/password/token in the config"
+    if isinstance(exc, NotAllowed):
+        return f"the service account lacks permission: {exc}"
+    if isinstance(exc, NotFound):
+        return f"not found: check base_url ({exc})"
+    if isinstance(exc, RateLimited):
+        return "rate limited; try again later"
+    if isinstance(exc, VendorUnavailable | TimeoutError):
+        return f"could not reach the vendor: {exc or 'timed out'}"
+    return str(exc)
+
+
+async def _poll(config: Config, env: Env, only: str | None) -> int:
+    from bot.runtime import Runtime
+
+    if only and config.connector(only) is None:
+        return _problems(
+            [f"--connector {only}: no such connector (known: {', '.join(c.name for c in config.connectors)})"]
+        )
+    runtime = _runtime(config, env)
+    assert isinstance(runtime, Runtime)
+    await runtime.start(background=False)
+    try:
+        results = await runtime.poll_once(only)
+    finally:
+        await runtime.stop()
+    failed = 0
+    for name, result in results.items():
+        if result.ok and result.plan is not None:
+            plan = result.plan
+            print(
+                f"{name}: {result.pending} pending ({len(plan.new)} new, {len(plan.changed)} changed, "
+                f"{len(plan.gone)} left the list)"
+            )
+        else:
+            failed += 1
+            print(f"{name}: failed: {result.error}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,153 @@
+"""One sync loop per connector (Home Assistant's DataUpdateCoordinator is the model).
+
+Fetch, diff against the store (pure, bot/sync.py), write snapshots and the Slack work they need in
+one transaction, then let the notifier deliver. Items that left the pending list are re-read once
+to learn how they ended. A connector that starts failing is logged once, and once when it recovers,
+not every minute in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from bot import metrics
+from bot.sync import Stored, SyncPlan, card_targets, diff
+from connectors.base import ApprovalItem, Connector, Status
+from connectors.errors import ConnectorError, NotFound
+from store.repo import Store, now_utc
+
+log = logging.getLogger(__name__)
+
+STALE_CLAIM = timedelta(minutes=5)
+
+
+@dataclass
+class SyncResult:
+    ok: bool
+    plan: SyncPlan | None = None
+    error: str | None = None
+    pending: int = 0
+
+
+class Coordinator:
+    def __init__(self, *, connector: Connector, store: Store, channel: str | None) -> None:
+        self.connector = connector
+        self.store = store
+        self.channel = channel
+        self.failing = False
+        self._lock = asyncio.Lock()
+
+    @property
+    def name(self) -> str:
+        return self.connector.name
+
+    async def run_once(self) -> SyncResult:
+        """One cycle; never raises for vendor trouble (it is recorded and logged instead)."""
+        if self._lock.locked():
+            return SyncResult(ok=True, error="a sync of this connector is already running")
+        async with self._lock:
+            started = time.perf_counter()
+            try:
+                result = await self._cycle()
+            finally:
+                metrics.SYNC_SECONDS.labels(connector=self.name).observe(time.perf_counter() - started)
+            metrics.SYNC_RUNS.labels(connector=self.name, outcome="ok" if result.ok else "error").inc()
+            return result
+
+    async def _cycle(self) -> SyncResult:
+        await self._release_stale_claims()
+        linked = await self.store.linked_users(connector=self.name)
+        fetch_started = now_utc()
+        try:
+            fetched = await self.connector.fetch_pending(linked)
+        except ConnectorError as exc:
+            return await self._failed(exc)
+        stored = {
+            ext: Stored(version, status, row_id)
+            for ext, (version, status, row_id) in (await self.store.versions(connector=self.name)).items()
+        }
+        plan = diff(stored, [i for i in fetched if i.connector == self.name])
+        finals: list[tuple[int, ApprovalItem]] = []
+        for row_id, external_id in plan.gone:
+            final = await self._reread(row_id, external_id)
+            if final is not None:
+                finals.append((row_id, final))
+        slack_by_vendor = {u.vendor_user_id: u.slack_user_id for u in linked}
+        now = now_utc()
+        pending = (
+            plan.unchanged + len(plan.new) + sum(1 for _, i in plan.changed if i.status is Status.PENDING)
+        )
+        async with self.store.db.transaction() as session:
+            for item in plan.new:
+                new_id = await self.store.save_item(
+                    session, item=item, now=now, closed=item.status.final, if_older_than=fetch_started
+                )
+                if new_id is None:
+                    continue
+                for target in card_targets(item, channel=self.channel, slack_by_vendor=slack_by_vendor):
+                    await self.store.enqueue_card(session, item_id=new_id, target=target, now=now)
+            for row_id, item in [*plan.changed, *finals]:
+                saved = await self.store.save_item(
+                    session,
+                    item=item,
+                    now=now,
+                    existing_id=row_id,
+                    closed=item.status.final,
+                    if_older_than=fetch_started,
+                )
+                if saved is None:
+                    continue
+                targets = set(card_targets(item, channel=self.channel, slack_by_vendor=slack_by_vendor))
+                if item.status.final:
+                    targets = set()  # a decided item gets no new cards, only updates of the ones it has
+                for target in targets:
+                    await self.store.enqueue_card(session, item_id=row_id, target=target, now=now)
+                await self.store.enqueue_item_cards(session, item_id=row_id, now=now)
+            await self.store.record_sync(session, name=self.name, ok=True, error=None, pending=pending)
+        metrics.PENDING.labels(connector=self.name).set(pending)
+        if self.failing:
+            log.warning("connector %s recovered", self.name)
+            self.failing = False
+        return SyncResult(ok=True, plan=plan, pending=pending)
+
+    async def _reread(self, row_id: int, external_id: str) -> ApprovalItem | None:
+        stored = await self.store.item_by_id(item_id=row_id)
+        if stored is None:
+            return None
+        try:
+            return await self.connector.refresh(stored.item)
+        except NotFound:
+            return stored.item.with_status(
+                Status.CANCELLED, decision_note=f"No longer found in {self.connector.vendor_label}"
+            )
+        except ConnectorError as exc:
+            log.info(
+                "connector %s: could not re-read %s (%s); will try next cycle", self.name, external_id, exc
+            )
+            return None
+
+    async def _failed(self, exc: ConnectorError) -> SyncResult:
+        message = str(exc)
+        if not self.failing:
+            log.warning("connector %s is failing: %s", self.name, message)
+            self.failing = True
+        async with self.store.db.transaction() as session:
+            await self.store.record_sync(session, name=self.name, ok=False, error=message, pending=None)
+        return SyncResult(ok=False, error=message)
+
+    async def _release_stale_claims(self) -> None:
+        """A click whose process died mid-call leaves a claim; the vendor's answer tells the truth."""
+        for stored in await self.store.stale_claims(older_than=STALE_CLAIM):
+            if stored.item.connector != self.name:
+                continue
+            try:
+                fresh = await self.connector.refresh(stored.item)
+            except ConnectorError:
+                fresh = None
+            await self.store.finish_claim(
+                item_id=stored.id, item=fresh, error="the last attempt was interrupted; try again"
+            )

@@ -1,0 +1,162 @@
+"""Modal submissions: linking credentials, deciding with a comment or inputs, starting approvals."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+
+from bot import blocks
+from bot.ids import ItemRef, ViewId
+from bot.listeners.deps import Deps, metadata, user_id, view_values
+from connectors.base import Action, InputDef
+from connectors.errors import ConnectorError
+
+log = logging.getLogger(__name__)
+
+# Slack closes a view_submission after 3 s; verification gets this long before the modal says "Checking…".
+VERIFY_WINDOW = 2.0
+
+
+def register(app: AsyncApp, deps: Deps) -> None:
+    @app.view(ViewId.CONNECT.value)
+    async def connect_submitted(ack: Any, body: dict[str, Any]) -> None:
+        user = user_id(body)
+        meta = metadata(body)
+        name = str(meta.get("c") or "")
+        connector = deps.services.connectors.get(name)
+        if user is None or connector is None:
+            await ack()
+            return
+        values = {
+            key.removeprefix("cred|"): v for key, v in view_values(body).items() if key.startswith("cred|")
+        }
+        task = asyncio.ensure_future(deps.services.link(connector_name=name, slack_user=user, values=values))
+        done, _ = await asyncio.wait({task}, timeout=VERIFY_WINDOW)
+        if done:
+            outcome = task.result()
+            if outcome.field_errors:
+                await ack(
+                    response_action="errors", errors={f"cred|{k}": v for k, v in outcome.field_errors.items()}
+                )
+                return
+            await ack()
+            if outcome.message:
+                await deps.notifier.tell(user=user, message=outcome.message, channel=meta.get("ch"))
+            return
+        # The vendor is slow: keep the modal open with a "Checking…" page and finish there.
+        await ack(response_action="update", view=blocks.checking_view(connector.vendor_label))
+        outcome = await task
+        view_id = (body.get("view") or {}).get("id")
+        if outcome.field_errors:
+            text = (
+                ":x: "
+                + " ".join(outcome.field_errors.values())
+                + f" Run `/approvals connect {name}` to try again."
+            )
+        else:
+            text = outcome.message.text if outcome.message else "Done."
+        try:
+            await deps.notifier.client.views_update(
+                view_id=view_id, view=blocks.checking_view(connector.vendor_label, text)
+            )
+        except Exception as exc:  # the person may have closed the modal; tell them in a DM instead
+            log.info("views.update after slow verify failed: %s", type(exc).__name__)
+            if outcome.message:
+                await deps.notifier.tell(user=user, message=outcome.message)
+
+    @app.view(ViewId.DECIDE.value)
+    async def decide_submitted(ack: Any, body: dict[str, Any]) -> None:
+        user = user_id(body)
+        meta = metadata(body)
+        try:
+            action = Action(str(meta.get("a")))
+        except ValueError:
+            action = None
+        ref = ItemRef(str(meta.get("c") or ""), str(meta.get("i") or ""))
+        connector = deps.services.connectors.get(ref.connector)
+        if user is None or action is None or connector is None or not ref.external_id:
+            await ack()
+            return
+        values = view_values(body)
+        comment = values.pop("input|__comment__", None)
+        stored = await deps.services.store.item(connector=ref.connector, external_id=ref.external_id)
+        spec = stored.item.action(action) if stored else None
+        kinds: dict[str, InputDef] = {i.name: i for i in spec.inputs} if spec else {}
+        inputs: dict[str, str] = {}
+        errors: dict[str, str] = {}
+        for key, value in values.items():
+            if not key.startswith("input|"):
+                continue
+            name = key.removeprefix("input|")
+            definition = kinds.get(name)
+            if definition is not None and definition.kind == "slack_user" and value:
+                vendor_id, problem = await _vendor_user(deps, connector, value)
+                if problem:
+                    errors[key] = problem
+                    continue
+                value = vendor_id or ""
+            inputs[name] = value
+        if errors:
+            await ack(response_action="errors", errors=errors)
+            return
+        await ack()
+        reply = await deps.services.decide(
+            ref=ref, action=action, slack_user=user, comment=comment, inputs=inputs
+        )
+        if reply is not None:
+            await deps.notifier.tell(user=user, message=reply, channel=meta.get("ch") or None)
+
+    @app.view(ViewId.REQUEST.value)
+    async def request_submitted(ack: Any, body: dict[str, Any]) -> None:
+        user = user_id(body)
+        meta = metadata(body)
+        connector = deps.services.connectors.get(str(meta.get("c") or ""))
+        if user is None or connector is None:
+            await ack()
+            return
+        values = view_values(body)
+        chosen = values.pop("input|__requestable__", "")
+        inputs = {k.removeprefix("input|"): v for k, v in values.items() if k.startswith("input|")}
+        if meta.get("t"):
+            inputs.setdefault("target", str(meta["t"]))
+        await ack()
+        actor = await deps.services.actor(connector, user)
+        if isinstance(actor, blocks.Message):
+            await deps.notifier.tell(user=user, message=actor, channel=meta.get("ch") or None)
+            return
+        try:
+            item = await connector.request(actor, chosen, inputs)
+        except ConnectorError as exc:
+            message = blocks.notice(
+                f"{connector.vendor_label} did not start it: {blocks.escape(blocks.cut(exc.detail or str(exc), 300))}"
+            )
+        else:
+            title = f"“{blocks.escape(item.title)}”" if item else "it"
+            message = blocks.notice(
+                f":white_check_mark: Started {title} in {connector.vendor_label}. Approvers get their cards on the next sync."
+            )
+        await deps.notifier.tell(user=user, message=message, channel=meta.get("ch") or None)
+
+
+async def _vendor_user(deps: Deps, connector: Any, slack_user: str) -> tuple[str | None, str | None]:
+    """A picked Slack user → their vendor id, by their Slack email (never by trusting a name)."""
+    try:
+        profile = await deps.notifier.user_profile(slack_user)
+    except Exception:
+        return None, "Could not read that person's Slack profile. Try again."
+    email = profile.get("email")
+    if not email:
+        return None, "That person has no email on their Slack profile, so I cannot find them."
+    try:
+        identity = await connector.identify(email)
+    except ConnectorError:
+        return None, f"Could not reach {connector.vendor_label} to look them up. Try again."
+    if identity is None:
+        return (
+            None,
+            f"{profile.get('name') or 'That person'} has no {connector.vendor_label} account with {email}.",
+        )
+    return identity.user_id, None

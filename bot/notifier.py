@@ -1,0 +1,321 @@
+"""The only module that talks to Slack's Web API (and response_urls).
+
+Why one place: Slack's rate limits, retries and error sorting are the same for every message,
+and the outbox makes card delivery survive restarts. Card work is rendered at delivery time from
+the store, so the newest state wins even when several changes queued up meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import blocks, metrics
+from bot.blocks import CardState, Message
+from connectors.base import Action
+from store.models import OutboxRow
+from store.repo import Store, StoredItem, now_utc
+
+log = logging.getLogger(__name__)
+
+# Slack errors after which retrying the same call cannot help; the work is dropped with a log line.
+FINAL_ERRORS = {
+    "channel_not_found",
+    "not_in_channel",
+    "is_archived",
+    "is_inactive",
+    "message_not_found",
+    "cant_update_message",
+    "edit_window_closed",
+    "msg_too_long",
+    "invalid_blocks",
+    "no_text",
+    "user_not_found",
+    "users_not_found",
+    "cannot_dm_bot",
+    "user_disabled",
+    "restricted_action",
+}
+
+
+def make_client(*, token: str, base_url: str, session: aiohttp.ClientSession | None = None) -> AsyncWebClient:
+    """One client for the process, sharing one aiohttp session (slack_sdk would open one per call).
+
+    429 is not retried by slack_sdk by default: the rate-limit handler sleeps Retry-After.
+    """
+    return AsyncWebClient(
+        token=token,
+        base_url=base_url,
+        session=session,
+        timeout=15,
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(max_retry_count=2),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=3),
+            AsyncServerErrorRetryHandler(max_retry_count=2),
+        ],
+    )
+
+
+@dataclass(frozen=True)
+class ConnectorView:
+    """What the notifier needs to know of a connector to render and route its cards."""
+
+    name: str
+    vendor_label: str
+    channel: str | None
+
+
+Clock = Callable[[], datetime]
+
+
+class Notifier:
+    def __init__(
+        self,
+        *,
+        client: AsyncWebClient,
+        store: Store,
+        connectors: Mapping[str, ConnectorView],
+        session: aiohttp.ClientSession,
+        clock: Clock = now_utc,
+    ) -> None:
+        self.client = client
+        self.store = store
+        self.connectors = connectors
+        self._session = session
+        self._clock = clock
+        self._email_cache: dict[str, str | None] = {}
+        self._lock = asyncio.Lock()
+        self._kick = asyncio.Event()
+        self.on_card: Callable[[str, str, Message, str], Awaitable[None]] | None = None
+        # Extra outbox kinds (reminders, channel notifications) register a handler here.
+        self.handlers: dict[str, Callable[[OutboxRow], Awaitable[None]]] = {"card": self._deliver_card}
+
+    # ---- rendering -------------------------------------------------------------------------------
+
+    def card_state(self, stored: StoredItem, synced_at: datetime | None = None) -> CardState:
+        row = stored.row
+        view = self.connectors.get(stored.item.connector)
+        return CardState(
+            item=stored.item,
+            vendor_label=view.vendor_label if view else stored.item.connector,
+            connector_name=stored.item.connector,
+            now=self._clock(),
+            synced_at=synced_at or row.updated_at,
+            working_by=row.claim_by,
+            working_action=_action(row.claim_action),
+            decided_by=row.decided_by,
+            decided_action=_action(row.decided_action),
+            decided_at=row.decided_at,
+            decided_comment=row.decided_comment,
+            last_error=row.last_error,
+        )
+
+    # ---- outbox ----------------------------------------------------------------------------------
+
+    def kick(self) -> None:
+        """Ask the delivery loop to run now (after a click or a sync wrote outbox rows)."""
+        self._kick.set()
+
+    async def wait_for_kick(self, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._kick.wait(), timeout)
+        self._kick.clear()
+
+    async def deliver(self, *, limit: int = 200) -> int:
+        """Deliver what is due; one delivery at a time per process. Returns how many were done."""
+        async with self._lock:
+            done = 0
+            for row in await self.store.due_outbox(limit=limit):
+                handler = self.handlers.get(row.kind)
+                if handler is None:
+                    log.error("outbox row %s has unknown kind %r; dropped", row.id, row.kind)
+                    await self.store.outbox_done(row=row)
+                    continue
+                try:
+                    await handler(row)
+                except SlackApiError as exc:
+                    error = str(exc.response.get("error", "unknown"))
+                    if error in FINAL_ERRORS:
+                        log.warning("Slack refused %s for %s: %s; not retrying", row.kind, row.target, error)
+                        metrics.SLACK_FAILURES.labels(error=error).inc()
+                        await self.store.outbox_done(row=row)
+                        continue
+                    retry_after = _retry_after(exc)
+                    delay = timedelta(seconds=retry_after or min(300, 2 ** min(row.attempts, 8)))
+                    log.info("Slack %s for %s; retrying in %s", error, row.target, delay)
+                    await self.store.outbox_retry(row=row, error=error, delay=delay)
+                    continue
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    delay = timedelta(seconds=min(300, 2 ** min(row.attempts, 8)))
+                    await self.store.outbox_retry(row=row, error=type(exc).__name__, delay=delay)
+                    continue
+                await self.store.outbox_done(row=row)
+                done += 1
+            return done
+
+    async def _deliver_card(self, row: OutboxRow) -> None:
+        assert row.item_id is not None and row.target is not None
+        stored = await self.store.item_by_id(item_id=row.item_id)
+        if stored is None:
+            return
+        message = blocks.card(self.card_state(stored))
+        rendered = _digest(message)
+        existing = next(
+            (c for c in await self.store.cards(item_id=row.item_id) if c.target == row.target), None
+        )
+        if existing is not None:
+            if existing.rendered == rendered:
+                return
+            await self.client.chat_update(
+                channel=existing.channel, ts=existing.ts, text=message.text, blocks=message.blocks
+            )
+            metrics.SLACK_CALLS.labels(method="chat.update").inc()
+            assert existing.id is not None
+            await self.store.mark_rendered(card_id=existing.id, rendered=rendered)
+            if self.on_card:
+                await self.on_card(existing.channel, existing.ts, message, "update")
+            return
+        destination, slack_user = await self._destination(row.target, stored.item.connector)
+        if destination is None:
+            log.warning(
+                "no Slack destination for %s (%s); card not posted", row.target, stored.item.connector
+            )
+            return
+        response = await self.client.chat_postMessage(
+            channel=destination, text=message.text, blocks=message.blocks, unfurl_links=False
+        )
+        metrics.SLACK_CALLS.labels(method="chat.postMessage").inc()
+        channel, ts = str(response["channel"]), str(response["ts"])
+        await self.store.record_card(
+            item_id=row.item_id,
+            target=row.target,
+            channel=channel,
+            ts=ts,
+            slack_user=slack_user,
+            rendered=rendered,
+        )
+        if self.on_card:
+            await self.on_card(channel, ts, message, "post")
+
+    async def _destination(self, target: str, connector: str) -> tuple[str | None, str | None]:
+        kind, _, value = target.partition(":")
+        if kind == "channel":
+            return value, None
+        if kind == "user":
+            return value, value
+        if kind == "email":
+            user = await self.user_by_email(value)
+            if user:
+                return user, user
+            view = self.connectors.get(connector)
+            return (view.channel if view else None), None
+        return None, None
+
+    async def user_by_email(self, email: str) -> str | None:
+        key = email.lower()
+        if key not in self._email_cache:
+            try:
+                response = await self.client.users_lookupByEmail(email=email)
+                self._email_cache[key] = str(response["user"]["id"])
+            except SlackApiError as exc:
+                if exc.response.get("error") != "users_not_found":
+                    raise
+                self._email_cache[key] = None
+        return self._email_cache[key]
+
+    async def user_profile(self, user_id: str) -> dict[str, Any]:
+        """users.info: email (needs users:read.email), name and time zone."""
+        response = await self.client.users_info(user=user_id)
+        user = response["user"]
+        profile = user.get("profile", {})
+        return {
+            "id": user_id,
+            "email": profile.get("email"),
+            "name": profile.get("real_name") or user.get("real_name") or user.get("name") or user_id,
+            "tz": user.get("tz") or "UTC",
+        }
+
+    # ---- private answers ---------------------------------------------------------------------------
+
+    async def tell(
+        self,
+        *,
+        user: str,
+        message: Message,
+        response_url: str | None = None,
+        channel: str | None = None,
+    ) -> None:
+        """A private answer to one person: through the interaction's response_url when there is one,
+        else an ephemeral in the channel, else a DM. Never fails the caller."""
+        try:
+            if response_url:
+                async with self._session.post(
+                    response_url,
+                    json={
+                        "response_type": "ephemeral",
+                        "replace_original": False,
+                        "text": message.text,
+                        "blocks": message.blocks,
+                    },
+                    timeout=aiohttp.ClientTimeout(total=10),
+                ) as response:
+                    if response.status < 300:
+                        return
+                    log.info("response_url answered %s; falling back", response.status)
+            if channel:
+                try:
+                    await self.client.chat_postEphemeral(
+                        channel=channel, user=user, text=message.text, blocks=message.blocks
+                    )
+                    return
+                except SlackApiError as exc:
+                    log.info("ephemeral to %s failed (%s); sending a DM", user, exc.response.get("error"))
+            await self.client.chat_postMessage(channel=user, text=message.text, blocks=message.blocks)
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("could not tell %s: %s", user, type(exc).__name__)
+
+    async def open_view(self, *, trigger_id: str, view: dict[str, Any]) -> str | None:
+        """views.open; returns the Slack error code when Slack refused (e.g. expired_trigger_id)."""
+        try:
+            await self.client.views_open(trigger_id=trigger_id, view=view)
+            return None
+        except SlackApiError as exc:
+            return str(exc.response.get("error", "unknown"))
+
+
+def _digest(message: Message) -> str:
+    return hashlib.sha256(json.dumps([message.text, message.blocks], sort_keys=True).encode()).hexdigest()[
+        :32
+    ]
+
+
+def _retry_after(exc: SlackApiError) -> float | None:
+    headers = getattr(exc.response, "headers", {}) or {}
+    value = headers.get("Retry-After") or headers.get("retry-after")
+    try:
+        return float(value) if value else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _action(value: str | None) -> Action | None:
+    try:
+        return Action(value) if value else None
+    except ValueError:
+        return None

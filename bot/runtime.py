@@ -1,0 +1,180 @@
+"""Wires the process together: store, connectors, Slack client, services, Bolt app, scheduler.
+
+Why one object: `run`, `poll --once`, `demo` and the tests build the same thing, so what runs in
+production is what the tests exercise. Dependencies are passed in, not looked up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+import aiohttp
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from slack_bolt.async_app import AsyncApp
+
+from bot.app import build_app
+from bot.config import Config
+from bot.coordinator import Coordinator, SyncResult
+from bot.listeners.deps import Deps
+from bot.notifier import ConnectorView, Notifier, make_client
+from bot.services import Services
+from connectors.base import Connector
+from connectors.registry import specs
+from store.crypto import CredentialBox
+from store.db import Database
+from store.repo import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SlackSettings:
+    token: str
+    api_url: str
+    signing_secret: str | None
+    socket_mode: bool = False
+
+
+def build_connectors(config: Config) -> dict[str, Connector]:
+    available = specs()
+    return {c.name: available[c.type].build(c.name, c.settings) for c in config.connectors}
+
+
+class Runtime:
+    def __init__(
+        self,
+        *,
+        config: Config,
+        database_url: str,
+        secret_key: str,
+        slack: SlackSettings,
+        connectors: Mapping[str, Connector] | None = None,
+        deliver_interval: float = 1.0,
+    ) -> None:
+        self.config = config
+        self.slack = slack
+        self.db = Database(database_url)
+        self.store = Store(self.db, CredentialBox(secret_key))
+        self.connectors: dict[str, Connector] = dict(connectors or build_connectors(config))
+        self.deliver_interval = deliver_interval
+        self.session: aiohttp.ClientSession | None = None
+        self.notifier: Notifier
+        self.services: Services
+        self.app: AsyncApp | None = None
+        self.coordinators: dict[str, Coordinator] = {}
+        self.scheduler: AsyncIOScheduler | None = None
+        self._delivery: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+
+    async def start(self, *, background: bool = True) -> None:
+        """Migrate, wire, and (with `background`) start polling and delivery."""
+        await self.db.migrate()
+        self.session = aiohttp.ClientSession()
+        client = make_client(token=self.slack.token, base_url=self.slack.api_url, session=self.session)
+        views = {
+            c.name: ConnectorView(c.name, self.connectors[c.name].vendor_label, c.channel)
+            for c in self.config.connectors
+            if c.name in self.connectors
+        }
+        self.notifier = Notifier(client=client, store=self.store, connectors=views, session=self.session)
+        self.services = Services(
+            store=self.store,
+            connectors=self.connectors,
+            configs={c.name: c for c in self.config.connectors},
+            notifier=self.notifier,
+        )
+        self.deps = Deps(services=self.services, notifier=self.notifier)
+        self.app = build_app(
+            self.deps,
+            client=client,
+            signing_secret=self.slack.signing_secret,
+            socket_mode=self.slack.socket_mode,
+        )
+        self.coordinators = {
+            c.name: Coordinator(connector=self.connectors[c.name], store=self.store, channel=c.channel)
+            for c in self.config.connectors
+            if c.name in self.connectors
+        }
+        if background:
+            self._start_background()
+
+    def _start_background(self) -> None:
+        scheduler = AsyncIOScheduler(timezone="UTC")
+        for config in self.config.connectors:
+            coordinator = self.coordinators.get(config.name)
+            if coordinator is None:
+                continue
+            seconds = max(1, int(config.poll_interval.total_seconds()))
+            scheduler.add_job(
+                self._sync_job,
+                "interval",
+                args=[config.name],
+                seconds=seconds,
+                id=f"sync:{config.name}",
+                # One run at a time per connector; a run missed while the process was busy is
+                # made up once (coalesce) if it is less than one interval late.
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=seconds,
+                next_run_time=_now(),
+            )
+        scheduler.add_job(
+            self._housekeeping,
+            "interval",
+            minutes=10,
+            id="housekeeping",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=600,
+        )
+        scheduler.start()
+        self.scheduler = scheduler
+        self._delivery = asyncio.create_task(self._deliver_forever(), name="outbox-delivery")
+
+    async def _sync_job(self, name: str) -> None:
+        await self.coordinators[name].run_once()
+        self.notifier.kick()
+
+    async def _housekeeping(self) -> None:
+        await self.store.forget_events(older_than=timedelta(hours=2))
+
+    async def _deliver_forever(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self.notifier.deliver()
+            except Exception:  # one bad delivery pass must not end delivery for good
+                log.exception("outbox delivery pass failed")
+            await self.notifier.wait_for_kick(self.deliver_interval)
+
+    async def poll_once(self, connector: str | None = None) -> dict[str, SyncResult]:
+        """One sync cycle of every (or one) connector, then deliver what it produced."""
+        names = [connector] if connector else list(self.coordinators)
+        results = {name: await self.coordinators[name].run_once() for name in names}
+        await self.notifier.deliver(limit=10_000)
+        return results
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+        if self._delivery is not None:
+            self.notifier.kick()
+            self._delivery.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._delivery
+        for connector in self.connectors.values():
+            await connector.aclose()
+        if self.session is not None:
+            await self.session.close()
+        await self.db.dispose()
+
+
+def _now() -> object:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)

@@ -1,0 +1,533 @@
+"""The use cases behind every Slack interaction: decide, link, unlink, list, status.
+
+Listeners stay thin (ack, call one of these, answer); these functions own the rules of
+DESIGN.md 2.3-2.4: act only as the person who clicked, claim before calling the vendor, never
+retry a decision blindly, re-read after any doubt, audit every attempt, and word every outcome
+for the person (the only place vendor errors become sentences).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from bot import blocks, metrics
+from bot.blocks import ACTION_LABELS, CardState, Message
+from bot.config import ConnectorConfig
+from bot.ids import ItemRef
+from bot.notifier import Notifier
+from connectors.base import Action, Actor, ApprovalItem, Connector, Status
+from connectors.errors import (
+    AlreadyDecided,
+    AuthExpired,
+    ConnectorError,
+    InvalidInput,
+    NotAllowed,
+    NotFound,
+    TransientError,
+    Unsupported,
+)
+from store.repo import Identity, Store, StoredItem, now_utc
+
+log = logging.getLogger(__name__)
+
+EXPECTED = {Action.APPROVE: Status.APPROVED, Action.REJECT: Status.REJECTED, Action.CANCEL: Status.CANCELLED}
+PAST = {
+    Action.APPROVE: "approved",
+    Action.REJECT: "rejected",
+    Action.ABSTAIN: "abstained on",
+    Action.RESET: "reset",
+    Action.REASSIGN: "reassigned",
+    Action.COMMENT: "commented on",
+    Action.CANCEL: "cancelled",
+    Action.REQUEST: "requested",
+}
+
+
+def not_allowed_words(exc: NotAllowed, vendor: str, action: Action) -> str:
+    verb = ACTION_LABELS[action].lower()
+    words = {
+        "not_approver": f"{vendor} says you are not an approver of this one (not in its approval group), "
+        "so nothing was changed. Ask its owner to add you, or leave it to the approvers.",
+        "self_approval": f"You triggered this run, and {vendor} does not let the person who triggered it "
+        f"{verb} it. Another approver has to decide.",
+        "disallowed_user": f"{vendor} has you on the list of people who may not {verb} this step.",
+        "already_acted": f"You have already decided on this one in {vendor}; it now waits for the other approvers.",
+        "service_account": f"The key you linked belongs to a service account; {vendor} needs a person to "
+        "decide. Reconnect with your personal API key.",
+        "wrong_user": f"The credentials you linked belong to someone else in {vendor}. Reconnect with your own.",
+        "wrong_account": f"The key you linked belongs to another {vendor} account. Reconnect with a key of this one.",
+        "action_disabled": f"{vendor} has “{verb}” turned off for this approval, so I no longer offer it.",
+        "license": f"{vendor} refused because its license is not valid. Tell your {vendor} admin.",
+        "permission": f"{vendor} says you lack the permission to {verb} this.",
+    }
+    text = words.get(exc.reason) or f"{vendor} refused to {verb} this for you."
+    if exc.detail and exc.reason not in words:
+        text += f" ({blocks.cut(exc.detail, 300)})"
+    return text
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where an interaction came from, so answers and card updates go back there."""
+
+    channel: str | None = None
+    ts: str | None = None
+    response_url: str | None = None
+
+    def as_metadata(self) -> dict[str, str]:
+        return {k: v for k, v in (("ch", self.channel), ("ts", self.ts)) if v}
+
+
+@dataclass
+class Precheck:
+    """The outcome of looking at a click before anything slow happens (modals need the trigger)."""
+
+    item: StoredItem | None = None
+    connector: Connector | None = None
+    reply: Message | None = None
+
+
+@dataclass
+class LinkOutcome:
+    message: Message | None = None
+    field_errors: dict[str, str] = field(default_factory=dict)
+
+
+class Services:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        connectors: Mapping[str, Connector],
+        configs: Mapping[str, ConnectorConfig],
+        notifier: Notifier,
+    ) -> None:
+        self.store = store
+        self.connectors = connectors
+        self.configs = configs
+        self.notifier = notifier
+
+    # ---- clicks ----------------------------------------------------------------------------------
+
+    async def precheck(self, *, ref: ItemRef, action: Action, slack_user: str) -> Precheck:
+        connector = self.connectors.get(ref.connector)
+        if connector is None:
+            return Precheck(
+                reply=blocks.notice(
+                    f"This card belongs to `{blocks.escape(ref.connector)}`, which is no longer configured here. "
+                    "Nothing was changed."
+                )
+            )
+        stored = await self.store.item(connector=ref.connector, external_id=ref.external_id)
+        if stored is None:
+            return Precheck(
+                reply=blocks.notice(
+                    "I no longer know this approval (it may have been removed). Nothing was changed; "
+                    "`/approvals` lists what waits on you now."
+                )
+            )
+        if stored.item.status.final:
+            await self._redraw(stored.id)
+            return Precheck(reply=blocks.notice(self._final_words(stored, connector)))
+        if stored.item.action(action) is None:
+            await self._redraw(stored.id)
+            return Precheck(
+                reply=blocks.notice(
+                    f"{connector.vendor_label} does not offer “{ACTION_LABELS[action]}” on this one now; "
+                    "the card has been refreshed."
+                )
+            )
+        actor = await self.actor(connector, slack_user)
+        if isinstance(actor, Message):
+            return Precheck(reply=actor)
+        if stored.row.claim_by:
+            return Precheck(reply=self._claimed_words(stored, slack_user))
+        return Precheck(item=stored, connector=connector)
+
+    async def decide(
+        self,
+        *,
+        ref: ItemRef,
+        action: Action,
+        slack_user: str,
+        comment: str | None = None,
+        inputs: Mapping[str, str] | None = None,
+    ) -> Message | None:
+        """Act on one item as `slack_user`. Returns the private answer, or None when the card says it all."""
+        check = await self.precheck(ref=ref, action=action, slack_user=slack_user)
+        if check.reply is not None or check.item is None or check.connector is None:
+            return check.reply
+        stored, connector = check.item, check.connector
+        item = stored.item
+        spec = item.action(action)
+        assert spec is not None
+        comment = (comment or "").strip() or None
+        if spec.comment == "required" and not comment:
+            return blocks.notice(
+                f"{connector.vendor_label} needs a comment to {ACTION_LABELS[action].lower()} this.",
+                buttons=[blocks.with_comment_button(item, action)],
+            )
+        actor = await self.actor(connector, slack_user)
+        if isinstance(actor, Message):
+            return actor
+        if not await self.store.claim(item_id=stored.id, slack_user=slack_user, action=action.value):
+            fresh = await self.store.item_by_id(item_id=stored.id)
+            if fresh is not None and fresh.item.status.final:
+                return blocks.notice(self._final_words(fresh, connector))
+            return self._claimed_words(fresh or stored, slack_user)
+        await self._redraw(stored.id)  # "Working…" on every copy, buttons gone
+        return await self._act(stored, connector, action, actor, comment, inputs or {})
+
+    async def _act(
+        self,
+        stored: StoredItem,
+        connector: Connector,
+        action: Action,
+        actor: Actor,
+        comment: str | None,
+        inputs: Mapping[str, str],
+    ) -> Message | None:
+        item = stored.item
+        vendor = connector.vendor_label
+        verb = ACTION_LABELS[action].lower()
+
+        async def audit(outcome: str, answer: str | None) -> None:
+            metrics.CLICKS.labels(connector=connector.name, action=action.value, outcome=outcome).inc()
+            await self.store.audit(
+                item_id=stored.id,
+                connector=connector.name,
+                external_id=item.external_id,
+                slack_user_id=actor.slack_user_id,
+                vendor_user_id=actor.vendor_user_id,
+                action=action.value,
+                comment=comment,
+                outcome=outcome,
+                vendor_answer=answer,
+            )
+
+        async def release(fresh: ApprovalItem | None = None, error: str | None = None) -> None:
+            await self.store.finish_claim(item_id=stored.id, item=fresh, error=error)
+            self.notifier.kick()
+
+        try:
+            after = await connector.act(item, action, actor, comment=comment, inputs=inputs)
+        except AlreadyDecided as exc:
+            fresh = await self._reread(connector, item) or (
+                item.with_status(exc.status) if exc.status else None
+            )
+            await audit("already_decided", str(exc))
+            await release(fresh)
+            status = (fresh.status if fresh else exc.status) or Status.APPROVED
+            return blocks.notice(
+                f"This was already *{status.value}* in {vendor} before your click, so nothing was changed. "
+                "The card now shows it."
+            )
+        except AuthExpired as exc:
+            await audit("refused", str(exc))
+            await self.store.mark_broken(slack_user_id=actor.slack_user_id, connector=connector.name)
+            await release()
+            return blocks.notice(
+                f"Your {vendor} credentials no longer work, so nothing was changed. Reconnect with "
+                f"`/approvals connect {connector.name}` (or the button), then click again.",
+                buttons=[blocks.connect_button(connector.name, vendor)],
+            )
+        except NotAllowed as exc:
+            await audit("refused", f"{exc.reason}: {exc.detail or exc}")
+            await release(await self._reread(connector, item) if exc.reason == "already_acted" else None)
+            return blocks.notice(not_allowed_words(exc, vendor, action))
+        except InvalidInput as exc:
+            await audit("refused", f"{exc.field}: {exc.detail or exc}")
+            await release()
+            if exc.field == "comment":
+                return blocks.notice(
+                    f"{vendor} needs a comment to {verb} this. Nothing was changed yet.",
+                    buttons=[blocks.with_comment_button(item, action)],
+                )
+            detail = (
+                f": {blocks.escape(blocks.cut(exc.detail or str(exc), 300))}"
+                if exc.detail or exc.field
+                else ""
+            )
+            return blocks.notice(
+                f"{vendor} did not accept that{detail}. Nothing was changed; you can try again."
+            )
+        except Unsupported as exc:
+            await audit("refused", str(exc))
+            await release()
+            return blocks.notice(f"{vendor} cannot {verb} this from Slack. Use “Open in {vendor}”.")
+        except NotFound as exc:
+            fresh = await self._reread(connector, item)
+            await audit("failed", str(exc))
+            await release(fresh or item.with_status(Status.CANCELLED, decision_note=f"No longer in {vendor}"))
+            return blocks.notice(f"{vendor} no longer knows this approval; the card has been updated.")
+        except (TransientError, ConnectorError) as exc:
+            # The outcome is unknown: ask the vendor what is true now instead of sending again.
+            log.info("act %s on %s/%s: %s; re-reading", action, connector.name, item.external_id, exc)
+            fresh = await self._reread(connector, item)
+            expected = EXPECTED.get(action)
+            if fresh is not None and expected is not None and fresh.status is expected:
+                after = fresh
+            else:
+                await audit("failed" if fresh is not None else "unknown", str(exc))
+                if fresh is None:
+                    await release(error=f"{vendor} did not answer; the outcome is not confirmed yet")
+                    return blocks.notice(
+                        f"{vendor} did not answer in time and I could not confirm whether your "
+                        f"{verb} went through. The card will show the truth after the next sync; check "
+                        "it before clicking again."
+                    )
+                await release(fresh, error=f"{vendor} did not answer; nothing was changed")
+                return blocks.notice(
+                    f"{vendor} did not answer in time. I checked: the {item.kind.lower()} is still "
+                    f"{fresh.status.value}, so nothing was changed. Try again in a moment."
+                )
+        await audit("ok", f"status {after.status.value}")
+        final = after.status.final
+        await self.store.finish_claim(
+            item_id=stored.id,
+            item=after,
+            decided_by=actor.slack_user_id if final or action not in EXPECTED else None,
+            action=action.value,
+            comment=comment,
+        )
+        self.notifier.kick()
+        if not final and action is Action.APPROVE:
+            return blocks.notice(
+                f"Your approval was recorded in {vendor}; it still needs other approvers before it goes through."
+            )
+        if action in (Action.REASSIGN, Action.RESET, Action.ABSTAIN):
+            return blocks.notice(f"Done: you {PAST[action]} “{blocks.escape(item.title)}” in {vendor}.")
+        return None
+
+    async def _reread(self, connector: Connector, item: ApprovalItem) -> ApprovalItem | None:
+        try:
+            return await connector.refresh(item)
+        except NotFound:
+            return item.with_status(Status.CANCELLED, decision_note=f"No longer in {connector.vendor_label}")
+        except ConnectorError:
+            return None
+
+    async def _redraw(self, item_id: int) -> None:
+        await self.store.refresh_cards(item_id=item_id)
+        self.notifier.kick()
+
+    def _final_words(self, stored: StoredItem, connector: Connector) -> str:
+        status = stored.item.status.value
+        who = ""
+        if stored.row.decided_by:
+            who = f" by <@{stored.row.decided_by}>"
+        elif stored.item.decided_by:
+            who = f" by {blocks.escape(stored.item.decided_by.label)}"
+        return f"This is already *{status}*{who}. Nothing was changed."
+
+    def _claimed_words(self, stored: StoredItem, slack_user: str) -> Message:
+        by = stored.row.claim_by
+        if by == slack_user:
+            return blocks.notice("Your earlier click on this is still being handled; the card will update.")
+        return blocks.notice(
+            f"<@{by}> is already deciding on this one, so your click changed nothing. The card will show the result."
+        )
+
+    # ---- identity ----------------------------------------------------------------------------------
+
+    async def actor(self, connector: Connector, slack_user: str) -> Actor | Message:
+        """The clicking person as the vendor knows them, or the private answer saying how to get there."""
+        identity = await self.store.identity(slack_user_id=slack_user, connector=connector.name)
+        if identity is None and connector.capabilities.link_mode == "email":
+            linked = await self.link_by_email(connector_name=connector.name, slack_user=slack_user)
+            identity = await self.store.identity(slack_user_id=slack_user, connector=connector.name)
+            if identity is None:
+                return linked
+        if identity is None:
+            return blocks.notice(
+                f"To decide from Slack you first link your own {connector.vendor_label} account: "
+                f"your click is then made in {connector.vendor_label} as you. Nothing was changed.",
+                buttons=[blocks.connect_button(connector.name, connector.vendor_label)],
+            )
+        if identity.broken:
+            return blocks.notice(
+                f"Your {connector.vendor_label} credentials no longer work. Reconnect, then click again. "
+                "Nothing was changed.",
+                buttons=[blocks.connect_button(connector.name, connector.vendor_label)],
+            )
+        return _actor(identity)
+
+    async def link(self, *, connector_name: str, slack_user: str, values: Mapping[str, str]) -> LinkOutcome:
+        connector = self.connectors.get(connector_name)
+        if connector is None:
+            return LinkOutcome(
+                message=blocks.notice(f"There is no connector named `{blocks.escape(connector_name)}`.")
+            )
+        fields = {f.key: f for f in connector.credential_fields}
+        missing = {
+            k: "Required" for k, f in fields.items() if not f.optional and not (values.get(k) or "").strip()
+        }
+        if missing:
+            return LinkOutcome(field_errors=missing)
+        credentials = {k: (values.get(k) or "").strip() for k in fields if (values.get(k) or "").strip()}
+        vendor = connector.vendor_label
+        secret_key = next((k for k, f in fields.items() if f.secret), next(iter(fields), ""))
+        try:
+            identity = await connector.verify(credentials)
+        except AuthExpired:
+            return LinkOutcome(
+                field_errors={
+                    secret_key: f"{vendor} did not accept these credentials. Check them and try again."
+                }
+            )
+        except NotAllowed as exc:
+            return LinkOutcome(field_errors={secret_key: not_allowed_words(exc, vendor, Action.APPROVE)})
+        except (TransientError, ConnectorError) as exc:
+            log.info("verify for %s failed: %s", connector_name, type(exc).__name__)
+            return LinkOutcome(
+                field_errors={secret_key: f"Could not reach {vendor} to check these. Try again in a moment."}
+            )
+        profile = await self._profile(slack_user)
+        await self.store.link(
+            slack_user_id=slack_user,
+            connector=connector_name,
+            vendor_user_id=identity.user_id,
+            display_name=identity.display_name or identity.user_id,
+            email=identity.email or profile.get("email"),
+            credentials=credentials,
+        )
+        who = blocks.escape(identity.display_name or identity.user_id)
+        return LinkOutcome(
+            message=blocks.notice(
+                f":white_check_mark: Linked: your clicks on `{blocks.escape(connector_name)}` cards are now made in "
+                f"{vendor} as *{who}*. `/approvals disconnect {connector_name}` forgets the link and the credentials."
+            )
+        )
+
+    async def link_by_email(self, *, connector_name: str, slack_user: str) -> Message:
+        connector = self.connectors[connector_name]
+        vendor = connector.vendor_label
+        profile = await self._profile(slack_user)
+        email = profile.get("email")
+        if not email:
+            return blocks.notice(
+                f"{vendor} is linked by your Slack email, and I cannot read yours (the app needs the "
+                "users:read.email scope). Nothing was changed."
+            )
+        try:
+            identity = await connector.identify(email)
+        except ConnectorError as exc:
+            log.info("identify on %s failed: %s", connector_name, type(exc).__name__)
+            return blocks.notice(f"Could not reach {vendor} to find your account. Try again in a moment.")
+        if identity is None:
+            return blocks.notice(
+                f"No {vendor} user has your Slack email ({blocks.escape(email)}), so I cannot act for you there "
+                f"and nothing was changed. Ask your {vendor} admin to use this email, or to map you in the bot's config."
+            )
+        await self.store.link(
+            slack_user_id=slack_user,
+            connector=connector_name,
+            vendor_user_id=identity.user_id,
+            display_name=identity.display_name or identity.user_id,
+            email=email,
+            credentials=None,
+        )
+        return blocks.notice(
+            f":white_check_mark: Linked by email: you are *{blocks.escape(identity.display_name or identity.user_id)}* "
+            f"in {vendor}."
+        )
+
+    async def unlink(self, *, connector_name: str, slack_user: str) -> Message:
+        if connector_name not in self.connectors:
+            return blocks.notice(f"There is no connector named `{blocks.escape(connector_name)}`.")
+        if await self.store.unlink(slack_user_id=slack_user, connector=connector_name):
+            return blocks.notice(
+                f"Disconnected from `{blocks.escape(connector_name)}`: your link and stored credentials are gone."
+            )
+        return blocks.notice(f"You were not connected to `{blocks.escape(connector_name)}`; nothing to do.")
+
+    async def _profile(self, slack_user: str) -> dict[str, str]:
+        try:
+            return await self.notifier.user_profile(slack_user)
+        except Exception as exc:  # Slack unreachable: linking still works without the email
+            log.info("users.info for %s failed: %s", slack_user, type(exc).__name__)
+            return {}
+
+    # ---- lists and status -----------------------------------------------------------------------
+
+    async def pending_for(self, *, slack_user: str) -> list[CardState]:
+        """What waits on this person: items of connectors they are linked to, where they are a
+        recipient, or where the vendor names nobody (the whole approval group sees those)."""
+        identities = {i.connector: i for i in await self.store.identities(slack_user_id=slack_user)}
+        email = None
+        for name, connector in self.connectors.items():
+            if name not in identities and connector.capabilities.link_mode == "email":
+                if email is None:
+                    email = (await self._profile(slack_user)).get("email") or ""
+                if email:
+                    await self.link_by_email(connector_name=name, slack_user=slack_user)
+        if email is not None:
+            identities = {i.connector: i for i in await self.store.identities(slack_user_id=slack_user)}
+        states = []
+        for stored in await self.store.pending_items(connectors=list(identities)):
+            identity = identities[stored.item.connector]
+            recipients = {p.id for p in stored.item.recipients}
+            if recipients and identity.vendor_user_id not in recipients:
+                continue
+            states.append(self.notifier.card_state(stored))
+        states.sort(key=lambda s: s.item.created_at or s.now)
+        return states
+
+    def unlinked_connectors(self, linked: set[str]) -> list[tuple[str, str]]:
+        return [(n, c.vendor_label) for n, c in self.connectors.items() if n not in linked]
+
+    async def status_lines(self) -> list[str]:
+        states = await self.store.connector_states()
+        lines = []
+        for name, connector in self.connectors.items():
+            state = states.get(name)
+            if state is None or state.last_sync_at is None:
+                lines.append(f"• `{name}` ({connector.vendor_label}): not synced yet")
+                continue
+            when = blocks.slack_date(state.last_success_at) if state.last_success_at else "never"
+            if state.failures:
+                lines.append(
+                    f"• `{name}` ({connector.vendor_label}): :red_circle: failing for {state.failures} sync(s): "
+                    f"{blocks.escape(blocks.cut(state.last_error or 'unknown error', 300))}. Last good sync: {when}"
+                )
+            else:
+                lines.append(
+                    f"• `{name}` ({connector.vendor_label}): :large_green_circle: {state.pending} pending, "
+                    f"last sync {when}"
+                )
+        return lines
+
+    async def health(self) -> dict[str, object]:
+        states = await self.store.connector_states()
+        out: dict[str, object] = {}
+        for name in self.connectors:
+            state = states.get(name)
+            out[name] = {
+                "ok": bool(state and state.failures == 0 and state.last_success_at),
+                "last_sync": _iso(state.last_sync_at) if state else None,
+                "last_success": _iso(state.last_success_at) if state else None,
+                "failures": state.failures if state else 0,
+                "error": state.last_error if state else None,
+                "pending": state.pending if state else 0,
+            }
+        return out
+
+
+def _actor(identity: Identity) -> Actor:
+    return Actor(
+        slack_user_id=identity.slack_user_id,
+        vendor_user_id=identity.vendor_user_id,
+        display_name=identity.display_name,
+        email=identity.email,
+        credentials=dict(identity.credentials),
+    )
+
+
+def _iso(when: datetime | None) -> str | None:
+    return when.isoformat() if when else None
+
+
+__all__ = ["LinkOutcome", "Origin", "Precheck", "Services", "now_utc"]

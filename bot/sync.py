@@ -1,0 +1,70 @@
+"""The pure part of a sync: what changed between the store and the vendor, and where cards go.
+
+Kept free of I/O so the rules (what counts as a change, who gets a card) are tested directly and
+the coordinator stays a thin loop around them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from connectors.base import ApprovalItem
+
+
+@dataclass(frozen=True)
+class Stored:
+    version: str
+    status: str
+    row_id: int
+
+
+@dataclass
+class SyncPlan:
+    new: list[ApprovalItem] = field(default_factory=list)
+    changed: list[tuple[int, ApprovalItem]] = field(default_factory=list)
+    # Known open items the vendor no longer lists as pending: re-read each once.
+    gone: list[tuple[int, str]] = field(default_factory=list)
+    unchanged: int = 0
+
+    @property
+    def writes(self) -> int:
+        return len(self.new) + len(self.changed) + len(self.gone)
+
+
+def diff(stored: Mapping[str, Stored], fetched: Sequence[ApprovalItem]) -> SyncPlan:
+    plan = SyncPlan()
+    seen: set[str] = set()
+    for item in fetched:
+        if item.external_id in seen:
+            continue  # a vendor listing the same item twice (e.g. on two pages) is one item
+        seen.add(item.external_id)
+        known = stored.get(item.external_id)
+        if known is None:
+            plan.new.append(item)
+        elif known.version != item.fingerprint() or known.status != item.status.value:
+            plan.changed.append((known.row_id, item))
+        else:
+            plan.unchanged += 1
+    for external_id, known in stored.items():
+        if external_id not in seen:
+            plan.gone.append((known.row_id, external_id))
+    return plan
+
+
+def card_targets(item: ApprovalItem, *, channel: str | None, slack_by_vendor: Mapping[str, str]) -> list[str]:
+    """Where the item's cards belong: each recipient's DM (by linked identity, else by email),
+    and the connector's channel when nobody can be named or the vendor asks for it."""
+    targets: list[str] = []
+    for person in item.recipients:
+        if person.id in slack_by_vendor:
+            target = f"user:{slack_by_vendor[person.id]}"
+        elif person.email:
+            target = f"email:{person.email.lower()}"
+        else:
+            continue
+        if target not in targets:
+            targets.append(target)
+    if channel and (not targets or item.channel_card):
+        targets.append(f"channel:{channel}")
+    return targets
