@@ -1,0 +1,91 @@
+"""Keeping under Harvest's rate limit instead of running into it.
+
+Harvest allows `X-RateLimit-Limit` requests per 10 seconds and counts down in
+`X-RateLimit-Remaining`. Going over answers 429, and that 429 carries *no* rate-limit headers and no
+Retry-After, so the only safe reading of a 429 is "the window is spent; wait one window".
+
+The pacer reserves a start time for each request before it is sent (synchronously, so concurrent
+requests do not all see the same budget), spreads requests out once the budget runs low, and holds
+everything back for a window when it is spent. Polling one `pending_approvals` call per mapped
+approver would otherwise burn a 50-per-10-seconds budget in one burst on a large team.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+# Greenhouse's documented window: X-RateLimit-Limit is "per 10 seconds".
+HARVEST_WINDOW_SECONDS = 10.0
+
+
+def _int(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value.strip())
+    except ValueError:
+        return None
+
+
+class RatePacer:
+    """Decides when the next Harvest request may start, from the answers seen so far."""
+
+    def __init__(
+        self,
+        window: float = HARVEST_WINDOW_SECONDS,
+        *,
+        low_water: float = 0.2,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.window = window
+        self._low_water = low_water
+        self._clock = clock
+        self._sleep = sleep
+        self._limit: int | None = None
+        self._remaining: int | None = None  # our estimate: the last answer minus what we sent since
+        self._spent_at = 0.0  # when the budget was last seen (or estimated) spent
+        self._next_start = 0.0
+        self.waited = 0.0  # total seconds held back (for logs and tests)
+
+    def observe(self, status: int, headers: Mapping[str, str]) -> None:
+        """Learn from one answer."""
+        now = self._clock()
+        if status == 429:
+            # Harvest's 429 has no X-RateLimit-* headers: assume the whole window is spent.
+            self._remaining = 0
+            self._spent_at = now
+            return
+        limit = _int(headers.get("X-RateLimit-Limit"))
+        remaining = _int(headers.get("X-RateLimit-Remaining"))
+        if limit is None or remaining is None:
+            return
+        self._limit = limit
+        self._remaining = remaining
+        if remaining <= 0:
+            self._spent_at = now
+
+    async def wait(self) -> None:
+        """Hold the caller until its request may start; reserves its slot before sleeping."""
+        now = self._clock()
+        start = max(now, self._next_start)
+        if self._remaining is not None:
+            if self._remaining <= 0:
+                start = max(start, self._spent_at + self.window)
+                self._remaining = None  # a fresh window: unknown until the next answer says
+            else:
+                self._remaining -= 1
+                if self._remaining <= 0:
+                    self._spent_at = start
+                if self._limit and self._remaining <= self._limit * self._low_water:
+                    # Running low: spread what is left evenly over a window.
+                    self._next_start = max(self._next_start, start + self.window / self._limit)
+        self._next_start = max(self._next_start, start)
+        if start > now:
+            self.waited += start - now
+            await self._sleep(start - now)
