@@ -60,11 +60,13 @@ async def _all(coros: Iterable[Coroutine[Any, Any, T]]) -> list[T]:
 
 def _positive_id(value: object) -> int | None:
     text = str(value).strip() if value is not None else ""
-    return int(text) if text.isdigit() and int(text) > 0 else None
+    return int(text) if text.isascii() and text.isdigit() and int(text) > 0 else None
 
 
 class _Cache:
     """A small time-to-live memo of context reads (None is a remembered "not available")."""
+
+    MAX_ENTRIES = 10_000  # past this, expired entries are dropped
 
     def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._ttl = ttl
@@ -78,7 +80,10 @@ class _Cache:
         return True, entry[1]
 
     def put(self, key: tuple[str, int], value: Any) -> None:
-        self._entries[key] = (self._clock() + self._ttl, value)
+        now = self._clock()
+        if len(self._entries) >= self.MAX_ENTRIES:
+            self._entries = {k: e for k, e in self._entries.items() if e[0] >= now}
+        self._entries[key] = (now + self._ttl, value)
 
 
 class _Reads:
@@ -241,14 +246,18 @@ class GreenhouseConnector(Connector):
         }
         await reads.load_flows(flow_ids)
         flows = [f for _, f in sorted(reads.flows.items()) if not mapping.is_final(f)]
-        items = await self._items(flows, reads)
-        return [item for item in items if item.ref.get("started") == "yes"]
+        return await self._items(flows, reads, started=True)
 
-    async def _items(self, flows: Sequence[wire.ApprovalFlow], reads: _Reads) -> list[ApprovalItem]:
+    async def _items(
+        self, flows: Sequence[wire.ApprovalFlow], reads: _Reads, *, started: bool | None = None
+    ) -> list[ApprovalItem]:
+        """Items for `flows`; with `started`, only the flows that have (or have not) been requested."""
         # Whose pending lists say where each flow stands: the approvers of the groups that are
         # due if the flow has started; then of any group their rows say is due after all.
         await reads.load_pending(a.id for f in flows for g in mapping.due_if_started(f) for a in g.approvers)
         await reads.load_pending(u for f in flows for u in mapping.due_approver_ids(f, reads.pending))
+        if started is not None:
+            flows = [f for f in flows if mapping.is_started(f, reads.pending) is started]
         contexts = await reads.contexts(flows)
         return [
             mapping.build_item(self.name, flow, reads.pending, contexts[flow.id], ui_url=self._ui_url)
@@ -395,12 +404,8 @@ class GreenhouseConnector(Connector):
         candidates = [
             f for _, f in sorted(reads.flows.items()) if not mapping.is_final(f) and f.approver_groups
         ]
-        items = await self._items(candidates, reads)
-        return [
-            Requestable(id=item.external_id, title=item.title, description=_groups_line(item))
-            for item in items
-            if item.ref.get("started") == "no"
-        ]
+        items = await self._items(candidates, reads, started=False)
+        return [Requestable(id=i.external_id, title=i.title, description=_groups_line(i)) for i in items]
 
     async def request(
         self, actor: Actor, requestable_id: str, inputs: Mapping[str, str] | None = None
