@@ -67,12 +67,7 @@ async def start_demo(
     slack_port: int | None = None,
 ) -> Demo:
     folder = Path(workdir)
-    folder.mkdir(parents=True, exist_ok=True)
-    key_file = folder / "secret.key"
-    if not key_file.exists():
-        key_file.write_text(CredentialBox.generate())
-        key_file.chmod(0o600)
-    secret_key = key_file.read_text().strip()
+    secret_key = _demo_key(folder)
 
     slack = SlackSandbox(signing_secret=SIGNING_SECRET, bot_token=BOT_TOKEN)
     await slack.start(port=port + 1 if slack_port is None else slack_port)
@@ -136,6 +131,16 @@ async def start_demo(
     demo_ref["d"] = demo
     runtime._start_background()
     return demo
+
+
+def _demo_key(folder: Path) -> str:
+    """The demo's own encryption key, kept in its folder so a restart can read what it stored."""
+    folder.mkdir(parents=True, exist_ok=True)
+    key_file = folder / "secret.key"
+    if not key_file.exists():
+        key_file.write_text(CredentialBox.generate())
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
 
 
 async def _prelink(runtime: Runtime, connector: Connector, name: str, setup: SandboxSetup) -> None:

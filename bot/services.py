@@ -18,6 +18,7 @@ from bot.blocks import ACTION_LABELS, CardState, Message
 from bot.config import ConnectorConfig
 from bot.ids import ItemRef
 from bot.notifier import Notifier
+from bot.sync import card_targets
 from connectors.base import Action, Actor, ApprovalItem, Connector, Status
 from connectors.errors import (
     AlreadyDecided,
@@ -62,6 +63,8 @@ def not_allowed_words(exc: NotAllowed, vendor: str, action: Action) -> str:
         "action_disabled": f"{vendor} has “{verb}” turned off for this approval, so I no longer offer it.",
         "license": f"{vendor} refused because its license is not valid. Tell your {vendor} admin.",
         "permission": f"{vendor} says you lack the permission to {verb} this.",
+        "not_linked": f"Your Slack email does not match a {vendor} user, so I cannot act for you there. Ask "
+        f"your {vendor} admin to add it, or to pin your account in the bot's config.",
     }
     text = words.get(exc.reason) or f"{vendor} refused to {verb} this for you."
     if exc.detail and exc.reason not in words:
@@ -227,8 +230,14 @@ class Services:
             )
         except AuthExpired as exc:
             await audit("refused", str(exc))
-            await self.store.mark_broken(slack_user_id=actor.slack_user_id, connector=connector.name)
             await release()
+            if connector.capabilities.link_mode == "email":
+                # The organisation's key was refused, not the person's: only the admin can fix it.
+                return blocks.notice(
+                    f"{vendor} refused the bot's own API key, so nothing was changed. This is for the admin "
+                    "to fix (the key in the bot's config); please tell them."
+                )
+            await self.store.mark_broken(slack_user_id=actor.slack_user_id, connector=connector.name)
             return blocks.notice(
                 f"Your {vendor} credentials no longer work, so nothing was changed. Reconnect with "
                 f"`/approvals connect {connector.name}` (or the button), then click again.",
@@ -293,6 +302,8 @@ class Services:
             action=action.value,
             comment=comment,
         )
+        if not final:
+            await self._card_new_recipients(stored.id, after)
         self.notifier.kick()
         if not final and action is Action.APPROVE:
             return blocks.notice(
@@ -301,6 +312,19 @@ class Services:
         if action in (Action.REASSIGN, Action.RESET, Action.ABSTAIN):
             return blocks.notice(f"Done: you {PAST[action]} “{blocks.escape(item.title)}” in {vendor}.")
         return None
+
+    async def _card_new_recipients(self, item_id: int, item: ApprovalItem) -> None:
+        """After a reassign (or any action that moves the turn), the new approvers get their cards now."""
+        config = self.configs.get(item.connector)
+        linked = await self.store.identities(connector=item.connector)
+        targets = card_targets(
+            item,
+            channel=config.channel if config else None,
+            slack_by_vendor={i.vendor_user_id: i.slack_user_id for i in linked},
+        )
+        async with self.store.db.transaction() as session:
+            for target in targets:
+                await self.store.enqueue_card(session, item_id=item_id, target=target, now=now_utc())
 
     async def _reread(self, connector: Connector, item: ApprovalItem) -> ApprovalItem | None:
         try:
