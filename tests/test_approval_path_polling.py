@@ -186,6 +186,17 @@ async def test_unchanged_issues_are_not_read_again(sandbox: ApprovalPathSandbox,
     assert approval_reads(sandbox, quiet) == 1
 
 
+async def test_cards_link_to_the_ui_address_when_it_differs(
+    sandbox: ApprovalPathSandbox, connect: Connect
+) -> None:
+    definition = sandbox.add_definition("Sign-off", [sandbox.user_step(ALICE)], project="OPS")
+    issue = sandbox.add_issue("OPS", "Rotate credentials")
+    sandbox.start_path(issue, definition, by=BOB)
+    connector = connect(ui_url="https://jira.example.com/")
+    [item] = await connector.fetch_pending()
+    assert item.url == f"https://jira.example.com/browse/{issue}"
+
+
 async def test_an_issue_updated_by_someone_else_in_jira_is_read_again(
     sandbox: ApprovalPathSandbox, connect: Connect
 ) -> None:
