@@ -14,6 +14,7 @@ from connectors.approval_path.sandbox import ACCOUNTS, ApprovalPathSandbox
 from connectors.base import Action, ApprovalItem, Status
 from connectors.errors import (
     AlreadyDecided,
+    AuthExpired,
     InvalidInput,
     NotAllowed,
     NotFound,
@@ -74,7 +75,7 @@ async def test_cancel_deletes_the_path_as_the_clicker_and_may_comment(
     assert spec is not None and spec.confirm and spec.label == "Cancel path"
     assert [(i.name, i.kind) for i in spec.inputs] == [("comment_on_issue", "checkbox")]
 
-    after = await connector.act(item, Action.CANCEL, actor(ALICE), inputs={"comment_on_issue": "true"})
+    after = await connector.act(item, Action.CANCEL, actor(ALICE), inputs={"comment_on_issue": "yes"})
     assert after.status is Status.CANCELLED
     assert after.decided_by is not None and after.decided_by.id == ACCOUNTS[ALICE.email]
     assert sandbox.decisions == [(f"{issue}:{path}", "cancel", ACCOUNTS[ALICE.email])]
@@ -147,6 +148,9 @@ async def test_one_slack_user_cannot_act_as_another(
     with pytest.raises(NotAllowed) as caught:
         await connector.act(item, Action.CANCEL, impostor)
     assert caught.value.reason == "wrong_user"
+    assert (
+        caught.value.detail == "Your Slack email no longer matches the Atlassian account you were linked to."
+    )
     unlinked = replace(actor(ALICE), vendor_user_id="")
     with pytest.raises(NotAllowed) as caught:
         await connector.act(item, Action.CANCEL, unlinked)
@@ -173,7 +177,7 @@ async def test_the_vendor_refuses_a_performer_outside_the_keys_group(
     assert sandbox.decisions == []
 
 
-async def test_a_key_without_the_delete_privilege_is_a_permission_refusal(
+async def test_a_key_without_the_delete_privilege_is_refused_as_the_keys_limit(
     sandbox: ApprovalPathSandbox, connect: Connect, running: tuple[str, str]
 ) -> None:
     issue, path = running
@@ -182,19 +186,21 @@ async def test_a_key_without_the_delete_privilege_is_a_permission_refusal(
     sandbox.privileges.discard("delete")
     with pytest.raises(NotAllowed) as caught:
         await connector.act(item, Action.CANCEL, actor(ALICE))
-    assert caught.value.reason == "permission"
+    assert caught.value.reason == "key_permission"
+    assert caught.value.detail == "The API key does not allow this operation"
+    assert sandbox.approval(issue, path) is not None
 
 
-async def test_a_refused_app_key_is_not_blamed_on_the_clicker(
+async def test_a_refused_app_key_is_reported_and_nothing_is_deleted(
     sandbox: ApprovalPathSandbox, connect: Connect, running: tuple[str, str]
 ) -> None:
     issue, path = running
     item = await pending(connect(), issue, path)
     stale = connect(api_key="revoked-key")
-    with pytest.raises(NotAllowed) as caught:
+    with pytest.raises(AuthExpired) as caught:
         await stale.act(item, Action.CANCEL, actor(ALICE))
-    assert caught.value.reason == "service_credentials"
     assert "revoked-key" not in f"{caught.value} {caught.value.detail}"
+    assert sandbox.approval(issue, path) is not None
 
 
 @pytest.mark.parametrize("action", [Action.APPROVE, Action.REJECT, Action.ABSTAIN])
@@ -268,8 +274,9 @@ async def test_starting_needs_an_issue_the_site_knows_and_a_definition_of_its_pr
     assert bad_key.value.field == "target"
     with pytest.raises(InvalidInput):
         await connector.requestable(actor(ALICE), None)
-    with pytest.raises(NotFound):
+    with pytest.raises(NotFound) as missing:
         await connector.requestable(actor(ALICE), "OPS-99")
+    assert str(missing.value) == "Jira has no issue OPS-99 that the bot's Jira account can see"
     with pytest.raises(InvalidInput) as wrong_project:
         await connector.request(actor(ALICE), f"{issue}:{travel}")
     assert wrong_project.value.field == "definitionId"

@@ -189,7 +189,9 @@ def classify_approval_path(response: httpx.Response) -> ConnectorError | None:
     if code in (400, 403) and "performer" in lowered:
         return NotAllowed(f"{where}: {code} performer refused", reason="disallowed_user", detail=text)
     if code == 403:
-        return NotAllowed(f"{where}: 403 the API key may not do this", reason="permission", detail=text)
+        # A privilege the key lacks, or its validity window or IP list: the key's limits, not
+        # the clicker's, so not "permission" (which the Slack edge words as the person's).
+        return NotAllowed(f"{where}: 403 the API key may not do this", reason="key_permission", detail=text)
     if code == 404:
         return NotFound(f"{where}: 404 {text or 'not found'}", detail=text)
     if code == 400 and "definition" in lowered:

@@ -18,8 +18,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar, TypeVar
@@ -53,7 +53,6 @@ from connectors.base import (
 )
 from connectors.errors import (
     AlreadyDecided,
-    AuthExpired,
     Conflict,
     InvalidInput,
     NotAllowed,
@@ -377,7 +376,12 @@ class ApprovalPathConnector(Connector):
         reading = self._readings.get(key)
         if reading is not None:
             return reading.issue
-        return await self._jira.issue(key, fields=_ISSUE_FIELDS)
+        try:
+            return await self._jira.issue(key, fields=_ISSUE_FIELDS)
+        except NotFound as exc:
+            # Jira says the same for a missing issue and one its account may not see.
+            text = f"Jira has no issue {key} that the bot's Jira account can see"
+            raise NotFound(text, detail=text) from exc
 
     @staticmethod
     def _where(item: ApprovalItem) -> tuple[str, str]:
@@ -528,29 +532,22 @@ class ApprovalPathConnector(Connector):
         id must be the clicker's own, never empty (an empty id may fall back to the key's
         default user), and the clicker's email must still map to it."""
         if not actor.vendor_user_id or not actor.email:
-            raise NotAllowed("no Atlassian account is linked to this Slack user", reason="not_linked")
+            raise NotAllowed(
+                f"no Atlassian account is linked to Slack user {actor.slack_user_id}",
+                reason="not_linked",
+                detail="Your Slack email does not match an Atlassian account on this Jira site.",
+            )
         identity = await self.identify(actor.email)
         if identity is None or identity.user_id != actor.vendor_user_id:
             raise NotAllowed(
-                "the Slack user's email does not belong to the Atlassian account they act as",
+                f"Slack user {actor.slack_user_id} is linked to Atlassian account {actor.vendor_user_id}, "
+                "but their email no longer maps to it",
                 reason="wrong_user",
+                detail="Your Slack email no longer matches the Atlassian account you were linked to.",
             )
         return actor.vendor_user_id
 
     # -- acting --------------------------------------------------------------------------------
-
-    @asynccontextmanager
-    async def _as_person(self) -> AsyncIterator[None]:
-        """A refused app key or Jira token is the connector's problem, not the clicker's: they
-        have nothing to reconnect, so it is not reported as their credentials expiring."""
-        try:
-            yield
-        except AuthExpired as exc:
-            raise NotAllowed(
-                "the connector's Approval Path key or Jira token was refused",
-                reason="service_credentials",
-                detail=str(exc),
-            ) from exc
 
     async def act(
         self,
@@ -563,20 +560,19 @@ class ApprovalPathConnector(Connector):
         if action is not Action.CANCEL:
             raise Unsupported(f"Approval Path cannot {action.value} from outside Jira: decide on the issue")
         key, approval_id = self._where(item)
-        async with self._as_person():
-            performer = await self._performer(actor)
-            # Deleting also works on finished paths: never erase one that ended since the card.
-            current = next((a for a in await self._ap.approvals(key) if a.id == approval_id), None)
-            if current is None:
-                raise AlreadyDecided("the path was already deleted", status=Status.CANCELLED)
-            if path_status(current).final:
-                raise AlreadyDecided("the path has ended", status=path_status(current))
-            await self._ap.delete(
-                key,
-                approval_id,
-                user_id=performer,
-                create_comment=_checked((inputs or {}).get("comment_on_issue")),
-            )
+        performer = await self._performer(actor)
+        # Deleting also works on finished paths: never erase one that ended since the card.
+        current = next((a for a in await self._ap.approvals(key) if a.id == approval_id), None)
+        if current is None:
+            raise AlreadyDecided("the path was already deleted", status=Status.CANCELLED)
+        if path_status(current).final:
+            raise AlreadyDecided("the path has ended", status=path_status(current))
+        await self._ap.delete(
+            key,
+            approval_id,
+            user_id=performer,
+            create_comment=_checked((inputs or {}).get("comment_on_issue")),
+        )
         self._readings.pop(key, None)
         by = Person(id=performer, name=actor.display_name, email=actor.email)
         return item.with_status(
@@ -590,13 +586,12 @@ class ApprovalPathConnector(Connector):
     async def requestable(self, actor: Actor, target: str | None = None) -> list[Requestable]:
         """The path definitions of the issue's project, plus the global ones."""
         key = _issue_key(target)
-        async with self._as_person():
-            await self._performer(actor)
-            issue = await self._issue(key)
-            definitions = list(await self._ap.definitions(issue.project_key))
-            # Global definitions are optional (the key may not list them); the project's apply.
-            with suppress(NotAllowed, NotFound):
-                definitions += await self._ap.definitions()
+        await self._performer(actor)
+        issue = await self._issue(key)
+        definitions = list(await self._ap.definitions(issue.project_key))
+        # Global definitions are optional (the key may not list them); the project's apply.
+        with suppress(NotAllowed, NotFound):
+            definitions += await self._ap.definitions()
         unique = {d.id: d for d in reversed(definitions)}
         default_summary = f"{issue.key} {issue.summary}".strip()
         return [
@@ -621,13 +616,10 @@ class ApprovalPathConnector(Connector):
     ) -> ApprovalItem | None:
         key, definition_id = _split_id(requestable_id, "definition")
         key = _issue_key(key)
-        async with self._as_person():
-            performer = await self._performer(actor)
-            issue = await self._issue(key)
-            summary = ((inputs or {}).get("summary") or "").strip() or f"{key} {issue.summary}".strip()
-            answered = await self._ap.create(
-                key, definition_id=definition_id, summary=summary, user_id=performer
-            )
+        performer = await self._performer(actor)
+        issue = await self._issue(key)
+        summary = ((inputs or {}).get("summary") or "").strip() or f"{key} {issue.summary}".strip()
+        answered = await self._ap.create(key, definition_id=definition_id, summary=summary, user_id=performer)
         self._readings.pop(key, None)
         started = _newest(answered, definition_id)
         if started is None:
