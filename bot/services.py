@@ -47,7 +47,7 @@ PAST = {
 }
 
 
-def not_allowed_words(exc: NotAllowed, vendor: str, action: Action) -> str:
+def not_allowed_words(exc: NotAllowed, vendor: str, action: Action, *, email_linked: bool = False) -> str:
     verb = ACTION_LABELS[action].lower()
     words = {
         "not_approver": f"{vendor} says you are not an approver of this one (not in its approval group), "
@@ -63,9 +63,19 @@ def not_allowed_words(exc: NotAllowed, vendor: str, action: Action) -> str:
         "action_disabled": f"{vendor} has “{verb}” turned off for this approval, so I no longer offer it.",
         "license": f"{vendor} refused because its license is not valid. Tell your {vendor} admin.",
         "permission": f"{vendor} says you lack the permission to {verb} this.",
+        "key_permission": f"The bot's {vendor} key may not do this (its privileges, validity or allowed "
+        "addresses). Nothing was changed; please tell the admin.",
         "not_linked": f"Your Slack email does not match a {vendor} user, so I cannot act for you there. Ask "
         f"your {vendor} admin to add it, or to pin your account in the bot's config.",
     }
+    if email_linked:
+        words["wrong_user"] = (
+            f"Your Slack email no longer matches the {vendor} account you were linked to, so nothing was sent. "
+            "Ask your admin to check the mapping."
+        )
+        words["disallowed_user"] = (
+            f"The bot's {vendor} key does not let you {verb} this; ask your admin to add you to its group."
+        )
     text = words.get(exc.reason) or f"{vendor} refused to {verb} this for you."
     if exc.detail and exc.reason not in words:
         text += f" ({blocks.cut(exc.detail, 300)})"
@@ -246,7 +256,8 @@ class Services:
         except NotAllowed as exc:
             await audit("refused", f"{exc.reason}: {exc.detail or exc}")
             await release(await self._reread(connector, item) if exc.reason == "already_acted" else None)
-            return blocks.notice(not_allowed_words(exc, vendor, action))
+            email_linked = connector.capabilities.link_mode == "email"
+            return blocks.notice(not_allowed_words(exc, vendor, action, email_linked=email_linked))
         except InvalidInput as exc:
             await audit("refused", f"{exc.field}: {exc.detail or exc}")
             await release()
