@@ -90,6 +90,7 @@ class Coordinator:
                     continue
                 for target in card_targets(item, channel=self.channel, slack_by_vendor=slack_by_vendor):
                     await self.store.enqueue_card(session, item_id=new_id, target=target, now=now)
+                await self.store.item_changed(session, item_id=new_id, now=now)
             for row_id, item in [*plan.changed, *finals]:
                 saved = await self.store.save_item(
                     session,
@@ -107,6 +108,7 @@ class Coordinator:
                 for target in targets:
                     await self.store.enqueue_card(session, item_id=row_id, target=target, now=now)
                 await self.store.enqueue_item_cards(session, item_id=row_id, now=now)
+                await self.store.item_changed(session, item_id=row_id, now=now)
             await self.store.record_sync(session, name=self.name, ok=True, error=None, pending=pending)
         metrics.PENDING.labels(connector=self.name).set(pending)
         if self.failing:

@@ -69,7 +69,7 @@ async def start_demo(
     folder = Path(workdir)
     secret_key = _demo_key(folder)
 
-    slack = SlackSandbox(signing_secret=SIGNING_SECRET, bot_token=BOT_TOKEN)
+    slack = SlackSandbox(signing_secret=SIGNING_SECRET, token=BOT_TOKEN)
     await slack.start(port=port + 1 if slack_port is None else slack_port)
 
     sandboxes: dict[str, SandboxSetup] = {}

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
-from collections.abc import Mapping
+import pkgutil
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import aiohttp
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -27,7 +29,7 @@ from connectors.base import Connector
 from connectors.registry import specs
 from store.crypto import CredentialBox
 from store.db import Database
-from store.repo import Store
+from store.repo import Store, now_utc
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,7 @@ class Runtime:
         slack: SlackSettings,
         connectors: Mapping[str, Connector] | None = None,
         deliver_interval: float = 1.0,
+        clock: Callable[[], datetime] = now_utc,
     ) -> None:
         self.config = config
         self.slack = slack
@@ -70,9 +73,15 @@ class Runtime:
         self.scheduler: AsyncIOScheduler | None = None
         self._delivery: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        self.clock = clock
+        # Periodic work added by features (reminders, digests): (id, seconds, coroutine function).
+        self.jobs: list[tuple[str, int, Callable[[], Awaitable[None]]]] = []
 
-    async def start(self, *, background: bool = True) -> None:
-        """Migrate, wire, and (with `background`) start polling and delivery."""
+    def add_job(self, job_id: str, seconds: int, func: Callable[[], Awaitable[None]]) -> None:
+        self.jobs.append((job_id, seconds, func))
+
+    async def start(self, *, background: bool = True, poll: bool = True) -> None:
+        """Migrate, wire, and (with `background`) start delivery and, with `poll`, the schedule."""
         await self.db.migrate()
         self.session = aiohttp.ClientSession()
         client = make_client(token=self.slack.token, base_url=self.slack.api_url, session=self.session)
@@ -81,7 +90,9 @@ class Runtime:
             for c in self.config.connectors
             if c.name in self.connectors
         }
-        self.notifier = Notifier(client=client, store=self.store, connectors=views, session=self.session)
+        self.notifier = Notifier(
+            client=client, store=self.store, connectors=views, session=self.session, clock=self.clock
+        )
         self.services = Services(
             store=self.store,
             connectors=self.connectors,
@@ -100,10 +111,14 @@ class Runtime:
             for c in self.config.connectors
             if c.name in self.connectors
         }
+        setup_features(self)
         if background:
-            self._start_background()
+            self._start_background(poll=poll)
 
-    def _start_background(self) -> None:
+    def _start_background(self, *, poll: bool = True) -> None:
+        self._delivery = asyncio.create_task(self._deliver_forever(), name="outbox-delivery")
+        if not poll:
+            return
         scheduler = AsyncIOScheduler(timezone="UTC")
         for config in self.config.connectors:
             coordinator = self.coordinators.get(config.name)
@@ -132,9 +147,18 @@ class Runtime:
             coalesce=True,
             misfire_grace_time=600,
         )
+        for job_id, seconds, func in self.jobs:
+            scheduler.add_job(
+                func,
+                "interval",
+                seconds=seconds,
+                id=job_id,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=seconds,
+            )
         scheduler.start()
         self.scheduler = scheduler
-        self._delivery = asyncio.create_task(self._deliver_forever(), name="outbox-delivery")
 
     async def _sync_job(self, name: str) -> None:
         await self.coordinators[name].run_once()
@@ -174,7 +198,16 @@ class Runtime:
         await self.db.dispose()
 
 
-def _now() -> object:
-    from datetime import UTC, datetime
+def _now() -> datetime:
+    return now_utc()
 
-    return datetime.now(UTC)
+
+def setup_features(runtime: Runtime) -> None:
+    """Every module of bot/features with `setup(runtime)` joins in (hooks, handlers, jobs)."""
+    import bot.features
+
+    for module in sorted(pkgutil.iter_modules(bot.features.__path__), key=lambda m: m.name):
+        loaded = importlib.import_module(f"bot.features.{module.name}")
+        setup = getattr(loaded, "setup", None)
+        if callable(setup):
+            setup(runtime)

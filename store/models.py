@@ -167,3 +167,63 @@ class ProcessedEventRow(SQLModel, table=True):
 
     event_id: str = Field(primary_key=True, max_length=64)
     at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False, index=True))
+
+
+class ReminderRow(SQLModel, table=True):
+    """Reminders sent for one item to one approver. Updated with a compare-and-set on `sent`, so a
+    restart or a second replica never sends the same reminder twice."""
+
+    __tablename__ = "reminders"
+    __table_args__ = (sa.UniqueConstraint("item_id", "slack_user", name="uq_reminders_item_user"),)
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
+    item_id: int = Field(
+        sa_column=sa.Column(BigId, sa.ForeignKey("items.id", ondelete="CASCADE"), index=True)
+    )
+    slack_user: str = Field(max_length=32)
+    sent: int = Field(default=0)
+    last_sent_at: datetime | None = _ts()
+    escalated_at: datetime | None = _ts()
+
+
+class UserPrefRow(SQLModel, table=True):
+    """Per-person settings and what the bot learned of them (time zone from users.info)."""
+
+    __tablename__ = "user_prefs"
+
+    slack_user_id: str = Field(primary_key=True, max_length=32)
+    digest: bool | None = Field(default=None)
+    tz: str | None = Field(default=None, max_length=64)
+    tz_fetched_at: datetime | None = _ts()
+    last_digest_on: str | None = Field(default=None, max_length=10)  # the approver's local date, YYYY-MM-DD
+
+
+class SubscriptionRow(SQLModel, table=True):
+    """A channel following how a connector's flows end (/approvals subscribe NAME #channel)."""
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (sa.UniqueConstraint("connector", "channel", name="uq_subscriptions_connector_channel"),)
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
+    connector: str = Field(max_length=64, index=True)
+    channel: str = Field(max_length=32)
+    created_by: str = Field(max_length=32)
+    created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+
+
+class FlowMessageRow(SQLModel, table=True):
+    """The one status message per flow per subscribed channel, updated in place; decisions go in its thread."""
+
+    __tablename__ = "flow_messages"
+    __table_args__ = (sa.UniqueConstraint("item_id", "channel", name="uq_flow_messages_item_channel"),)
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
+    item_id: int = Field(
+        sa_column=sa.Column(BigId, sa.ForeignKey("items.id", ondelete="CASCADE"), index=True)
+    )
+    channel: str = Field(max_length=32)
+    ts: str = Field(max_length=32)
+    rendered: str | None = Field(default=None, max_length=64)
+    # The newest decision (DecisionRow.id) already replied in the thread.
+    last_decision_id: int | None = Field(default=None, sa_column=sa.Column(BigId, nullable=True))
+    posted_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))

@@ -7,7 +7,7 @@ credential box, so nothing outside this module decrypts or writes rows.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -60,10 +60,20 @@ class Identity:
     broken: bool
 
 
+ChangeHook = Callable[[AsyncSession, int, datetime], Awaitable[None]]
+
+
 class Store:
     def __init__(self, db: Database, box: CredentialBox) -> None:
         self.db = db
         self.box = box
+        # Called inside the transaction that wrote a new vendor snapshot of an item (sync or click),
+        # so features (channel notifications, reminders) enqueue their Slack work atomically with it.
+        self.change_hooks: list[ChangeHook] = []
+
+    async def item_changed(self, session: AsyncSession, *, item_id: int, now: datetime) -> None:
+        for hook in self.change_hooks:
+            await hook(session, item_id, now)
 
     # ---- items -------------------------------------------------------------------------------
 
@@ -205,6 +215,7 @@ class Store:
             await s.exec(sa.update(ItemRow).where(col(ItemRow.id) == item_id).values(**values))
             if item is not None:
                 await self.save_item(s, item=item, now=now, existing_id=item_id, closed=item.status.final)
+                await self.item_changed(s, item_id=item_id, now=now)
             await self.enqueue_item_cards(s, item_id=item_id, now=now)
 
     # ---- cards and outbox --------------------------------------------------------------------

@@ -1,0 +1,124 @@
+"""The bot under test: the real Runtime and aiohttp server, talking to the Slack sandbox and to
+vendor sandboxes over 127.0.0.1, on a real database. Nothing of ours is patched."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from aiohttp import web
+
+from bot.config import Config, ConnectorConfig, Reminders
+from bot.runtime import Runtime, SlackSettings
+from bot.sandbox.slack_api import SlackSandbox, StoredMessage
+from bot.server import build_web
+from connectors.registry import specs
+
+
+def connector_config(
+    name: str, type_name: str, settings: dict[str, Any], *, channel: str | None = "C0DEPLOYS", poll: int = 60
+) -> ConnectorConfig:
+    return ConnectorConfig(
+        name=name,
+        type=type_name,
+        poll_interval=timedelta(seconds=poll),
+        channel=channel,
+        reminders=Reminders(),
+        settings=specs()[type_name].settings.model_validate(settings),
+    )
+
+
+@dataclass
+class Bot:
+    runtime: Runtime
+    slack: SlackSandbox
+    url: str
+    runner: web.AppRunner
+
+    async def poll(self) -> None:
+        await self.runtime.poll_once()
+        await self.settle()
+
+    async def settle(self, timeout: float = 5.0) -> None:
+        """Wait until every queued Slack delivery is done (the delivery loop runs in the background)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while await self.runtime.store.outbox_size():
+            self.runtime.notifier.kick()
+            if loop.time() > deadline:
+                raise TimeoutError("the outbox did not drain")
+            await asyncio.sleep(0.02)
+
+    def cards(self, channel: str) -> list[StoredMessage]:
+        return [m for m in self.slack.messages_in(self.slack.dm_channel(channel) if channel.startswith("U") else channel)
+                if not m.thread_ts]
+
+    def card(self, channel: str, contains: str = "") -> StoredMessage:
+        matches = [m for m in self.cards(channel) if contains in m.render()]
+        assert len(matches) == 1, f"expected one card with {contains!r} in {channel}, found {len(matches)}"
+        return matches[0]
+
+    async def click(self, user: str, message: StoredMessage, label: str) -> None:
+        reply = await self.slack.click(self.url, user=user, channel=message.channel, ts=message.ts, label=label)
+        assert reply.status == 200, reply.text
+
+    async def command(self, user: str, text: str, channel: str = "C0GENERAL") -> None:
+        reply = await self.slack.command(self.url, user=user, text=text, channel=channel)
+        assert reply.status == 200, reply.text
+
+    def last_private(self, user: str) -> str:
+        mine = self.slack.ephemerals_for(self.slack.person(user).slack_id)
+        return mine[-1].render() if mine else ""
+
+    async def wait_private(self, user: str, contains: str, timeout: float = 5.0) -> str:
+        def found() -> str:
+            for e in reversed(self.slack.ephemerals_for(self.slack.person(user).slack_id)):
+                text = e.render()
+                if contains in text:
+                    return text
+            return ""
+
+        return await self.slack.wait_for(found, timeout, what=f"a private message with {contains!r}")
+
+    async def wait_card(self, message: StoredMessage, contains: str, timeout: float = 5.0) -> str:
+        key = (message.channel, message.ts)
+
+        def found() -> str:
+            text = self.slack.messages[key].render()
+            return text if contains in text else ""
+
+        return await self.slack.wait_for(found, timeout, what=f"card {key} showing {contains!r}")
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+        await self.runtime.stop()
+
+
+async def start_bot(
+    *,
+    database_url: str,
+    secret_key: str,
+    slack: SlackSandbox,
+    connectors: Sequence[ConnectorConfig],
+    notify_channel: str | None = None,
+) -> Bot:
+    config = Config(connectors=tuple(connectors), notify_channel=notify_channel)
+    runtime = Runtime(
+        config=config,
+        database_url=database_url,
+        secret_key=secret_key,
+        slack=SlackSettings(token=slack.token, api_url=slack.api_url, signing_secret=slack.signing_secret),
+        deliver_interval=0.05,
+    )
+    await runtime.start(background=True, poll=False)
+    runner = web.AppRunner(build_web(runtime), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    url = f"http://127.0.0.1:{port}/slack/events"
+    slack.bot_url = url
+    return Bot(runtime=runtime, slack=slack, url=url, runner=runner)
