@@ -123,6 +123,8 @@ class CardState:
     decided_at: datetime | None = None
     decided_comment: str | None = None
     last_error: str | None = None
+    # Set for a person's own copy once it is no longer their turn (reassigned, their group done).
+    not_theirs: bool = False
 
 
 @dataclass(frozen=True)
@@ -271,13 +273,17 @@ def card(state: CardState) -> Message:
     line = status_line(state)
     if line:
         blocks.append(_section(line))
+    if state.not_theirs and item.status is Status.PENDING:
+        blocks.append(
+            _section(":information_source: This no longer waits on you (reassigned, or your part is done).")
+        )
     if state.last_error and item.status is Status.PENDING and not state.working_by:
         blocks.append(
             _context(f":warning: Last attempt did not go through: {escape(cut(state.last_error, 400))}")
         )
 
     buttons: list[ButtonElement] = []
-    if item.status is Status.PENDING and not state.working_by:
+    if item.status is Status.PENDING and not state.working_by and not state.not_theirs:
         buttons = [action_button(item, spec) for spec in item.actions]
     link = open_button(item, state.vendor_label)
     if link is not None:

@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -174,7 +174,10 @@ class Notifier:
         stored = await self.store.item_by_id(item_id=row.item_id)
         if stored is None:
             return
-        message = blocks.card(self.card_state(stored))
+        state = self.card_state(stored)
+        if not await self._still_theirs(stored, row.target):
+            state = replace(state, not_theirs=True)
+        message = blocks.card(state)
         rendered = _digest(message)
         existing = next(
             (c for c in await self.store.cards(item_id=row.item_id) if c.target == row.target), None
@@ -212,6 +215,19 @@ class Notifier:
         )
         if self.on_card:
             await self.on_card(channel, ts, message, "post")
+
+    async def _still_theirs(self, stored: StoredItem, target: str) -> bool:
+        """A person's DM copy stays actionable only while they are among the item's recipients."""
+        kind, _, value = target.partition(":")
+        recipients = stored.item.recipients
+        if kind == "channel" or not recipients:
+            return True
+        if kind == "email":
+            return any((p.email or "").lower() == value for p in recipients)
+        identity = await self.store.identity(slack_user_id=value, connector=stored.item.connector)
+        if identity is None:
+            return True
+        return any(p.id == identity.vendor_user_id for p in recipients)
 
     async def _destination(self, target: str, connector: str) -> tuple[str | None, str | None]:
         kind, _, value = target.partition(":")

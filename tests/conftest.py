@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
+from bot.sandbox.slack_api import SlackSandbox
 from store.crypto import CredentialBox
 from store.db import Database
 from store.repo import Store
@@ -72,3 +73,19 @@ def secret_key() -> str:
 @pytest.fixture
 async def store(db: Database, secret_key: str) -> Store:
     return Store(db, CredentialBox(secret_key))
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[SlackSandbox]:
+    """The Slack sandbox (Web API + a Slack client that signs requests), on 127.0.0.1."""
+    sandbox = SlackSandbox()
+    await sandbox.start()
+    try:
+        yield sandbox
+    finally:
+        await sandbox.stop()
+
+
+@pytest.fixture
+def db_url(db: Database) -> str:
+    return db.url

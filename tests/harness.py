@@ -53,8 +53,13 @@ class Bot:
             await asyncio.sleep(0.02)
 
     def cards(self, channel: str) -> list[StoredMessage]:
-        return [m for m in self.slack.messages_in(self.slack.dm_channel(channel) if channel.startswith("U") else channel)
-                if not m.thread_ts]
+        return [
+            m
+            for m in self.slack.messages_in(
+                self.slack.dm_channel(channel) if channel.startswith("U") else channel
+            )
+            if not m.thread_ts
+        ]
 
     def card(self, channel: str, contains: str = "") -> StoredMessage:
         matches = [m for m in self.cards(channel) if contains in m.render()]
@@ -62,7 +67,9 @@ class Bot:
         return matches[0]
 
     async def click(self, user: str, message: StoredMessage, label: str) -> None:
-        reply = await self.slack.click(self.url, user=user, channel=message.channel, ts=message.ts, label=label)
+        reply = await self.slack.click(
+            self.url, user=user, channel=message.channel, ts=message.ts, label=label
+        )
         assert reply.status == 200, reply.text
 
     async def command(self, user: str, text: str, channel: str = "C0GENERAL") -> None:

@@ -1,0 +1,75 @@
+"""End to end with an email-linked vendor: cards in the DMs of whoever's turn it is, Reassign
+through a modal with a person picker, and the turn moving on."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bot.sandbox.slack_api import SlackSandbox
+from connectors.greenhouse.sandbox import demo
+from connectors.registry import SandboxSetup
+from tests.harness import Bot, connector_config, start_bot
+
+
+@pytest.fixture
+async def greenhouse() -> AsyncIterator[SandboxSetup]:
+    setup = await demo()
+    try:
+        yield setup
+    finally:
+        await setup.stop()
+
+
+@pytest.fixture
+async def bot(
+    db_url: str, secret_key: str, slack: SlackSandbox, greenhouse: SandboxSetup
+) -> AsyncIterator[Bot]:
+    running = await start_bot(
+        database_url=db_url,
+        secret_key=secret_key,
+        slack=slack,
+        connectors=[
+            connector_config("hiring", "greenhouse", dict(greenhouse.connector), channel="C0APPROVALS")
+        ],
+    )
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+async def test_due_approvers_get_dm_cards_and_reassign_moves_the_turn(bot: Bot) -> None:
+    await bot.command("alice", "connect hiring")
+    assert "Linked by email" in await bot.wait_private("alice", "Linked")
+    await bot.poll()
+
+    alice_card = bot.card("U0ALICE", "Offer to Jordan Rivera")
+    bob_card = bot.card("U0BOB", "Offer to Jordan Rivera")  # Bob never linked: found by his Slack email
+    assert "[Reassign]" in alice_card.render()
+    assert "[Approve]" not in alice_card.render(), "Greenhouse's API cannot approve: no such button"
+    assert not [m for m in bot.cards("U0CAROL") if "Jordan" in m.render()], "Carol's group is not due yet"
+
+    await bot.click("alice", alice_card, "Reassign")
+    await bot.slack.wait_for(lambda: bot.slack.open_modals("alice"), what="the reassign modal")
+    result = await bot.slack.submit_view(
+        bot.url,
+        user="alice",
+        values={"Approver to replace": "Group 1: Alice Approver", "New approver": "U0CAROL"},
+    )
+    assert result.closed
+    await bot.wait_private("alice", "reassigned")
+    await bot.settle()
+
+    carol_card = bot.card("U0CAROL", "Offer to Jordan Rivera")
+    assert "[Reassign]" in carol_card.render()
+    text = await bot.wait_card(alice_card, "no longer waits on you")
+    assert "[Reassign]" not in text
+    assert "[Reassign]" in bot.slack.messages[(bob_card.channel, bob_card.ts)].render()
+
+
+async def test_someone_without_a_vendor_account_is_told_why(bot: Bot) -> None:
+    await bot.command("mallory", "connect hiring")
+    text = await bot.wait_private("mallory", "No Greenhouse user")
+    assert "mallory@example.com" in text
