@@ -25,6 +25,7 @@ def _setup_logging() -> None:
     # httpx logs every request URL at INFO; query strings can carry notes, so keep it quiet.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def _problems(lines: Sequence[str]) -> int:
