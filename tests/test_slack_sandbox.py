@@ -383,6 +383,10 @@ async def test_form_get_and_unknown_methods(sandbox: SlackSandbox, session: aioh
     async with session.post(f"{sandbox.api_url}chat.fly", headers=auth) as response:
         assert (await response.json())["error"] == "unknown_method"
     assert all("token" not in c.args for c in sandbox.calls)
+    assert (
+        sandbox.calls_to("chat.postMessage")[0].args["blocks"][0]["text"]["text"] == "hi"
+    )  # decoded for tests
+    assert sandbox.token not in repr(sandbox) and sandbox.signing_secret not in repr(sandbox)
 
 
 # ---- views and triggers ---------------------------------------------------------------------------------
@@ -667,9 +671,24 @@ async def test_sandbox_page_lists_messages_and_clicks(
     click = {"user": "alice", "channel": "C0DEPLOYS", "ts": ts, "label": "Nope"}
     async with session.post(f"{sandbox.url}/sandbox/click", json=click) as response:
         assert response.status == 400 and "[Approve]" in await response.text()
-    async with session.post(f"{sandbox.url}/sandbox/click", json={**click, "label": "Approve"}) as response:
+    # As the demo prints it: curl -d '<json>' (which labels the JSON as a form).
+    curl = {"Content-Type": "application/x-www-form-urlencoded"}
+    body = json.dumps({**click, "label": "Reject"})
+    async with session.post(f"{sandbox.url}/sandbox/click", data=body, headers=curl) as response:
         assert (await response.json())["status"] == 200
-    await sandbox.wait_for(lambda: bot.bodies("block_actions"))
+    await sandbox.wait_for(lambda: sandbox.open_modals("alice"), what="the Reject modal")
+    async with session.get(f"{sandbox.url}/sandbox/views") as response:
+        assert "Reason: [" in await response.text()
+    values = {"Reason": "Wrong build", "Severity": "High"}
+    body = json.dumps({"user": "alice", "values": values})
+    async with session.post(f"{sandbox.url}/sandbox/submit", data=body, headers=curl) as response:
+        assert (await response.json())["closed"] is True
+    assert (
+        bot.bodies("view_submission")[0]["view"]["state"]["values"]["severity"]["value"]["selected_option"][
+            "value"
+        ]
+        == "high"
+    )
 
 
 def test_blocks_to_text_reads_like_the_card() -> None:

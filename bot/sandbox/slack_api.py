@@ -14,6 +14,7 @@ Used by the bot's tests and by `approvals-bot demo` (which also offers /sandbox/
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import inspect
 import json
@@ -26,7 +27,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import aiohttp
@@ -431,6 +432,7 @@ class SlackSandbox:
         app.router.add_get("/sandbox/messages", self._page_messages)
         app.router.add_post("/sandbox/click", self._page_click)
         app.router.add_get("/sandbox/views", self._page_views)
+        app.router.add_post("/sandbox/submit", self._page_submit)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
@@ -599,7 +601,7 @@ class SlackSandbox:
             return web.json_response({"ok": False, "error": refused.error})
         token = _bearer(request) or str(args.pop("token", "") or "")
         args.pop("token", None)
-        call = Call(method, args, at)
+        call = Call(method, _decoded(args), at)
         self.calls.append(call)
         body, status, headers = await self._answer(method, args, token)
         call.status = status
@@ -624,7 +626,7 @@ class SlackSandbox:
         if injected is not None:
             return {"ok": False, "error": injected}, 200, headers
         if method in RATED_METHODS and self._rates is not None:
-            wait = self._spend_rate(self._dm_if_user(str(args.get("channel") or "")))
+            wait = self._spend_rate(self._rate_key(args.get("channel")))
             if wait > 0:
                 return self._too_many(max(1, math.ceil(wait)), headers)
         needed = METHOD_SCOPES.get(method)
@@ -654,6 +656,12 @@ class SlackSandbox:
             "provided": ",".join(sorted(self.scopes)),
         }
         return body, 200, {**headers, "x-accepted-oauth-scopes": needed}
+
+    def _rate_key(self, raw: Any) -> str:
+        try:
+            return self._conversation(raw, user_ids_as_dm=True)
+        except _Refused:
+            return str(raw or "")
 
     def _spend_rate(self, channel: str) -> float:
         rates = self._rates
@@ -1024,7 +1032,7 @@ class SlackSandbox:
         return view
 
     def _full_view(
-        self, view: Mapping[str, Any], *, view_id: str, user: str, root: str | None, previous: str | None
+        self, view: Mapping[str, Any], *, view_id: str, root: str | None, previous: str | None
     ) -> dict[str, Any]:
         full: dict[str, Any] = {
             "id": view_id,
@@ -1062,7 +1070,7 @@ class SlackSandbox:
         stored = StoredView(
             id=view_id,
             user=user,
-            view=self._full_view(view, view_id=view_id, user=user, root=root, previous=previous),
+            view=self._full_view(view, view_id=view_id, root=root, previous=previous),
         )
         self.views[view_id] = stored
         return stored
@@ -1114,7 +1122,6 @@ class SlackSandbox:
         stored.view = self._full_view(
             view,
             view_id=stored.id,
-            user=stored.user,
             root=stored.view.get("root_view_id"),
             previous=stored.view.get("previous_view_id"),
         )
@@ -1149,8 +1156,8 @@ class SlackSandbox:
         message: tuple[str, str] | None = None,
         ephemeral: Ephemeral | None = None,
     ) -> str:
-        hook_id = f"{TEAM_ID}/{self._seq + 1}/{self._rng.getrandbits(96):024x}".replace("/", "-")
         self._seq += 1
+        hook_id = f"{TEAM_ID}-{self._seq}-{self._rng.getrandbits(96):024x}"
         self._hooks[hook_id] = _Hook(hook_id, user, channel, message, ephemeral, self.clock())
         return f"{self.url}/response/{hook_id}"
 
@@ -1673,6 +1680,9 @@ class SlackSandbox:
             f"  POST {self.url}/sandbox/click      press a button, e.g.\n"
             f'       curl -d \'{{"user": "alice", "channel": "C0DEPLOYS", "ts": "<ts>", "label": "Approve"}}\' '
             f"{self.url}/sandbox/click\n"
+            f'       (or {{"user": "alice", "ephemeral": true, "label": ...}} for her latest private message)\n'
+            f"  POST {self.url}/sandbox/submit     submit the open modal, e.g.\n"
+            f'       curl -d \'{{"user": "alice", "values": {{"Notes": "looks good"}}}}\' {self.url}/sandbox/submit\n'
         )
         return web.Response(text=text)
 
@@ -1724,29 +1734,64 @@ class SlackSandbox:
         return web.Response(text="\n\n".join(parts) + "\n" if parts else "(no views open)\n")
 
     async def _page_click(self, request: web.Request) -> web.Response:
-        try:
-            data = await request.json() if request.content_type == JSON else dict(await request.post())
-        except ValueError:
-            data = None
-        if not isinstance(data, dict):
+        """POST {user, channel, ts, label}; or {user, ephemeral: true, label} for the user's latest private message."""
+        data = await _page_body(request)
+        if data is None:
             return web.Response(status=400, text="send JSON: {user, channel, ts, label}\n")
         if not self.bot_url:
             return web.Response(status=409, text="no bot is connected to this sandbox\n")
-        missing = [k for k in ("user", "channel", "ts") if not data.get(k)]
-        if missing or not (data.get("label") or data.get("action_id")):
-            return web.Response(status=400, text=f"missing: {', '.join(missing or ['label'])}\n")
+        label = str(data["label"]) if data.get("label") else None
+        action_id = str(data["action_id"]) if data.get("action_id") else None
+        needed = ("user",) if data.get("ephemeral") else ("user", "channel", "ts")
+        missing = [k for k in needed if not data.get(k)] + ([] if label or action_id else ["label"])
+        if missing:
+            return web.Response(status=400, text=f"missing: {', '.join(missing)}\n")
         try:
-            reply = await self.click(
-                self.bot_url,
-                user=str(data["user"]),
-                channel=str(data["channel"]),
-                ts=str(data["ts"]),
-                label=str(data["label"]) if data.get("label") else None,
-                action_id=str(data["action_id"]) if data.get("action_id") else None,
-            )
+            if data.get("ephemeral"):
+                reply = await self.click_ephemeral(
+                    self.bot_url, user=str(data["user"]), label=label, action_id=action_id
+                )
+            else:
+                reply = await self.click(
+                    self.bot_url,
+                    user=str(data["user"]),
+                    channel=str(data["channel"]),
+                    ts=str(data["ts"]),
+                    label=label,
+                    action_id=action_id,
+                )
         except SandboxError as exc:
             return web.Response(status=400, text=f"{exc}\n")
         return web.json_response({"status": reply.status, "body": reply.text})
+
+    async def _page_submit(self, request: web.Request) -> web.Response:
+        """POST {user, values: {label: value}, view_id?}: submit the user's open modal."""
+        data = await _page_body(request)
+        if data is None or not data.get("user"):
+            return web.Response(status=400, text="send JSON: {user, values: {label: value}, view_id}\n")
+        if not self.bot_url:
+            return web.Response(status=409, text="no bot is connected to this sandbox\n")
+        values = data.get("values") if isinstance(data.get("values"), dict) else {}
+        try:
+            result = await self.submit_view(
+                self.bot_url,
+                user=str(data["user"]),
+                view_id=str(data["view_id"]) if data.get("view_id") else None,
+                values=values,
+            )
+        except SandboxError as exc:
+            return web.Response(status=400, text=f"{exc}\n")
+        return web.json_response({"status": result.status, "body": result.text, "closed": result.closed})
+
+
+async def _page_body(request: web.Request) -> dict[str, Any] | None:
+    # `curl -d '{...}'` sends JSON labelled as a form: read JSON whatever the content type says.
+    raw = await request.text()
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        data = {k: v[-1] for k, v in parse_qs(raw).items()}
+    return data if isinstance(data, dict) and data else None
 
 
 # ---- Block Kit helpers -----------------------------------------------------------------------------------
@@ -2058,6 +2103,17 @@ def _json_arg(args: Mapping[str, Any], key: str, error: str) -> Any:
         except ValueError:
             raise _Refused(error) from None
     return value
+
+
+def _decoded(args: Mapping[str, Any]) -> dict[str, Any]:
+    """The arguments as a test wants to read them: JSON-string fields of form posts decoded."""
+    decoded = dict(args)
+    for key in ("blocks", "view", "attachments"):
+        value = decoded.get(key)
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                decoded[key] = json.loads(value)
+    return decoded
 
 
 def _flag(value: Any) -> bool:
