@@ -433,6 +433,7 @@ class SlackSandbox:
         app.router.add_post("/sandbox/click", self._page_click)
         app.router.add_get("/sandbox/views", self._page_views)
         app.router.add_post("/sandbox/submit", self._page_submit)
+        app.router.add_post("/sandbox/command", self._page_command)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
@@ -1760,6 +1761,24 @@ class SlackSandbox:
                     label=label,
                     action_id=action_id,
                 )
+        except SandboxError as exc:
+            return web.Response(status=400, text=f"{exc}\n")
+        return web.json_response({"status": reply.status, "body": reply.text})
+
+    async def _page_command(self, request: web.Request) -> web.Response:
+        """POST {user, text, channel?}: run /approvals as that user; the answer lands in their ephemerals."""
+        data = await _page_body(request)
+        if data is None or not data.get("user"):
+            return web.Response(status=400, text='send JSON: {"user": "alice", "text": "list"}\n')
+        if not self.bot_url:
+            return web.Response(status=409, text="no bot is connected to this sandbox\n")
+        try:
+            reply = await self.command(
+                self.bot_url,
+                user=str(data["user"]),
+                text=str(data.get("text") or ""),
+                channel=str(data.get("channel") or "C0GENERAL"),
+            )
         except SandboxError as exc:
             return web.Response(status=400, text=f"{exc}\n")
         return web.json_response({"status": reply.status, "body": reply.text})
