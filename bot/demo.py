@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -119,6 +120,12 @@ async def start_demo(
         out(chunk)
 
     runtime.notifier.on_card = show
+
+    async def show_private(channel: str, ts: str, text: str, blocks: list[dict[str, Any]], kind: str) -> None:
+        if kind == "ephemeral":
+            out(f"\n── private answer in {channel} ──\n{blocks_to_text(blocks) if blocks else text}")
+
+    slack.on_post = show_private
 
     for type_name, setup in sandboxes.items():
         name = type_name.replace("_", "-")
