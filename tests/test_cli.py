@@ -1,0 +1,102 @@
+"""The commands an admin runs, as subprocesses against sandboxes on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.sandbox.slack_api import SlackSandbox
+from connectors.greenhouse.sandbox import demo
+from connectors.registry import SandboxSetup
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+async def greenhouse() -> AsyncIterator[SandboxSetup]:
+    setup = await demo()
+    try:
+        yield setup
+    finally:
+        await setup.stop()
+
+
+async def _cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **env},
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+def _config(path: Path, setup: SandboxSetup, api_key: str) -> Path:
+    file = path / "approvals.toml"
+    file.write_text(
+        f"""
+[[connectors]]
+name = "hiring"
+type = "greenhouse"
+base_url = "{setup.connector["base_url"]}"
+api_key = "${{HARVEST_KEY}}"
+channel = "C0APPROVALS"
+"""
+    )
+    return file
+
+
+async def test_check_reaches_every_vendor_and_slack(
+    tmp_path: Path, greenhouse: SandboxSetup, slack: SlackSandbox, secret_key: str
+) -> None:
+    config = _config(tmp_path, greenhouse, "ok")
+    env = {
+        "HARVEST_KEY": str(greenhouse.connector["api_key"]),
+        "SLACK_BOT_TOKEN": slack.token,
+        "SLACK_SIGNING_SECRET": "x",
+        "SLACK_API_URL": slack.api_url,
+    }
+    code, out, err = await _cli("check", "--config", str(config), env=env)
+    assert code == 0, err
+    assert "ok: hiring (Greenhouse)" in out
+    assert "ok: Slack" in out
+
+    env["HARVEST_KEY"] = "wrong-key"
+    env["SLACK_BOT_TOKEN"] = "xoxb-wrong"
+    code, out, err = await _cli("check", "--config", str(config), env=env)
+    assert code != 0
+    lines = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert any("hiring" in line and "refused" in line for line in lines), err
+    assert any("Slack: auth.test failed: invalid_auth" in line for line in lines), err
+    assert "wrong-key" not in out + err, "secrets never appear in output"
+
+
+async def test_poll_once_posts_cards_and_a_second_run_posts_none(
+    tmp_path: Path, greenhouse: SandboxSetup, slack: SlackSandbox, secret_key: str
+) -> None:
+    config = _config(tmp_path, greenhouse, "ok")
+    env = {
+        "HARVEST_KEY": str(greenhouse.connector["api_key"]),
+        "SLACK_BOT_TOKEN": slack.token,
+        "SLACK_API_URL": slack.api_url,
+        "APPROVALS_SECRET_KEY": secret_key,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'approvals.db'}",
+        "APPROVALS_CONFIG": str(config),
+    }
+    # Greenhouse lists per mapped approver: pin nobody, link nobody — then nothing is visible yet.
+    code, out, err = await _cli("poll", "--once", env=env)
+    assert code == 0, err
+    assert "hiring: 0 pending" in out
+    code, out, err = await _cli("poll", "--once", "--connector", "nope", env=env)
+    assert code == 2
+    assert "no such connector" in err
