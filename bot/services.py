@@ -63,6 +63,8 @@ def not_allowed_words(exc: NotAllowed, vendor: str, action: Action, *, email_lin
         "action_disabled": f"{vendor} has “{verb}” turned off for this approval, so I no longer offer it.",
         "license": f"{vendor} refused because its license is not valid. Tell your {vendor} admin.",
         "permission": f"{vendor} says you lack the permission to {verb} this.",
+        "service_permission": f"The bot's own {vendor} account may no longer read this, so nothing was sent. "
+        "Please tell the admin (it is the account in the bot's config).",
         "key_permission": f"The bot's {vendor} key may not do this (its privileges, validity or allowed "
         "addresses). Nothing was changed; please tell the admin.",
         "not_linked": f"Your Slack email does not match a {vendor} user, so I cannot act for you there. Ask "
