@@ -4,7 +4,7 @@ vendor sandboxes over 127.0.0.1, on a real database. Nothing of ours is patched.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -15,6 +15,7 @@ from bot.config import Config, ConnectorConfig, Reminders
 from bot.runtime import Runtime, SlackSettings
 from bot.sandbox.slack_api import SlackSandbox, StoredMessage
 from bot.server import build_web
+from connectors.base import Connector
 from connectors.registry import specs
 
 
@@ -111,7 +112,9 @@ async def start_bot(
     slack: SlackSandbox,
     connectors: Sequence[ConnectorConfig],
     notify_channel: str | None = None,
+    instances: Mapping[str, Connector] | None = None,
 ) -> Bot:
+    """`instances`: connectors built by the test (e.g. with short timeouts), by name."""
     config = Config(connectors=tuple(connectors), notify_channel=notify_channel)
     runtime = Runtime(
         config=config,
@@ -119,6 +122,7 @@ async def start_bot(
         secret_key=secret_key,
         slack=SlackSettings(token=slack.token, api_url=slack.api_url, signing_secret=slack.signing_secret),
         deliver_interval=0.05,
+        connectors=instances,
     )
     await runtime.start(background=True, poll=False)
     runner = web.AppRunner(build_web(runtime), access_log=None)

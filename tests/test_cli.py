@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.sandbox.slack_api import SlackSandbox
+from connectors.flexdeploy.sandbox import FlexDeploySandbox
 from connectors.greenhouse.sandbox import demo
 from connectors.registry import SandboxSetup
 
@@ -82,21 +83,49 @@ async def test_check_reaches_every_vendor_and_slack(
 
 
 async def test_poll_once_posts_cards_and_a_second_run_posts_none(
-    tmp_path: Path, greenhouse: SandboxSetup, slack: SlackSandbox, secret_key: str
+    tmp_path: Path, slack: SlackSandbox, secret_key: str
 ) -> None:
-    config = _config(tmp_path, greenhouse, "ok")
-    env = {
-        "HARVEST_KEY": str(greenhouse.connector["api_key"]),
-        "SLACK_BOT_TOKEN": slack.token,
-        "SLACK_API_URL": slack.api_url,
-        "APPROVALS_SECRET_KEY": secret_key,
-        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'approvals.db'}",
-        "APPROVALS_CONFIG": str(config),
-    }
-    # Greenhouse lists per mapped approver: pin nobody, link nobody — then nothing is visible yet.
-    code, out, err = await _cli("poll", "--once", env=env)
-    assert code == 0, err
-    assert "hiring: 0 pending" in out
-    code, out, err = await _cli("poll", "--once", "--connector", "nope", env=env)
-    assert code == 2
-    assert "no such connector" in err
+    fd = FlexDeploySandbox()
+    fd.seed_demo()
+    await fd.start()
+    try:
+        settings = fd.connector_settings()
+        config = tmp_path / "approvals.toml"
+        config.write_text(
+            f"""
+[[connectors]]
+name = "deploys"
+type = "flexdeploy"
+base_url = "{settings["base_url"]}"
+username = "{settings["username"]}"
+password = "${{FD_PASSWORD}}"
+channel = "C0DEPLOYS"
+"""
+        )
+        env = {
+            "FD_PASSWORD": settings["password"],
+            "SLACK_BOT_TOKEN": slack.token,
+            "SLACK_API_URL": slack.api_url,
+            "APPROVALS_SECRET_KEY": secret_key,
+            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'approvals.db'}",
+            "APPROVALS_CONFIG": str(config),
+        }
+        code, out, err = await _cli("poll", "--once", env=env)
+        assert code == 0, err
+        assert "deploys: 3 pending (3 new" in out
+        assert len(slack.calls_to("chat.postMessage")) == 3
+        code, out, err = await _cli("poll", "--once", "--connector", "deploys", env=env)
+        assert code == 0, err
+        assert "(0 new, 0 changed" in out
+        assert len(slack.calls_to("chat.postMessage")) == 3, (
+            "a second run on the same database posts nothing again"
+        )
+        code, out, err = await _cli("poll", "--once", "--connector", "nope", env=env)
+        assert code == 2
+        assert "no such connector" in err
+        env["FD_PASSWORD"] = "wrong"
+        code, out, err = await _cli("poll", "--once", env=env)
+        assert code == 1
+        assert "deploys: failed" in err
+    finally:
+        await fd.stop()
