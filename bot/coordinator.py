@@ -45,6 +45,11 @@ class Coordinator:
     def name(self) -> str:
         return self.connector.name
 
+    async def idle(self) -> None:
+        """Wait for a cycle in progress to finish (used at shutdown, so no write is cut in half)."""
+        async with self._lock:
+            return
+
     async def run_once(self) -> SyncResult:
         """One cycle; never raises for vendor trouble (it is recorded and logged instead)."""
         if self._lock.locked():

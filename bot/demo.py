@@ -71,7 +71,9 @@ async def start_demo(
     secret_key = _demo_key(folder)
 
     slack = SlackSandbox(signing_secret=SIGNING_SECRET, token=BOT_TOKEN)
-    await slack.start(port=port + 1 if slack_port is None else slack_port)
+    if slack_port is None:
+        slack_port = port + 1 if port else 0
+    await slack.start(port=slack_port)
 
     sandboxes: dict[str, SandboxSetup] = {}
     connectors: list[ConnectorConfig] = []
@@ -101,8 +103,6 @@ async def start_demo(
         slack=SlackSettings(token=BOT_TOKEN, api_url=f"{slack.url}/api/", signing_secret=SIGNING_SECRET),
     )
     await runtime.start(background=False)
-    bot_url = f"http://127.0.0.1:{port}/slack/events"
-    slack.bot_url = bot_url
 
     demo_ref: dict[str, Demo] = {}
 
@@ -134,6 +134,8 @@ async def start_demo(
     runner = web.AppRunner(build_web(runtime), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
+    bot_url = f"http://127.0.0.1:{runner.addresses[0][1]}/slack/events"
+    slack.bot_url = bot_url
     demo = Demo(runtime=runtime, slack=slack, sandboxes=sandboxes, bot_url=bot_url, runner=runner)
     demo_ref["d"] = demo
     runtime._start_background()

@@ -186,6 +186,8 @@ class Runtime:
         self._stopping.set()
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*(c.idle() for c in self.coordinators.values())), 15)
         if self._delivery is not None:
             self.notifier.kick()
             self._delivery.cancel()
