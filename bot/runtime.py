@@ -29,6 +29,7 @@ from connectors.base import Connector
 from connectors.registry import specs
 from store.crypto import CredentialBox
 from store.db import Database
+from store.leader import Leadership
 from store.repo import Store, now_utc
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ class Runtime:
         self.slack = slack
         self.db = Database(database_url)
         self.store = Store(self.db, CredentialBox(secret_key))
+        self.leader = Leadership(self.db)
         self.connectors: dict[str, Connector] = dict(connectors or build_connectors(config))
         self.deliver_interval = deliver_interval
         self.session: aiohttp.ClientSession | None = None
@@ -149,7 +151,7 @@ class Runtime:
         )
         for job_id, seconds, func in self.jobs:
             scheduler.add_job(
-                func,
+                self._leader_only(func),
                 "interval",
                 seconds=seconds,
                 id=job_id,
@@ -161,8 +163,17 @@ class Runtime:
         self.scheduler = scheduler
 
     async def _sync_job(self, name: str) -> None:
+        if not await self.leader.check():
+            return
         await self.coordinators[name].run_once()
         self.notifier.kick()
+
+    def _leader_only(self, func: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            if await self.leader.check():
+                await func()
+
+        return run
 
     async def _housekeeping(self) -> None:
         await self.store.forget_events(older_than=timedelta(hours=2))
@@ -170,7 +181,8 @@ class Runtime:
     async def _deliver_forever(self) -> None:
         while not self._stopping.is_set():
             try:
-                await self.notifier.deliver()
+                if await self.leader.check():
+                    await self.notifier.deliver()
             except Exception:  # one bad delivery pass must not end delivery for good
                 log.exception("outbox delivery pass failed")
             await self.notifier.wait_for_kick(self.deliver_interval)
@@ -193,6 +205,7 @@ class Runtime:
             self._delivery.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._delivery
+        await self.leader.release()
         for connector in self.connectors.values():
             await connector.aclose()
         if self.session is not None:
