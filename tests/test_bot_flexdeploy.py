@@ -34,7 +34,9 @@ async def fd() -> AsyncIterator[FlexDeploySandbox]:
 
 async def _start(db_url: str, secret_key: str, slack: SlackSandbox, fd: FlexDeploySandbox) -> Bot:
     settings = fd.connector_settings()
-    connector = FlexDeployConnector("deploys", FlexDeploySettings.model_validate(settings), timeout=0.75)
+    connector = FlexDeployConnector(
+        "deploys", FlexDeploySettings.model_validate(settings), timeout=0.75, backoff_base=0.01
+    )
     return await start_bot(
         database_url=db_url,
         secret_key=secret_key,
@@ -284,3 +286,34 @@ async def test_list_shows_the_callers_pending_tasks_privately(bot: Bot, fd: Flex
     assert "CAB approval" in text
     assert "Payments API" in text
     assert "[Approve]" in text
+
+
+async def test_a_failing_vendor_is_logged_once_and_its_recovery_once(
+    bot: Bot, fd: FlexDeploySandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="bot.coordinator")
+    fd.fail_next("500", count=40)  # every read and its retries, for three cycles
+    for _ in range(3):
+        await bot.runtime.poll_once()
+    failing = [r for r in caplog.records if "is failing" in r.getMessage()]
+    assert len(failing) == 1
+    await bot.command("alice", "status")
+    status = await bot.wait_private("alice", "failing")
+    assert "deploys" in status
+    fd._faults.clear()
+    await bot.runtime.poll_once()
+    await bot.runtime.poll_once()
+    assert len([r for r in caplog.records if "recovered" in r.getMessage()]) == 1
+    await bot.settle()
+    assert len(bot.cards(CHANNEL)) == 3
+
+
+async def test_disconnect_forgets_the_credentials(bot: Bot, fd: FlexDeploySandbox) -> None:
+    await _link(bot, fd, "alice")
+    await bot.command("alice", "disconnect deploys")
+    await bot.wait_private("alice", "Disconnected")
+    assert await bot.runtime.store.identity(slack_user_id="U0ALICE", connector="deploys") is None
+    await bot.poll()
+    await bot.click("alice", _gate(bot), "Approve")
+    await bot.wait_private("alice", "link your own FlexDeploy account")
+    assert fd.decisions == []
