@@ -178,7 +178,7 @@ class Notifier:
         if not await self._still_theirs(stored, row.target):
             state = replace(state, not_theirs=True)
         message = blocks.card(state)
-        rendered = _digest(message)
+        rendered = digest(message)
         existing = next(
             (c for c in await self.store.cards(item_id=row.item_id) if c.target == row.target), None
         )
@@ -315,7 +315,7 @@ class Notifier:
             return str(exc.response.get("error", "unknown"))
 
 
-def _digest(message: Message) -> str:
+def digest(message: Message) -> str:
     return hashlib.sha256(json.dumps([message.text, message.blocks], sort_keys=True).encode()).hexdigest()[
         :32
     ]
