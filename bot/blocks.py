@@ -580,6 +580,15 @@ def home_view(
         shown += 1
     if shown < len(states):
         out.append(_context(f"…and {len(states) - shown} more; `/approvals` lists them."))
+    approvable = sum(
+        1 for s in states if (spec := s.item.action(Action.APPROVE)) is not None and not spec.needs_modal
+    )
+    if approvable >= 2:
+        out.append(
+            ActionsBlock(
+                elements=[ButtonElement(text="Approve several…", action_id=ActionId.BULK_OPEN.value)]
+            )
+        )
     out.append(DividerBlock())
     out.append(HeaderBlock(text="Your accounts"))
     for name, label, linked_as, mode in accounts:

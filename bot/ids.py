@@ -20,6 +20,7 @@ class ActionId(StrEnum):
     WITH_COMMENT = "card.with_comment"
     REQUEST = "request.open"
     HOME_REFRESH = "home.refresh"
+    BULK_OPEN = "home.bulk"
 
 
 def card_action_id(action: Action) -> str:
@@ -39,6 +40,7 @@ class ViewId(StrEnum):
     CONNECT = "view.connect"
     DECIDE = "view.decide"
     REQUEST = "view.request"
+    BULK = "view.bulk"
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 
 from bot import blocks
-from bot.ids import ActionId
+from bot.bulk import approve_all, bulk_candidates, bulk_modal, results_view, selected_refs, working_view
+from bot.ids import ActionId, ViewId
 from bot.listeners.deps import Deps, user_id
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,43 @@ def register(app: AsyncApp, deps: Deps) -> None:
             return
         message = await deps.services.unlink(connector_name=str(action.get("value") or ""), slack_user=user)
         await deps.notifier.tell(user=user, message=message)
+        await publish_home(deps, user)
+
+    @app.action(ActionId.BULK_OPEN.value)
+    async def bulk_open(ack: Any, body: dict[str, Any]) -> None:
+        await ack()
+        user = user_id(body)
+        if user is None:
+            return
+        states = await deps.services.pending_for(slack_user=user)
+        candidates = bulk_candidates(states)
+        if not candidates:
+            await deps.notifier.tell(
+                user=user, message=blocks.notice("Nothing waiting on you can be approved in bulk.")
+            )
+            return
+        view = bulk_modal(candidates, skipped=len(states) - len(candidates))
+        error = await deps.notifier.open_view(trigger_id=str(body.get("trigger_id") or ""), view=view)
+        if error is not None:
+            await deps.notifier.tell(
+                user=user, message=blocks.notice("Slack did not open the list in time; try again.")
+            )
+
+    @app.view(ViewId.BULK.value)
+    async def bulk_submitted(ack: Any, body: dict[str, Any]) -> None:
+        user = user_id(body)
+        refs = selected_refs(body)
+        if user is None or not refs:
+            await ack(response_action="errors", errors={"bulk|0": "Pick at least one."})
+            return
+        await ack(response_action="update", view=working_view(len(refs)))
+        results = await approve_all(deps.services, slack_user=user, refs=refs)
+        view_id = (body.get("view") or {}).get("id")
+        try:
+            await deps.notifier.client.views_update(view_id=view_id, view=results_view(results))
+        except SlackApiError:
+            lines = "\n".join(f"{'✅' if ok else '❌'} {t}: {w}" for t, ok, w in results)
+            await deps.notifier.tell(user=user, message=blocks.notice(lines))
         await publish_home(deps, user)
 
     @app.action(ActionId.HOME_REFRESH.value)

@@ -1,0 +1,119 @@
+"""App Home: the queue with buttons, linked accounts, connector health; kept true after a decision;
+bulk approve with a per-item result."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bot.sandbox.slack_api import SlackSandbox
+from connectors.flexdeploy import FlexDeploySettings
+from connectors.flexdeploy.connector import FlexDeployConnector
+from connectors.flexdeploy.sandbox import FlexDeploySandbox
+from connectors.people import BOB
+from tests.harness import Bot, connector_config, start_bot
+
+
+@pytest.fixture
+async def fd() -> AsyncIterator[FlexDeploySandbox]:
+    sandbox = FlexDeploySandbox()
+    sandbox.seed_demo()
+    # A fourth task in a group Alice is not in: FlexDeploy will refuse her in a bulk approve.
+    sandbox.add_group("Auditors", [BOB])
+    sandbox.add_project_task(
+        project="Ledger",
+        version="1.0.0",
+        group="Auditors",
+        requestor_path="FlexDeploy / Finance / Ledger",
+        project_id=10040,
+    )
+    await sandbox.start()
+    try:
+        yield sandbox
+    finally:
+        await sandbox.stop()
+
+
+@pytest.fixture
+async def bot(db_url: str, secret_key: str, slack: SlackSandbox, fd: FlexDeploySandbox) -> AsyncIterator[Bot]:
+    settings = fd.connector_settings()
+    connector = FlexDeployConnector("deploys", FlexDeploySettings.model_validate(settings), backoff_base=0.01)
+    running = await start_bot(
+        database_url=db_url,
+        secret_key=secret_key,
+        slack=slack,
+        connectors=[connector_config("deploys", "flexdeploy", settings, channel="C0DEPLOYS")],
+        instances={"deploys": connector},
+    )
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+async def _link(bot: Bot, fd: FlexDeploySandbox, user: str) -> None:
+    await bot.command(user, "connect deploys")
+    await bot.slack.wait_for(lambda: bot.slack.open_modals(user), what="the connect modal")
+    secret = fd.credentials(user, token=True)["secret"]
+    await bot.slack.submit_view(
+        bot.url, user=user, values={"Username": user, "Password or API token": secret}
+    )
+    await bot.wait_private(user, "Linked")
+
+
+def _home(bot: Bot, user: str) -> str:
+    from bot.sandbox.render import view_to_text
+
+    view = bot.slack.home.get(bot.slack.person(user).slack_id)
+    return view_to_text(view) if view else ""
+
+
+async def test_home_shows_queue_accounts_and_health_and_follows_a_decision(
+    bot: Bot, fd: FlexDeploySandbox
+) -> None:
+    await _link(bot, fd, "alice")
+    await bot.poll()
+    await bot.slack.open_home(bot.url, user="alice")
+    home = await bot.slack.wait_for(lambda: _home(bot, "alice"), what="Alice's home")
+    assert "CAB approval" in home
+    assert "[Approve]" in home
+    assert "linked as" in home
+    assert "Greenhouse" not in home
+    assert "deploys" in home and "pending" in home
+    card = bot.card("C0DEPLOYS", "CAB approval")
+    await bot.click("alice", card, "Approve")
+    await bot.wait_card(card, "Approved")
+    await bot.settle()
+    await bot.slack.wait_for(
+        lambda: "CAB approval" not in _home(bot, "alice"), what="home without the approved item"
+    )
+
+
+async def test_bulk_approve_reports_each_item_and_one_refusal_does_not_stop_the_rest(
+    bot: Bot, fd: FlexDeploySandbox
+) -> None:
+    await _link(bot, fd, "alice")
+    await bot.poll()
+    await bot.slack.open_home(bot.url, user="alice")
+    await bot.slack.wait_for(lambda: "Approve several" in _home(bot, "alice"), what="the bulk button")
+    await bot.slack.click_home(bot.url, user="alice", label="Approve several…")
+    modal = await bot.slack.wait_for(lambda: bot.slack.open_modals("alice"), what="the bulk modal")
+    text = modal[-1].render()
+    assert "Ledger" in text
+    assert "Inventory Service" not in text, "a task decided in Jira cannot be approved here"
+    options = [
+        o["value"]
+        for b in modal[-1].blocks
+        if b.get("block_id", "").startswith("bulk|")
+        for o in b["element"]["options"]
+    ]
+    await bot.slack.submit_view(bot.url, user="alice", values={"Approve": options})
+    result = await bot.slack.wait_for(
+        lambda: next((v.render() for v in bot.slack.views.values() if "of 3 approved" in v.render()), ""),
+        timeout=10,
+        what="the per-item result",
+    )
+    assert "2 of 3 approved" in result
+    assert "not an approver" in result
+    assert sorted(d[2] for d in fd.decisions) == ["alice", "alice"]
