@@ -173,19 +173,9 @@ async def _check(config: Config, env: Env) -> int:
 
 
 def _explain(exc: BaseException) -> str:
-    from connectors.errors import AuthExpired, NotAllowed, NotFound, RateLimited, VendorUnavailable
+    from bot.wording import explain_failure
 
-    if isinstance(exc, AuthExpired):
-        return "the service credentials were refused (401): check username/password/token in the config"
-    if isinstance(exc, NotAllowed):
-        return f"the service account lacks permission: {exc}"
-    if isinstance(exc, NotFound):
-        return f"not found: check base_url ({exc})"
-    if isinstance(exc, RateLimited):
-        return "rate limited; try again later"
-    if isinstance(exc, VendorUnavailable | TimeoutError):
-        return f"could not reach the vendor: {exc or 'timed out'}"
-    return str(exc)
+    return explain_failure(exc).removeprefix("the vendor ")
 
 
 async def _poll(config: Config, env: Env, only: str | None) -> int:

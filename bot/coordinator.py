@@ -16,6 +16,7 @@ from datetime import timedelta
 
 from bot import metrics
 from bot.sync import Stored, SyncPlan, card_targets, diff
+from bot.wording import explain_failure
 from connectors.base import ApprovalItem, Connector, Status
 from connectors.errors import ConnectorError, NotFound
 from store.repo import Store, now_utc
@@ -138,7 +139,7 @@ class Coordinator:
             return None
 
     async def _failed(self, exc: ConnectorError) -> SyncResult:
-        message = str(exc)
+        message = explain_failure(exc, self.connector.vendor_label)
         if not self.failing:
             log.warning("connector %s is failing: %s", self.name, message)
             self.failing = True
