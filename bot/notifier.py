@@ -72,6 +72,30 @@ def make_client(*, token: str, base_url: str, session: aiohttp.ClientSession | N
     )
 
 
+class Pacer:
+    """A token bucket per channel, so posting stays under Slack's "about one message per second per
+    channel, short bursts allowed" instead of bouncing off 429s (each costs a whole Retry-After)."""
+
+    def __init__(
+        self, per_second: float = 1.0, burst: float = 3.0, clock: Callable[[], float] | None = None
+    ) -> None:
+        self.per_second = per_second
+        self.burst = max(1.0, burst)
+        self._clock = clock or (lambda: asyncio.get_running_loop().time())
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    async def wait(self, channel: str) -> None:
+        while True:
+            now = self._clock()
+            tokens, at = self._buckets.get(channel, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - at) * self.per_second)
+            if tokens >= 1.0:
+                self._buckets[channel] = (tokens - 1.0, now)
+                return
+            self._buckets[channel] = (tokens, now)
+            await asyncio.sleep((1.0 - tokens) / self.per_second)
+
+
 @dataclass(frozen=True)
 class ConnectorView:
     """What the notifier needs to know of a connector to render and route its cards."""
@@ -93,7 +117,9 @@ class Notifier:
         connectors: Mapping[str, ConnectorView],
         session: aiohttp.ClientSession,
         clock: Clock = now_utc,
+        pacer: Pacer | None = None,
     ) -> None:
+        self.pacer = pacer or Pacer()
         self.client = client
         self.store = store
         self.connectors = connectors
@@ -185,6 +211,7 @@ class Notifier:
         if existing is not None:
             if existing.rendered == rendered:
                 return
+            await self.pacer.wait(existing.channel)
             await self.client.chat_update(
                 channel=existing.channel, ts=existing.ts, text=message.text, blocks=message.blocks
             )
@@ -200,6 +227,7 @@ class Notifier:
                 "no Slack destination for %s (%s); card not posted", row.target, stored.item.connector
             )
             return
+        await self.pacer.wait(destination)
         response = await self.client.chat_postMessage(
             channel=destination, text=message.text, blocks=message.blocks, unfurl_links=False
         )

@@ -23,7 +23,7 @@ from bot.app import build_app
 from bot.config import Config
 from bot.coordinator import Coordinator, SyncResult
 from bot.listeners.deps import Deps
-from bot.notifier import ConnectorView, Notifier, make_client
+from bot.notifier import ConnectorView, Notifier, Pacer, make_client
 from bot.services import Services
 from connectors.base import Connector
 from connectors.registry import specs
@@ -59,7 +59,9 @@ class Runtime:
         connectors: Mapping[str, Connector] | None = None,
         deliver_interval: float = 1.0,
         clock: Callable[[], datetime] = now_utc,
+        slack_rate: tuple[float, float] = (1.0, 3.0),
     ) -> None:
+        self.slack_rate = slack_rate
         self.config = config
         self.slack = slack
         self.db = Database(database_url)
@@ -93,7 +95,12 @@ class Runtime:
             if c.name in self.connectors
         }
         self.notifier = Notifier(
-            client=client, store=self.store, connectors=views, session=self.session, clock=self.clock
+            client=client,
+            store=self.store,
+            connectors=views,
+            session=self.session,
+            clock=self.clock,
+            pacer=Pacer(*self.slack_rate),
         )
         self.services = Services(
             store=self.store,

@@ -123,6 +123,7 @@ async def start_bot(
         slack=SlackSettings(token=slack.token, api_url=slack.api_url, signing_secret=slack.signing_secret),
         deliver_interval=0.05,
         connectors=instances,
+        slack_rate=(1000.0, 1000.0),
     )
     await runtime.start(background=True, poll=False)
     runner = web.AppRunner(build_web(runtime), access_log=None)

@@ -88,6 +88,7 @@ class FlowNotices:
             ).first()
         try:
             if existing is None:
+                await notifier.pacer.wait(channel)
                 response = await notifier.client.chat_postMessage(
                     channel=channel, text=message.text, blocks=message.blocks, unfurl_links=False
                 )
@@ -101,6 +102,7 @@ class FlowNotices:
                     )
                     s.add(existing)
             elif existing.rendered != rendered:
+                await notifier.pacer.wait(existing.channel)
                 await notifier.client.chat_update(
                     channel=existing.channel, ts=existing.ts, text=message.text, blocks=message.blocks
                 )
@@ -133,6 +135,7 @@ class FlowNotices:
                 comment=decision.comment,
                 at=decision.at,
             )
+            await notifier.pacer.wait(message.channel)
             await notifier.client.chat_postMessage(
                 channel=message.channel, thread_ts=message.ts, text=reply.text, blocks=reply.blocks
             )
