@@ -1,0 +1,1 @@
+"""Benchmarks: how fast and how lean, each figure measured beside its floor in the same run."""

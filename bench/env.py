@@ -1,0 +1,103 @@
+"""The bot under measurement: the real Runtime and HTTP server against the FlexDeploy and Slack sandboxes."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import quote
+
+from aiohttp import web
+from cryptography.fernet import Fernet
+
+from bot.config import Config, ConnectorConfig, Reminders
+from bot.runtime import Runtime, SlackSettings
+from bot.sandbox.slack_api import SlackSandbox
+from bot.server import build_web
+from connectors.flexdeploy import FlexDeploySettings
+from connectors.flexdeploy.sandbox import FlexDeploySandbox
+from connectors.people import ALICE
+
+GROUP = "Bench approvers"
+
+
+def seed(fd: FlexDeploySandbox, n: int) -> list[int]:
+    if GROUP not in fd.groups:
+        fd.add_group(GROUP, [ALICE])
+    return [
+        fd.add_project_task(
+            project=f"Service {i}",
+            version=f"1.{i}.0",
+            group=GROUP,
+            requestor_path=f"FlexDeploy / Bench / Service {i}",
+            project_id=20000 + i,
+        )
+        for i in range(n)
+    ]
+
+
+@dataclass
+class Bench:
+    runtime: Runtime
+    slack: SlackSandbox
+    fd: FlexDeploySandbox
+    url: str
+    runner: web.AppRunner
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+        await self.runtime.stop()
+
+
+async def start(
+    *,
+    folder: Path,
+    slack: SlackSandbox,
+    fd: FlexDeploySandbox,
+    channel: str | None,
+    rate: tuple[float, float],
+) -> Bench:
+    settings = FlexDeploySettings.model_validate(fd.connector_settings())
+    config = Config(
+        connectors=(
+            ConnectorConfig("deploys", "flexdeploy", timedelta(seconds=60), channel, Reminders(), settings),
+        )
+    )
+    runtime = Runtime(
+        config=config,
+        database_url=f"sqlite+aiosqlite:///{folder / 'bench.db'}",
+        secret_key=Fernet.generate_key().decode(),
+        slack=SlackSettings(token=slack.token, api_url=slack.api_url, signing_secret=slack.signing_secret),
+        deliver_interval=0.01,
+        slack_rate=rate,
+    )
+    await runtime.start(background=True, poll=False)
+    runner = web.AppRunner(build_web(runtime), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/slack/events"
+    return Bench(runtime, slack, fd, url, runner)
+
+
+def click_body(external_id: str, *, user: str = ALICE.slack_id, channel: str = "C0DEPLOYS") -> str:
+    payload = {
+        "type": "block_actions",
+        "user": {"id": user, "username": "alice", "name": "alice", "team_id": "T0SANDBOX"},
+        "api_app_id": "A0APPROVALS",
+        "team": {"id": "T0SANDBOX", "domain": "sandbox"},
+        "container": {"type": "message", "message_ts": "1.1", "channel_id": channel, "is_ephemeral": False},
+        "channel": {"id": channel, "name": "deploys"},
+        "trigger_id": f"{time.time()}.bench",
+        "actions": [
+            {
+                "action_id": "card.approve",
+                "block_id": "b",
+                "type": "button",
+                "value": f"1|deploys|{external_id}",
+                "action_ts": str(time.time()),
+            }
+        ],
+    }
+    return "payload=" + quote(json.dumps(payload))

@@ -1,0 +1,443 @@
+"""`python -m bench [--quick]`: every figure beside its floor, as a table and as JSON.
+
+Floors, measured in the same run on the same machine:
+- click ack: a bare Bolt AsyncApp acking the same signed payload;
+- click to vendor: the vendor call made directly;
+- sync: ceil(N / largest page) vendor requests (FlexDeploy has no paging: 1), 0 Slack calls, 0 rows;
+- fan-out: the rate the Slack sandbox allows;
+- memory: the same interpreter with the bot imported and nothing stored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import httpx
+import sqlalchemy as sa
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bench.env import click_body, seed, start
+from bot.sandbox.slack_api import SlackSandbox
+from connectors.base import Status
+from connectors.flexdeploy.sandbox import FlexDeploySandbox
+from connectors.people import ALICE
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return (
+        ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
+        if ordered
+        else float("nan")
+    )
+
+
+async def _fire(
+    url: str, bodies: list[str], sign: Callable[[str], dict[str, str]], concurrency: int
+) -> list[float]:
+    """Send the bodies `concurrency` at a time (all in flight together); latency of each response."""
+    latencies: list[float] = []
+    connector = aiohttp.TCPConnector(limit=max(concurrency, 1))
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def one(body: str) -> None:
+            started = time.perf_counter()
+            async with session.post(url, data=body, headers=sign(body)) as response:
+                await response.read()
+                assert response.status == 200, response.status
+            latencies.append(time.perf_counter() - started)
+
+        for n in range(0, len(bodies), concurrency):
+            await asyncio.gather(*(one(b) for b in bodies[n : n + concurrency]))
+    return latencies
+
+
+async def _bare_bolt(slack: SlackSandbox) -> tuple[str, web.AppRunner]:
+    app = AsyncApp(
+        client=AsyncWebClient(token=slack.token, base_url=slack.api_url), signing_secret=slack.signing_secret
+    )
+
+    @app.action("card.approve")
+    async def approve(ack: Any) -> None:
+        await ack()
+
+    async def handle(request: web.Request) -> web.Response:
+        return await to_aiohttp_response(await app.async_dispatch(await to_bolt_request(request)))
+
+    web_app = web.Application()
+    web_app.router.add_post("/slack/events", handle)
+    runner = web.AppRunner(web_app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return f"http://127.0.0.1:{runner.addresses[0][1]}/slack/events", runner
+
+
+async def clicks(folder: Path, *, quick: bool) -> dict[str, Any]:
+    levels = [
+        (1, 20 if quick else 50),
+        (10 if quick else 50, 20 if quick else 200),
+        (20 if quick else 200, 40 if quick else 400),
+    ]
+    total = sum(n for _, n in levels) + 11
+    slack, fd = SlackSandbox(), FlexDeploySandbox()
+    ids = [str(i) for i in seed(fd, total)]
+    await slack.start()
+    await fd.start()
+    bench = await start(folder=folder, slack=slack, fd=fd, channel="C0DEPLOYS", rate=(10_000.0, 10_000.0))
+    floor_url, floor_runner = await _bare_bolt(slack)
+    out: dict[str, Any] = {}
+    try:
+        creds = fd.credentials("alice", token=True)
+        await bench.runtime.store.link(
+            slack_user_id=ALICE.slack_id,
+            connector="deploys",
+            vendor_user_id="alice",
+            display_name="Alice",
+            email=ALICE.email,
+            credentials=creds,
+        )
+        await bench.runtime.poll_once()
+        sign = slack.signed_headers
+        # Warm both apps (Bolt's lazy auth.test, first connections).
+        await _fire(floor_url, [click_body(ids[-1])] * 3, sign, 1)
+        await _fire(bench.url, [click_body(ids[-1])] * 3, sign, 1)
+        cursor = 0
+        for concurrency, count in levels:
+            batch = ids[cursor : cursor + count]
+            cursor += count
+            floor = await _fire(floor_url, [click_body(i) for i in batch], sign, concurrency)
+            real = await _fire(bench.url, [click_body(i) for i in batch], sign, concurrency)
+            out[f"ack_c{concurrency}"] = {
+                "p50_ms": pct(real, 50) * 1000,
+                "p99_ms": pct(real, 99) * 1000,
+                "floor_p50_ms": pct(floor, 50) * 1000,
+                "floor_p99_ms": pct(floor, 99) * 1000,
+                "ratio_p99": pct(real, 99) / pct(floor, 99),
+                "target_ratio_p99": 1.2,
+                "samples": len(real),
+            }
+        await _settle(bench, lambda: len(fd.decisions) >= cursor, 60)
+        # Click → vendor → final card, one at a time.
+        to_vendor, to_card, direct = [], [], []
+        async with httpx.AsyncClient(
+            base_url=fd.base_url, auth=(creds["username"], creds["secret"])
+        ) as client:
+            for external_id in ids[cursor : cursor + 10][:5]:
+                stored = await bench.runtime.store.item(connector="deploys", external_id=external_id)
+                assert stored is not None
+                card = (await bench.runtime.store.cards(item_id=stored.id))[0]
+                before = len(fd.decisions)
+                started = time.perf_counter()
+                await _fire(bench.url, [click_body(external_id)], sign, 1)
+                await _settle(bench, lambda b=before: len(fd.decisions) > b, 10)  # type: ignore[misc]
+                to_vendor.append(time.perf_counter() - started)
+                key = (card.channel, card.ts)
+                await _settle(bench, lambda k=key: "Approved" in slack.messages[k].render(), 10)  # type: ignore[misc]
+                to_card.append(time.perf_counter() - started)
+            for external_id in ids[cursor + 5 : cursor + 10]:
+                started = time.perf_counter()
+                await client.get(f"/rest/v1/tasks/approval/{external_id}")
+                await client.put(f"/rest/v1/tasks/approval/approve/{external_id}")
+                direct.append(time.perf_counter() - started)
+        out["click_to_vendor"] = {
+            "p50_ms": statistics.median(to_vendor) * 1000,
+            "floor_ms": statistics.median(direct) * 1000,
+            "ratio": statistics.median(to_vendor) / statistics.median(direct),
+        }
+        out["click_to_card"] = {
+            "p50_ms": statistics.median(to_card) * 1000,
+            "floor_ms": statistics.median(direct) * 1000,
+            "ratio": statistics.median(to_card) / statistics.median(direct),
+        }
+    finally:
+        await floor_runner.cleanup()
+        await bench.stop()
+        await fd.stop()
+        await slack.stop()
+    return out
+
+
+async def _settle(bench: Any, done: Callable[[], bool], timeout: float) -> None:
+    deadline = time.perf_counter() + timeout
+    while not done():
+        bench.runtime.notifier.kick()
+        if time.perf_counter() > deadline:
+            raise TimeoutError("benchmark step did not complete")
+        await asyncio.sleep(0.001)
+
+
+async def sync_cost(n: int, folder: Path) -> dict[str, Any]:
+    """A no-change cycle with n pending items, then a cycle where 1 % changed (cards posted)."""
+    slack, fd = SlackSandbox(), FlexDeploySandbox()
+    ids = seed(fd, n)
+    await slack.start()
+    await fd.start()
+    channel = "C0DEPLOYS" if n <= 2000 else None
+    bench = await start(folder=folder, slack=slack, fd=fd, channel=channel, rate=(100_000.0, 100_000.0))
+    writes = {"n": 0}
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        head = statement.lstrip().upper()
+        if head.startswith(("INSERT", "UPDATE", "DELETE")) and "CONNECTOR_STATE" not in head[:80]:
+            writes["n"] += 1
+
+    sa.event.listen(bench.runtime.db.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        if channel is None:
+            await _populate(bench)  # bulk, so 100k items take seconds, not minutes (not measured)
+        await bench.runtime.poll_once()  # the first sync stores everything (not measured)
+        served, calls, writes["n"] = len(fd.served), len(slack.calls), 0
+        cpu, wall = time.process_time(), time.perf_counter()
+        await bench.runtime.poll_once()
+        result: dict[str, Any] = {
+            "items": n,
+            "cpu_s": time.process_time() - cpu,
+            "wall_s": time.perf_counter() - wall,
+            "vendor_requests": len(fd.served) - served,
+            "vendor_requests_floor": 1,
+            "slack_calls": len(slack.calls) - calls,
+            "rows_written": writes["n"],
+        }
+        if channel is not None:
+            changed = ids[: max(1, n // 100)]
+            for task in changed:
+                fd.decide(task, Status.APPROVED, "decided in the bench")
+            calls = len(slack.calls)
+            await bench.runtime.poll_once()
+            result["changed"] = len(changed)
+            result["slack_calls_per_change"] = (len(slack.calls) - calls) / len(changed)
+        result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return result
+    finally:
+        await bench.stop()
+        await fd.stop()
+        await slack.stop()
+
+
+async def _populate(bench: Any) -> None:
+    """Store what the vendor lists in one executemany (the first sync writes row by row)."""
+    from store.models import ItemRow
+    from store.repo import now_utc
+
+    connector = bench.runtime.connectors["deploys"]
+    items = await connector.fetch_pending(())
+    now = now_utc()
+    rows = [
+        {
+            "connector": i.connector,
+            "external_id": i.external_id,
+            "status": i.status.value,
+            "version": i.fingerprint(),
+            "data": i.to_json(),
+            "first_seen_at": now,
+            "updated_at": now,
+        }
+        for i in items
+    ]
+    async with bench.runtime.db.transaction() as session:
+        for n in range(0, len(rows), 5000):
+            await session.exec(sa.insert(ItemRow), params=rows[n : n + 5000])
+
+
+async def fanout(n: int, folder: Path, rate: float) -> dict[str, Any]:
+    slack, fd = SlackSandbox(), FlexDeploySandbox()
+    seed(fd, n)
+    slack.enforce_rates(per_channel_per_second=rate, burst=5, global_per_minute=rate * 60 * 1.5)
+    await slack.start()
+    await fd.start()
+    # The bot paces itself a little under the allowed rate: meeting it exactly would let clock
+    # jitter turn into 429s, each of which costs a whole Retry-After second.
+    bench = await start(folder=folder, slack=slack, fd=fd, channel="C0DEPLOYS", rate=(rate * 0.97, 1))
+    try:
+        started = time.perf_counter()
+        await bench.runtime.poll_once()
+        await _settle(bench, lambda: len(slack.messages_in("C0DEPLOYS")) >= n, 120)
+        elapsed = time.perf_counter() - started
+        posted = [c for c in slack.calls_to("chat.postMessage") if c.status == 200 and not c.error]
+        titles = [m.render().splitlines()[0] for m in slack.messages_in("C0DEPLOYS")]
+        return {
+            "items": n,
+            "allowed_per_s": rate,
+            "achieved_per_s": n / elapsed,
+            "share": n / elapsed / rate,
+            "target_share": 0.95,
+            "rate_limited_429": slack.rate_limited_count,
+            "lost": n - len(set(titles)),
+            "duplicated": len(posted) - n,
+        }
+    finally:
+        await bench.stop()
+        await fd.stop()
+        await slack.stop()
+
+
+def _worker(kind: str, n: int) -> dict[str, Any]:
+    """Runs one measurement in a fresh interpreter so CPU and RSS figures are its own."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--worker", kind, str(n)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"bench worker {kind} {n} failed:\n{done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _baseline_rss() -> float:
+    import bot.runtime  # noqa: F401  (the same imports as the measured process)
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run(quick: bool) -> dict[str, Any]:
+    started = time.perf_counter()
+    results: dict[str, Any] = {"quick": quick}
+    with tempfile.TemporaryDirectory() as tmp:
+        results["clicks"] = asyncio.run(clicks(Path(tmp), quick=quick))
+    sizes = [100, 300] if quick else [1_000, 10_000, 100_000]
+    results["sync"] = [_worker("sync", n) for n in sizes]
+    per_item = [r["cpu_s"] / r["items"] for r in results["sync"]]
+    results["sync_growth"] = {"cpu_per_item_s": per_item, "largest_over_smallest": per_item[-1] / per_item[0]}
+    results["fanout"] = _worker("fanout", 100 if quick else 2_000)
+    baseline = _worker("baseline", 0)["rss_mb"]
+    largest = results["sync"][-1]
+    results["memory"] = {
+        "items": largest["items"],
+        "peak_rss_mb": largest["peak_rss_mb"],
+        "floor_rss_mb": baseline,
+        "ratio": largest["peak_rss_mb"] / baseline,
+        "target_mb": 300,
+    }
+    results["seconds"] = time.perf_counter() - started
+    return results
+
+
+def table(r: dict[str, Any]) -> str:
+    rows = [("figure", "value", "floor", "ratio", "target")]
+    for key, v in r["clicks"].items():
+        if key.startswith("ack_"):
+            rows.append(
+                (
+                    f"click ack p99, {key[5:]} concurrent",
+                    f"{v['p99_ms']:.1f} ms (p50 {v['p50_ms']:.1f})",
+                    f"{v['floor_p99_ms']:.1f} ms (p50 {v['floor_p50_ms']:.1f})",
+                    f"{v['ratio_p99']:.2f}x",
+                    "≤1.2x",
+                )
+            )
+    for key in ("click_to_vendor", "click_to_card"):
+        v = r["clicks"][key]
+        rows.append(
+            (
+                key.replace("_", " ") + " p50",
+                f"{v['p50_ms']:.1f} ms",
+                f"{v['floor_ms']:.1f} ms (direct call)",
+                f"{v['ratio']:.2f}x",
+                "-",
+            )
+        )
+    for s in r["sync"]:
+        rows.append(
+            (
+                f"no-change sync, {s['items']:,} items",
+                f"{s['cpu_s']:.2f} CPU s, {s['vendor_requests']} req, "
+                f"{s['slack_calls']} Slack, {s['rows_written']} rows",
+                "1 req, 0 Slack, 0 rows",
+                f"{s['vendor_requests']}x req",
+                "0 Slack, 0 rows",
+            )
+        )
+        if "slack_calls_per_change" in s:
+            rows.append(
+                (
+                    f"1 % changed, {s['items']:,} items",
+                    f"{s['slack_calls_per_change']:.2f} Slack calls/change",
+                    "1 per card copy",
+                    f"{s['slack_calls_per_change']:.2f}x",
+                    "1",
+                )
+            )
+    g = r["sync_growth"]
+    rows.append(
+        (
+            "sync CPU per item, largest/smallest",
+            f"{g['largest_over_smallest']:.2f}",
+            "1.0 (linear)",
+            "-",
+            "~1",
+        )
+    )
+    f = r["fanout"]
+    rows.append(
+        (
+            f"fan-out {f['items']:,} cards",
+            f"{f['achieved_per_s']:.1f}/s, {f['rate_limited_429']} 429s, "
+            f"{f['lost']} lost, {f['duplicated']} dup",
+            f"{f['allowed_per_s']:.0f}/s allowed",
+            f"{f['share']:.0%}",
+            "≥95 %, 0 lost/dup",
+        )
+    )
+    m = r["memory"]
+    rows.append(
+        (
+            f"peak RSS, {m['items']:,} items",
+            f"{m['peak_rss_mb']:.0f} MB",
+            f"{m['floor_rss_mb']:.0f} MB (imports only)",
+            f"{m['ratio']:.1f}x",
+            "≤300 MB",
+        )
+    )
+    widths = [max(len(str(row[i])) for row in rows) for i in range(5)]
+    lines = [" | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    lines.insert(1, "-|-".join("-" * w for w in widths))
+    return "\n".join(lines) + f"\n\n({r['seconds']:.0f} s; {'quick sizes' if r['quick'] else 'full sizes'})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (what the test suite runs)")
+    parser.add_argument("--out", default=str(RESULTS / "latest.json"))
+    parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        kind, n = args.worker[0], int(args.worker[1])
+        with tempfile.TemporaryDirectory() as tmp:
+            job: Coroutine[Any, Any, dict[str, Any]] | None = None
+            if kind == "sync":
+                job = sync_cost(n, Path(tmp))
+            elif kind == "fanout":
+                job = fanout(n, Path(tmp), rate=50.0 if n <= 100 else 200.0)
+            print(json.dumps(asyncio.run(job) if job is not None else {"rss_mb": _baseline_rss()}))
+        return 0
+    results = run(args.quick)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(table(results))
+    print(f"\nJSON: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
