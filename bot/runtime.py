@@ -208,10 +208,15 @@ class Runtime:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.gather(*(c.idle() for c in self.coordinators.values())), 15)
         if self._delivery is not None:
+            # Let the delivery pass under way finish (cancelling it mid-query would leave a database
+            # call completing after the loop is gone), then stop.
             self.notifier.kick()
-            self._delivery.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._delivery
+            try:
+                await asyncio.wait_for(asyncio.shield(self._delivery), 10)
+            except TimeoutError:
+                self._delivery.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._delivery
         await self.leader.release()
         for connector in self.connectors.values():
             await connector.aclose()
