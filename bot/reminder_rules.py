@@ -1,0 +1,73 @@
+"""When to remind and when to send the digest: pure functions of times, zones and settings.
+
+Kept apart from I/O so the hard parts (each person's own time zone, DST, working days) are tested
+directly with chosen instants instead of waiting for a clock.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from bot.config import Reminders
+
+
+def zone(name: str | None) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def working(now: datetime, tz: str | None, rules: Reminders) -> bool:
+    """Inside the person's working hours on one of their working days, in their own zone."""
+    local = now.astimezone(zone(tz))
+    start, end = rules.working_hours
+    return local.weekday() in rules.working_days and start <= local.time() < end
+
+
+def next_reminder_at(
+    *, due_since: datetime, sent: int, last_sent_at: datetime | None, rules: Reminders
+) -> datetime | None:
+    """The earliest instant the next reminder may go (before working hours are applied); None after `max`."""
+    if sent >= rules.max:
+        return None
+    if sent == 0 or last_sent_at is None:
+        return due_since + rules.first_after
+    return last_sent_at + rules.every
+
+
+def reminder_due(
+    *,
+    now: datetime,
+    due_since: datetime,
+    sent: int,
+    last_sent_at: datetime | None,
+    tz: str | None,
+    rules: Reminders,
+    vendor_reminded_at: datetime | None = None,
+) -> bool:
+    at = next_reminder_at(due_since=due_since, sent=sent, last_sent_at=last_sent_at, rules=rules)
+    if at is None or now < at:
+        return False
+    if vendor_reminded_at is not None and now - vendor_reminded_at < rules.every:
+        return False  # the vendor itself reminded them recently (Greenhouse's reminder_sent_at)
+    return working(now, tz, rules)
+
+
+def digest_due(*, now: datetime, tz: str | None, rules: Reminders, last_sent_on: str | None) -> date | None:
+    """The person's local date when their day's digest should go now (first hour of their working
+    day, on a working day, not yet sent today); else None."""
+    local = now.astimezone(zone(tz))
+    start, _ = rules.working_hours
+    begin = datetime.combine(local.date(), start, tzinfo=local.tzinfo)
+    window_end = begin + timedelta(hours=1)
+    if local.weekday() not in rules.working_days or not (begin <= local < window_end):
+        return None
+    if last_sent_on == local.date().isoformat():
+        return None
+    return local.date()
+
+
+def local_time(now: datetime, tz: str | None) -> time:
+    return now.astimezone(zone(tz)).time()

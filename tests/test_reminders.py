@@ -1,0 +1,213 @@
+"""Reminders and the daily digest: each approver's own time zone and working days, DST, the
+escalation, never after a decision, never twice (a rerun, a restart)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.config import Reminders
+from bot.reminder_rules import digest_due, reminder_due, working
+from bot.sandbox.slack_api import SlackSandbox
+from connectors.greenhouse.sandbox import demo
+from connectors.registry import SandboxSetup
+from tests.harness import Bot, connector_config, start_bot
+
+RULES = Reminders()
+WED_0900_UTC = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)  # 10:00 Berlin, 04:00 New York, 18:00 Tokyo
+
+
+def test_working_hours_are_each_persons_own() -> None:
+    assert working(WED_0900_UTC, "Europe/Berlin", RULES)
+    assert not working(WED_0900_UTC, "America/New_York", RULES)
+    assert not working(WED_0900_UTC, "Asia/Tokyo", RULES), "18:00 is the end of Carol's day"
+    assert working(WED_0900_UTC + timedelta(hours=6), "America/New_York", RULES)
+    saturday = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
+    assert not working(saturday, "Europe/Berlin", RULES)
+    assert working(saturday, "Europe/Berlin", replace(RULES, working_days=frozenset(range(7))))
+
+
+def test_dst_change_moves_the_utc_hour_of_a_working_morning() -> None:
+    # Berlin leaves summer time on 2026-10-25: 08:30 UTC is 10:30 before, 09:30 after; 07:30 UTC
+    # is 09:30 on the Friday before but only 08:30 on the Monday after.
+    friday, monday = datetime(2026, 10, 23, 7, 30, tzinfo=UTC), datetime(2026, 10, 26, 7, 30, tzinfo=UTC)
+    assert working(friday, "Europe/Berlin", RULES)
+    assert not working(monday, "Europe/Berlin", RULES)
+    # New York leaves summer time on 2026-11-01: its digest hour moves from 13:xx to 14:xx UTC.
+    assert (
+        digest_due(
+            now=datetime(2026, 10, 30, 13, 10, tzinfo=UTC),
+            tz="America/New_York",
+            rules=RULES,
+            last_sent_on=None,
+        )
+        is not None
+    )
+    assert (
+        digest_due(
+            now=datetime(2026, 11, 2, 13, 10, tzinfo=UTC),
+            tz="America/New_York",
+            rules=RULES,
+            last_sent_on=None,
+        )
+        is None
+    )
+    assert (
+        digest_due(
+            now=datetime(2026, 11, 2, 14, 10, tzinfo=UTC),
+            tz="America/New_York",
+            rules=RULES,
+            last_sent_on=None,
+        )
+        is not None
+    )
+
+
+def test_first_after_then_every_then_max() -> None:
+    due = WED_0900_UTC - timedelta(hours=5)
+    assert reminder_due(now=WED_0900_UTC, due_since=due, sent=0, last_sent_at=None, tz="UTC", rules=RULES)
+    assert not reminder_due(
+        now=WED_0900_UTC,
+        due_since=WED_0900_UTC - timedelta(hours=3),
+        sent=0,
+        last_sent_at=None,
+        tz="UTC",
+        rules=RULES,
+    )
+    assert not reminder_due(
+        now=WED_0900_UTC,
+        due_since=due,
+        sent=1,
+        last_sent_at=WED_0900_UTC - timedelta(hours=1),
+        tz="UTC",
+        rules=RULES,
+    )
+    assert not reminder_due(now=WED_0900_UTC, due_since=due, sent=3, last_sent_at=due, tz="UTC", rules=RULES)
+    assert not reminder_due(
+        now=WED_0900_UTC,
+        due_since=due,
+        sent=0,
+        last_sent_at=None,
+        tz="UTC",
+        rules=RULES,
+        vendor_reminded_at=WED_0900_UTC - timedelta(hours=2),
+    ), "the vendor just reminded them"
+
+
+@pytest.fixture
+async def greenhouse() -> AsyncIterator[SandboxSetup]:
+    setup = await demo()
+    try:
+        yield setup
+    finally:
+        await setup.stop()
+
+
+async def _bot(
+    db_url: str, secret_key: str, slack: SlackSandbox, greenhouse: SandboxSetup, rules: Reminders = RULES
+) -> Bot:
+    config = replace(
+        connector_config("hiring", "greenhouse", dict(greenhouse.connector), channel="C0APPROVALS"),
+        reminders=rules,
+    )
+    bot = await start_bot(database_url=db_url, secret_key=secret_key, slack=slack, connectors=[config])
+    for user in ("alice", "bob"):
+        await bot.command(user, "connect hiring")
+        await bot.wait_private(user, "Linked")
+    await bot.poll()
+    return bot
+
+
+def _replies(bot: Bot, user: str) -> list[str]:
+    card = bot.card(user, "Offer to Jordan Rivera")
+    return [m.render() for m in bot.slack.messages_in(card.channel) if m.thread_ts == card.ts]
+
+
+async def test_reminders_go_in_the_approvers_own_hours_once(
+    db_url: str, secret_key: str, slack: SlackSandbox, greenhouse: SandboxSetup
+) -> None:
+    bot = await _bot(db_url, secret_key, slack, greenhouse)
+    try:
+        nudges = bot.runtime.nudges  # type: ignore[attr-defined]
+        await nudges.remind(WED_0900_UTC)
+        assert len(_replies(bot, "U0ALICE")) == 1
+        assert "still waits" in _replies(bot, "U0ALICE")[0]
+        assert _replies(bot, "U0BOB") == [], "04:00 in New York"
+        await nudges.remind(WED_0900_UTC + timedelta(minutes=1))
+        assert len(_replies(bot, "U0ALICE")) == 1, "a second run sends nothing new"
+        await nudges.remind(WED_0900_UTC + timedelta(hours=6))
+        assert len(_replies(bot, "U0BOB")) == 1, "10:00 in New York"
+    finally:
+        await bot.stop()
+    restarted = await start_bot(
+        database_url=db_url,
+        secret_key=secret_key,
+        slack=slack,
+        connectors=[
+            connector_config("hiring", "greenhouse", dict(greenhouse.connector), channel="C0APPROVALS")
+        ],
+    )
+    try:
+        await restarted.runtime.nudges.remind(WED_0900_UTC + timedelta(hours=6, minutes=5))  # type: ignore[attr-defined]
+        assert len(_replies(restarted, "U0ALICE")) == 1, "no duplicate after a restart"
+        assert len(_replies(restarted, "U0BOB")) == 1
+    finally:
+        await restarted.stop()
+
+
+async def test_after_max_one_escalation_then_silence(
+    db_url: str, secret_key: str, slack: SlackSandbox, greenhouse: SandboxSetup
+) -> None:
+    bot = await _bot(db_url, secret_key, slack, greenhouse, replace(RULES, max=1))
+    try:
+        nudges = bot.runtime.nudges  # type: ignore[attr-defined]
+        await nudges.remind(WED_0900_UTC)
+        for hours in (1, 26, 50):
+            await nudges.remind(WED_0900_UTC + timedelta(hours=hours))
+        assert len(_replies(bot, "U0ALICE")) == 1
+        escalations = [m.render() for m in slack.messages_in("C0APPROVALS") if "has not acted" in m.render()]
+        assert len([e for e in escalations if "Alice" in e or "U0ALICE" in e]) == 1
+    finally:
+        await bot.stop()
+
+
+async def test_no_reminder_once_the_flow_is_decided(
+    db_url: str, secret_key: str, slack: SlackSandbox, greenhouse: SandboxSetup
+) -> None:
+    bot = await _bot(db_url, secret_key, slack, greenhouse)
+    try:
+        sandbox = greenhouse.extra.get("sandbox")
+        stored = next(s for s in await bot.runtime.store.pending_items() if "Jordan" in s.item.title)
+        assert sandbox is not None
+        sandbox.decide_flow(int(stored.item.external_id), "approved")
+        await bot.poll()
+        await bot.runtime.nudges.remind(WED_0900_UTC)  # type: ignore[attr-defined]
+        assert _replies(bot, "U0ALICE") == []
+    finally:
+        await bot.stop()
+
+
+async def test_digest_once_at_the_start_of_the_day(
+    db_url: str, secret_key: str, slack: SlackSandbox, greenhouse: SandboxSetup
+) -> None:
+    bot = await _bot(db_url, secret_key, slack, greenhouse)
+    try:
+        await bot.command("alice", "digest on")
+        await bot.wait_private("alice", "Digest on")
+        nudges = bot.runtime.nudges  # type: ignore[attr-defined]
+        morning = datetime(2026, 11, 25, 8, 10, tzinfo=UTC)  # 09:10 in Berlin
+        assert await nudges.digest(morning - timedelta(hours=2)) == 0, "not before her day starts"
+        assert await nudges.digest(morning) == 1
+        assert await nudges.digest(morning + timedelta(minutes=20)) == 0, "once a day"
+        dm = [m.render() for m in bot.cards("U0ALICE") if "Good morning" in m.render()]
+        assert len(dm) == 1
+        assert "Jordan Rivera" in dm[0]
+        assert "[Reassign]" in dm[0], "with buttons"
+        await bot.command("alice", "digest off")
+        await bot.wait_private("alice", "Digest off")
+        assert await nudges.digest(morning + timedelta(days=1)) == 0
+    finally:
+        await bot.stop()
