@@ -1,0 +1,121 @@
+"""HTTP for Herzum Approval's REST API (Jira DC app) and the few Jira calls the cards need.
+
+Wire facts (vendor document, NOTES.md section 3):
+- Jira auth (Basic here); the call runs as the authenticated Jira user.
+- `GET …/issueapprovals?username=&status=` lists; with `startAt`/`maxResults` the answer becomes an
+  envelope `{startAt, maxResults, total, issueApprovals}` instead of a bare array.
+- `POST …/issueapprovals/{id}/action` with `{action, username, password?, comment?}`.
+- Every error body is `{errorCode, errorMessage, status}`; `classify_herzum` maps each code once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from connectors.errors import AuthExpired, ConnectorError, InvalidInput, NotAllowed, NotFound, Unsupported
+from connectors.http import Sleep, VendorHTTP, default_classify
+
+API = "/rest/herzum-hap-services/1.0/api"
+PAGE = 50
+
+_CODES: dict[str, Any] = {
+    "issueapproval.credentials.wrong": lambda m: AuthExpired(m),
+    "username.notcorrespond": lambda m: NotAllowed(m, reason="wrong_user"),
+    "issueapproval.action.unauthorized": lambda m: NotAllowed(m, reason="not_approver"),
+    "issueapproval.action.disabled": lambda m: NotAllowed(m, reason="action_disabled"),
+    "license.invalid": lambda m: NotAllowed(m, reason="license"),
+    "issueapproval.comment.required": lambda m: InvalidInput(m, field="comment"),
+    "issueapproval.pwd.required": lambda m: InvalidInput(m, field="password"),
+    "issueapproval.username.required": lambda m: InvalidInput(m, field="username"),
+    "issueapproval.action.owls": lambda m: Unsupported(m),
+    "issueapproval.notexist": lambda m: NotFound(m),
+    "issueapproval.approval.notexist": lambda m: NotFound(m),
+    "issue.notexist.or.noperm": lambda m: NotFound(m),
+    "issues.notexist.or.noperm": lambda m: NotFound(m),
+    "issueapproval.user.notfound": lambda m: NotFound(m),
+}
+
+
+def classify_herzum(response: httpx.Response) -> ConnectorError | None:
+    if response.status_code < 400:
+        return None
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("errorCode"), str):
+        code = body["errorCode"]
+        message = f"{response.request.method} {response.request.url.path}: {code}"
+        make = _CODES.get(code)
+        if make is not None:
+            error: ConnectorError = make(message)
+            error.detail = str(body.get("errorMessage") or code)
+            return error
+        if response.status_code < 500:
+            return InvalidInput(message, detail=str(body.get("errorMessage") or code))
+    return default_classify(response)
+
+
+class HerzumClient:
+    def __init__(
+        self,
+        base_url: str,
+        username: str,
+        secret: str,
+        *,
+        timeout: float,
+        sleep: Sleep,
+        backoff_base: float = 0.5,
+    ) -> None:
+        self.http = VendorHTTP(
+            base_url,
+            auth=(username, secret),
+            timeout=timeout,
+            classify=classify_herzum,
+            sleep=sleep,
+            backoff_base=backoff_base,
+        )
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def pending_for(self, username: str) -> list[dict[str, Any]]:
+        """Every PENDING approval `username` can act on, page by page (the envelope form)."""
+        out: list[dict[str, Any]] = []
+        start = 0
+        while True:
+            body = await self.http.get_json(
+                f"{API}/issueapprovals",
+                params={"username": username, "status": "PENDING", "startAt": start, "maxResults": PAGE},
+            )
+            page = body.get("issueApprovals", []) if isinstance(body, dict) else list(body)
+            out.extend(page)
+            total = int(body.get("total", len(out))) if isinstance(body, dict) else len(out)
+            start += len(page)
+            if not page or start >= total:
+                return out
+
+    async def approvals_of_issue(self, issue_id: str) -> list[dict[str, Any]]:
+        body = await self.http.get_json(f"{API}/issueapprovals", params={"issueids": issue_id})
+        return list(body) if isinstance(body, list) else list(body.get("issueApprovals", []))
+
+    async def issue(self, issue_id: str) -> dict[str, Any]:
+        body: dict[str, Any] = await self.http.get_json(
+            f"/rest/api/2/issue/{issue_id}", params={"fields": "summary,status"}
+        )
+        return body
+
+    async def status_name(self, status_id: str) -> str:
+        body = await self.http.get_json(f"/rest/api/2/status/{status_id}")
+        return str(body.get("name") or status_id)
+
+    async def myself(self) -> dict[str, Any]:
+        body: dict[str, Any] = await self.http.get_json("/rest/api/2/myself")
+        return body
+
+    async def act(self, approval_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = await self.http.send("POST", f"{API}/issueapprovals/{approval_id}/action", json=body)
+        result: dict[str, Any] = response.json()
+        return result

@@ -1,0 +1,330 @@
+"""A simulator of Herzum Approval's REST API and the Jira calls around it, on 127.0.0.1.
+
+Documented behaviour kept: filters (username, status, issueids), the paging envelope, the action
+call with its username/password/comment rules and configuration switches, every documented error
+body `{errorCode, errorMessage, status}`. Our own assumptions (not documented): who may list for
+another user (the service account), and that a decided approval answers
+`issueapproval.action.unauthorized` (the connector re-reads to tell the two apart).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import itertools
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from aiohttp import web
+
+from connectors.people import ALICE, BOB, CAROL, DAVE, DemoPerson
+from connectors.registry import SandboxSetup
+
+API = "/rest/herzum-hap-services/1.0/api"
+SERVICE_USER, SERVICE_PASSWORD = "jira-bot", "jira-bot-password"
+STATUS_NAMES = {"1": "Open", "3": "In Progress", "10001": "Awaiting approval", "10002": "Done"}
+Fault = Literal["500", "timeout", "drop"]
+
+
+@dataclass
+class User:
+    name: str
+    display: str
+    email: str | None
+    password: str
+    token: str
+
+
+@dataclass
+class Approval:
+    id: int
+    issue_id: int
+    name: str
+    transition: str
+    source_status: str
+    approvers: set[str]
+    status: str = "PENDING"
+    approver_user: str | None = None
+    date: str | None = None
+    comment: str | None = None
+    submitted: str = field(default_factory=lambda: datetime.now(UTC).strftime("%d/%m/%Y %H:%M:%S"))
+
+    def wire(self, issue_status: str) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "issueId": self.issue_id,
+            "approvalId": 2,
+            "approvalName": self.name,
+            "issueStatus": issue_status,
+            "approvalStatus": self.status,
+            "transitionId": "11",
+            "transitionName": self.transition,
+            "sourceStatusId": self.source_status,
+            "type": "SINGLE_ISSUE",
+            "notificationDate": "Not Sent",
+            "submittedDate": self.submitted,
+            "mra": -1.0,
+            "mrr": -1.0,
+            "awt": False,
+            "nac": False,
+            "rac": False,
+            "sa": False,
+            "abstainActionStatus": 0,
+            "isOptionalApproval": False,
+            "approverUser": self.approver_user,
+            "date": self.date,
+        }
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"errorCode": code, "errorMessage": message, "status": status}, status=status)
+
+
+class HerzumSandbox:
+    def __init__(self, *, slow_seconds: float = 1.0) -> None:
+        self.slow_seconds = slow_seconds
+        self.users: dict[str, User] = {}
+        self.issues: dict[int, dict[str, str]] = {}
+        self.approvals: dict[int, Approval] = {}
+        self.decisions: list[tuple[str, str, str]] = []
+        self.served: list[str] = []
+        self.require_comment = False
+        self.require_password = False
+        self.abstain_enabled = False
+        self.reset_enabled = True
+        self._faults: list[tuple[Fault, str | None]] = []
+        self._ids = itertools.count(101)
+        self._issue_ids = itertools.count(12301)
+        self._runner: web.AppRunner | None = None
+        self._stopping = asyncio.Event()
+        self.url = ""
+        self.add_user(SERVICE_USER, "Approvals Bot", None, SERVICE_PASSWORD)
+        for person in (ALICE, BOB, CAROL, DAVE):
+            self.add_person(person)
+
+    # ---- seeding -----------------------------------------------------------------------------------
+
+    def add_user(self, name: str, display: str, email: str | None, password: str) -> User:
+        user = User(name, display, email, password, f"pat-{name}-7f3a")
+        self.users[name] = user
+        return user
+
+    def add_person(self, person: DemoPerson) -> User:
+        return self.add_user(person.handle, person.name, person.email, f"{person.handle}-jira-password")
+
+    def credentials(self, who: str, *, token: bool = False) -> dict[str, str]:
+        user = self.users[who]
+        return {"username": user.name, "secret": user.token if token else user.password}
+
+    def add_issue(self, key: str, summary: str, status: str = "10001") -> int:
+        issue_id = next(self._issue_ids)
+        self.issues[issue_id] = {"key": key, "summary": summary, "status": status}
+        return issue_id
+
+    def add_approval(
+        self,
+        issue_id: int,
+        approvers: Iterable[str],
+        *,
+        name: str = "Change approval",
+        transition: str = "Release",
+        source_status: str = "10001",
+    ) -> int:
+        approval = Approval(next(self._ids), issue_id, name, transition, source_status, set(approvers))
+        self.approvals[approval.id] = approval
+        return approval.id
+
+    def decide(self, approval_id: int, status: str, by: str = "admin") -> None:
+        """Decided in Jira's UI, outside the bot (not recorded in `decisions`)."""
+        approval = self.approvals[approval_id]
+        approval.status, approval.approver_user = status.upper(), by
+        approval.date = datetime.now(UTC).strftime("%d/%m/%Y %H:%M:%S")
+
+    def fail_next(self, fault: Fault, count: int = 1, *, method: str | None = None) -> None:
+        self._faults.extend([(fault, method)] * count)
+
+    # ---- server ------------------------------------------------------------------------------------
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        app = web.Application(middlewares=[self._middleware])
+        app.router.add_get(f"{API}/issueapprovals", self._list)
+        app.router.add_post(f"{API}/issueapprovals/{{id}}/action", self._action)
+        app.router.add_get("/rest/api/2/issue/{id}", self._issue)
+        app.router.add_get("/rest/api/2/status/{id}", self._status)
+        app.router.add_get("/rest/api/2/myself", self._myself)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, host, port).start()
+        self.url = f"http://{host}:{self._runner.addresses[0][1]}"
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def connector_settings(self, **overrides: Any) -> dict[str, Any]:
+        return {"base_url": self.url, "username": SERVICE_USER, "password": SERVICE_PASSWORD} | overrides
+
+    @web.middleware
+    async def _middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        self.served.append(f"{request.method} {request.path_qs}")
+        caller = self._caller(request)
+        if caller is None:
+            return web.json_response({"errorMessages": ["You are not authenticated."]}, status=401)
+        request["caller"] = caller
+        index = next((i for i, (_, m) in enumerate(self._faults) if m in (None, request.method)), None)
+        if index is not None:
+            fault, _ = self._faults.pop(index)
+            if fault == "500":
+                return web.Response(status=500, text="Internal Server Error")
+            if fault == "drop":
+                if request.transport is not None:
+                    request.transport.abort()
+                return web.Response(status=204)
+            response = await handler(request)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.slow_seconds)
+            return response
+        return await handler(request)
+
+    def _caller(self, request: web.Request) -> User | None:
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("Basic "):
+            return None
+        try:
+            name, _, secret = base64.b64decode(header[6:]).decode().partition(":")
+        except ValueError:
+            return None
+        user = self.users.get(name)
+        return user if user is not None and secret in (user.password, user.token) else None
+
+    async def _list(self, request: web.Request) -> web.Response:
+        q = request.query
+        for key in ("username", "status", "issueids", "startAt", "maxResults"):
+            if key in q and not q[key]:
+                return _error(400, f"issueapproval.{key.lower()}.empty", f"The parameter {key} is empty")
+        caller: User = request["caller"]
+        approvals = list(self.approvals.values())
+        if "username" in q:
+            if q["username"] not in self.users:
+                return _error(404, "issueapproval.user.notfound", "User not found")
+            if q["username"] != caller.name and caller.name != SERVICE_USER:
+                return _error(403, "issueapproval.action.unauthorized", "Not allowed")
+            approvals = [a for a in approvals if q["username"] in a.approvers]
+        if "status" in q:
+            if q["status"] not in ("PENDING", "APPROVED", "REJECTED", "ABSTAINED"):
+                return _error(400, "issueapproval.status.notexist", "No such status")
+            approvals = [a for a in approvals if a.status == q["status"]]
+        if "issueids" in q:
+            ids = {int(i) for i in q["issueids"].split(",") if i.strip().isdigit()}
+            approvals = [a for a in approvals if a.issue_id in ids]
+        wires = [a.wire(self.issues[a.issue_id]["status"]) for a in sorted(approvals, key=lambda a: a.id)]
+        if "startAt" in q or "maxResults" in q:
+            try:
+                start, size = int(q.get("startAt", "0")), int(q.get("maxResults", "50"))
+            except ValueError:
+                return _error(404, "invalid.start.at", "Invalid paging")
+            return web.json_response(
+                {
+                    "startAt": start,
+                    "maxResults": size,
+                    "total": len(wires),
+                    "issueApprovals": wires[start : start + size],
+                }
+            )
+        return web.json_response(wires)
+
+    async def _action(self, request: web.Request) -> web.Response:
+        approval = (
+            self.approvals.get(int(request.match_info["id"])) if request.match_info["id"].isdigit() else None
+        )
+        if approval is None:
+            return _error(404, "issueapproval.notexist", "The approval does not exist")
+        caller: User = request["caller"]
+        body = await request.json()
+        action = body.get("action")
+        if not action:
+            return _error(400, "issueapproval.action.required", "Action is required")
+        if action not in ("APPROVE", "REJECT", "ABSTAIN", "RESET"):
+            return _error(400, "issueapproval.action.notexist", "No such action")
+        if body.get("username") and body["username"] != caller.name:
+            return _error(403, "username.notcorrespond", "Username does not correspond to the logged-in user")
+        if self.require_password:
+            if not body.get("password"):
+                return _error(400, "issueapproval.pwd.required", "Password is required")
+            if body["password"] != caller.password:
+                return _error(403, "issueapproval.credentials.wrong", "Wrong credentials")
+        if self.require_comment and not body.get("comment"):
+            return _error(400, "issueapproval.comment.required", "Comment is required")
+        if (action == "ABSTAIN" and not self.abstain_enabled) or (
+            action == "RESET" and not self.reset_enabled
+        ):
+            return _error(403, "issueapproval.action.disabled", f"{action} is disabled")
+        in_source = self.issues[approval.issue_id]["status"] == approval.source_status
+        if (
+            caller.name not in approval.approvers
+            or (approval.status != "PENDING"
+            and action != "RESET")
+            or not in_source
+        ):
+            return _error(
+                403, "issueapproval.action.unauthorized", "You are not authorized to perform this action"
+            )
+        approval.status = {
+            "APPROVE": "APPROVED",
+            "REJECT": "REJECTED",
+            "ABSTAIN": "ABSTAINED",
+            "RESET": "PENDING",
+        }[action]
+        approval.approver_user, approval.comment = caller.name, body.get("comment")
+        approval.date = datetime.now(UTC).strftime("%d/%m/%Y %H:%M:%S")
+        self.decisions.append((str(approval.id), action.lower(), caller.name))
+        return web.json_response(approval.wire(self.issues[approval.issue_id]["status"]))
+
+    async def _issue(self, request: web.Request) -> web.Response:
+        issue = self.issues.get(int(request.match_info["id"])) if request.match_info["id"].isdigit() else None
+        if issue is None:
+            return web.json_response({"errorMessages": ["Issue does not exist"]}, status=404)
+        status = issue["status"]
+        return web.json_response(
+            {
+                "id": request.match_info["id"],
+                "key": issue["key"],
+                "fields": {
+                    "summary": issue["summary"],
+                    "status": {"id": status, "name": STATUS_NAMES.get(status, status)},
+                },
+            }
+        )
+
+    async def _status(self, request: web.Request) -> web.Response:
+        status = request.match_info["id"]
+        return web.json_response({"id": status, "name": STATUS_NAMES.get(status, status)})
+
+    async def _myself(self, request: web.Request) -> web.Response:
+        user: User = request["caller"]
+        return web.json_response({"name": user.name, "displayName": user.display, "emailAddress": user.email})
+
+
+async def demo() -> SandboxSetup:
+    """Approvals on realistic issues; one waits for its issue to reach its source status."""
+    sandbox = HerzumSandbox()
+    ops = sandbox.add_issue("OPS-42", "Rotate the payment gateway certificates")
+    sandbox.add_approval(ops, ["alice", "bob"], name="Security sign-off", transition="Release")
+    hr = sandbox.add_issue("HR-7", "New hire laptop budget")
+    sandbox.add_approval(hr, ["alice"], name="Budget approval", transition="Order")
+    later = sandbox.add_issue("OPS-43", "Migrate the ledger database", status="3")
+    sandbox.add_approval(later, ["alice", "carol"], name="DBA approval", transition="Go live")
+    await sandbox.start()
+    return SandboxSetup(
+        connector=sandbox.connector_settings(),
+        people={p.email: sandbox.credentials(p.handle) for p in (ALICE, BOB, CAROL, DAVE)},
+        stop=sandbox.stop,
+        describe="Herzum Approval for Jira: three approvals, one not yet in its source status",
+        extra={"sandbox": sandbox},
+    )
