@@ -1,0 +1,171 @@
+"""HTTP for Harness: the execution summary, approval instances, acting, and who a key belongs to.
+
+Harness returns errors as 400 `{status, code, message}` with "Invalid request: …" messages;
+`classify_harness` maps each documented message (NOTES.md 1.6) once. 429 comes without
+Retry-After, so reads back off exponentially with jitter (VendorHTTP).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+
+from connectors.base import Status
+from connectors.errors import (
+    AlreadyDecided,
+    AuthExpired,
+    Conflict,
+    ConnectorError,
+    InvalidInput,
+    NotAllowed,
+    NotFound,
+)
+from connectors.http import Sleep, VendorHTTP, default_classify
+
+_RULES: list[tuple[re.Pattern[str], Any]] = [
+    (
+        re.compile(r"already (approved|rejected)", re.I),
+        lambda m, x: NotAllowed(m, reason="already_acted", detail=x),
+    ),
+    (re.compile(r"already completed\. Status: (\w+)", re.I), None),
+    (re.compile(r"already expired", re.I), lambda m, x: AlreadyDecided(m, status=Status.EXPIRED, detail=x)),
+    (
+        re.compile(r"executor is not allowed", re.I),
+        lambda m, x: NotAllowed(m, reason="self_approval", detail=x),
+    ),
+    (
+        re.compile(r"disallowed user list", re.I),
+        lambda m, x: NotAllowed(m, reason="disallowed_user", detail=x),
+    ),
+    (
+        re.compile(r"not supported for Harness Approval Step|service account configured", re.I),
+        lambda m, x: NotAllowed(m, reason="service_account", detail=x),
+    ),
+    (re.compile(r"not authorized", re.I), lambda m, x: NotAllowed(m, reason="not_approver", detail=x)),
+    (re.compile(r"Found no Harness Approval Instance", re.I), lambda m, x: AlreadyDecided(m, detail=x)),
+    (re.compile(r"more than 1 Harness Approval Instance", re.I), lambda m, x: Conflict(m, detail=x)),
+    (re.compile(r"Invalid user", re.I), lambda m, x: AuthExpired(m, detail=x)),
+    (
+        re.compile(r"doesn't belong to Account|pipeline has been deleted", re.I),
+        lambda m, x: NotFound(m, detail=x),
+    ),
+]
+WIRE_STATUS = {
+    "WAITING": Status.PENDING,
+    "APPROVED": Status.APPROVED,
+    "REJECTED": Status.REJECTED,
+    "EXPIRED": Status.EXPIRED,
+    "FAILED": Status.CANCELLED,
+    "ABORTED": Status.CANCELLED,
+}
+
+
+def classify_harness(response: httpx.Response) -> ConnectorError | None:
+    if response.status_code == 400:
+        try:
+            text = str(response.json().get("message") or "")
+        except ValueError:
+            text = response.text
+        where = f"{response.request.method} {response.request.url.path}: 400"
+        for pattern, make in _RULES:
+            match = pattern.search(text)
+            if match is None:
+                continue
+            if make is None:
+                return AlreadyDecided(where, status=WIRE_STATUS.get(match.group(1).upper()), detail=text)
+            error: ConnectorError = make(where, text)
+            return error
+        return InvalidInput(where, detail=text)
+    return default_classify(response)
+
+
+class HarnessClient:
+    def __init__(
+        self,
+        base_url: str,
+        account: str,
+        api_key: str,
+        *,
+        timeout: float,
+        sleep: Sleep,
+        backoff_base: float = 0.5,
+    ) -> None:
+        self.account = account
+        self.http = VendorHTTP(
+            base_url,
+            headers={"x-api-key": api_key, "Harness-Account": account},
+            timeout=timeout,
+            classify=classify_harness,
+            sleep=sleep,
+            backoff_base=backoff_base,
+            max_retries=4,
+        )
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def waiting_executions(self, org: str, project: str) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        page = 0
+        while True:
+            response = await self.http.read(
+                "POST",
+                "/pipeline/api/pipelines/execution/summary",
+                params={
+                    "accountIdentifier": self.account,
+                    "orgIdentifier": org,
+                    "projectIdentifier": project,
+                    "page": page,
+                    "size": 50,
+                },
+                json={"filterType": "PipelineExecution", "status": ["ApprovalWaiting"]},
+            )
+            data = response.json().get("data") or {}
+            out.extend(data.get("content") or [])
+            page += 1
+            if page >= int(data.get("totalPages") or 0):
+                return out
+
+    async def instances(self, org: str, project: str, execution_id: str) -> list[dict[str, Any]]:
+        body = await self.http.get_json(
+            f"/pipeline/api/v1/orgs/{org}/projects/{project}/approvals/execution/{execution_id}",
+            params={"approval_status": "WAITING", "approval_type": "HarnessApproval"},
+        )
+        return list(body)
+
+    async def instance(self, instance_id: str) -> dict[str, Any]:
+        body = await self.http.get_json(
+            f"/pipeline/api/approvals/{instance_id}", params={"accountIdentifier": self.account}
+        )
+        data: dict[str, Any] = body.get("data") or {}
+        return data
+
+    async def act_on_instance(self, instance_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = await self.http.send(
+            "POST",
+            f"/pipeline/api/approvals/{instance_id}/harness/activity",
+            params={"accountIdentifier": self.account},
+            json=body,
+        )
+        data: dict[str, Any] = response.json().get("data") or {}
+        return data
+
+    async def act_on_execution(
+        self, org: str, project: str, execution_id: str, body: dict[str, Any], callback_id: str | None
+    ) -> None:
+        params = {"callback_id": callback_id} if callback_id else None
+        await self.http.send(
+            "POST",
+            f"/pipeline/api/v1/orgs/{org}/projects/{project}/approvals/execution/{execution_id}",
+            params=params,
+            json=body,
+        )
+
+    async def current_user(self) -> dict[str, Any]:
+        body = await self.http.get_json(
+            "/ng/api/user/currentUser", params={"accountIdentifier": self.account}
+        )
+        data: dict[str, Any] = body.get("data") or {}
+        return data

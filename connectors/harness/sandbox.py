@@ -1,0 +1,397 @@
+"""A simulator of the Harness calls the connector uses, on 127.0.0.1.
+
+Kept from Harness (vendor document, NOTES.md section 1): both listing calls (execution summary
+filtered on ApprovalWaiting, paged; WAITING instances per execution), both acting routes (by
+instance; by execution with callback_id and its "no instance / more than 1" errors), user groups,
+minimumCount, approver inputs, deadlines that expire, auto-reject of older executions,
+disallowPipelineExecutor, the documented error messages, 429 without Retry-After, and faults.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from aiohttp import web
+
+from connectors.people import ALICE, BOB, CAROL, DAVE, DemoPerson
+from connectors.registry import SandboxSetup
+
+ACCOUNT = "acct1"
+SERVICE_TOKEN = f"sat.{ACCOUNT}.bot.viewonly"
+Fault = Literal["500", "timeout", "drop"]
+
+
+@dataclass
+class Execution:
+    id: str
+    org: str
+    project: str
+    pipeline: str
+    run: int
+    triggered_by: str
+
+
+@dataclass
+class Instance:
+    id: str
+    execution: Execution
+    groups: list[str]
+    minimum: int = 1
+    message: str = "Approve this deployment?"
+    disallow_executor: bool = False
+    auto_reject: bool = False
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    callback_id: str | None = None
+    deadline_ms: int = 0
+    created_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+    status: str = "WAITING"
+    activities: list[dict[str, Any]] = field(default_factory=list)
+
+    def wire(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": "HarnessApproval",
+            "status": self.status,
+            "deadline": self.deadline_ms,
+            "created": self.created_ms,
+            "updated": self.created_ms,
+            "error_message": None,
+            "details": {
+                "approvalMessage": self.message,
+                "includePipelineExecutionHistory": True,
+                "approvers": {
+                    "userGroups": self.groups,
+                    "minimumCount": self.minimum,
+                    "disallowPipelineExecutor": self.disallow_executor,
+                },
+                "approvalActivities": self.activities,
+                "approverInputs": self.inputs,
+                "isAutoRejectEnabled": self.auto_reject,
+                "callbackId": self.callback_id,
+            },
+        }
+
+
+def _bad(message: str) -> web.Response:
+    return web.json_response(
+        {"status": "ERROR", "code": "INVALID_REQUEST", "message": f"Invalid request: {message}"}, status=400
+    )
+
+
+class HarnessSandbox:
+    def __init__(self, *, slow_seconds: float = 1.0) -> None:
+        self.slow_seconds = slow_seconds
+        self.users: dict[str, dict[str, str]] = {}  # key → {uuid, name, email}
+        self.groups: dict[str, set[str]] = {}  # group → user emails
+        self.executions: dict[str, Execution] = {}
+        self.instances: dict[str, Instance] = {}
+        self.decisions: list[tuple[str, str, str]] = []
+        self.served: list[str] = []
+        self.rate_limit_next = 0
+        self._faults: list[tuple[Fault, str | None]] = []
+        self._ids = itertools.count(1)
+        self._runner: web.AppRunner | None = None
+        self._stopping = asyncio.Event()
+        self.url = ""
+        for person in (ALICE, BOB, CAROL, DAVE):
+            self.add_person(person)
+
+    def add_person(self, person: DemoPerson) -> str:
+        key = f"pat.{ACCOUNT}.{person.handle}.s3cr3t"
+        self.users[key] = {"uuid": f"u-{person.handle}", "name": person.name, "email": person.email}
+        return key
+
+    def key(self, handle: str) -> str:
+        return f"pat.{ACCOUNT}.{handle}.s3cr3t"
+
+    def add_group(self, name: str, members: Iterable[DemoPerson]) -> None:
+        self.groups[name] = {m.email for m in members}
+
+    def add_waiting(
+        self,
+        *,
+        pipeline: str = "deploy_prod",
+        groups: list[str],
+        org: str = "default",
+        project: str = "payments",
+        triggered_by: str = "dave@example.com",
+        **options: Any,
+    ) -> str:
+        n = next(self._ids)
+        execution = Execution(f"exec{n:04d}", org, project, pipeline, n, triggered_by)
+        self.executions[execution.id] = execution
+        instance = Instance(f"appr{n:04d}", execution, groups, **options)
+        if not instance.deadline_ms:
+            instance.deadline_ms = int((time.time() + 3600) * 1000)
+        self.instances[instance.id] = instance
+        return instance.id
+
+    def decide(self, instance_id: str, status: str, by: str = "admin@example.com") -> None:
+        instance = self.instances[instance_id]
+        instance.status = status
+        instance.activities.append(
+            {
+                "user": {"name": by, "email": by},
+                "action": "APPROVE" if status == "APPROVED" else "REJECT",
+                "comments": "decided in Harness",
+                "approvedAt": int(time.time() * 1000),
+            }
+        )
+
+    def fail_next(self, fault: Fault, count: int = 1, *, method: str | None = None) -> None:
+        self._faults.extend([(fault, method)] * count)
+
+    def connector_settings(self, **overrides: Any) -> dict[str, Any]:
+        return {
+            "base_url": self.url,
+            "account": ACCOUNT,
+            "projects": ["default/payments"],
+            "token": SERVICE_TOKEN,
+            "ui_url": self.url,
+        } | overrides
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        app = web.Application(middlewares=[self._middleware])
+        app.router.add_post("/pipeline/api/pipelines/execution/summary", self._summary)
+        app.router.add_get(
+            "/pipeline/api/v1/orgs/{org}/projects/{project}/approvals/execution/{eid}", self._list
+        )
+        app.router.add_post(
+            "/pipeline/api/v1/orgs/{org}/projects/{project}/approvals/execution/{eid}", self._act_execution
+        )
+        app.router.add_get("/pipeline/api/approvals/{id}", self._get)
+        app.router.add_post("/pipeline/api/approvals/{id}/harness/activity", self._act_instance)
+        app.router.add_get("/ng/api/user/currentUser", self._me)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, host, port).start()
+        self.url = f"http://{host}:{self._runner.addresses[0][1]}"
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @web.middleware
+    async def _middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        self.served.append(f"{request.method} {request.path_qs}")
+        key = request.headers.get("x-api-key", "")
+        if key != SERVICE_TOKEN and key not in self.users:
+            return web.json_response(
+                {"status": "ERROR", "code": "INVALID_TOKEN", "message": "Token is not valid"}, status=401
+            )
+        request["key"] = key
+        if self.rate_limit_next > 0:
+            self.rate_limit_next -= 1
+            return web.json_response(
+                {"status": "ERROR", "message": "Too many requests"}, status=429
+            )  # no Retry-After
+        index = next((i for i, (_, m) in enumerate(self._faults) if m in (None, request.method)), None)
+        if index is not None:
+            fault, _ = self._faults.pop(index)
+            if fault == "500":
+                return web.Response(status=500, text="Internal Server Error")
+            if fault == "drop":
+                if request.transport is not None:
+                    request.transport.abort()
+                return web.Response(status=204)
+            response = await handler(request)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.slow_seconds)
+            return response
+        return await handler(request)
+
+    def _expire(self) -> None:
+        now = int(time.time() * 1000)
+        for instance in self.instances.values():
+            if instance.status == "WAITING" and instance.deadline_ms and instance.deadline_ms < now:
+                instance.status = "EXPIRED"
+
+    async def _summary(self, request: web.Request) -> web.Response:
+        self._expire()
+        q = request.query
+        body = await request.json()
+        waiting = body.get("status") == ["ApprovalWaiting"]
+        rows = [
+            e
+            for e in self.executions.values()
+            if e.org == q.get("orgIdentifier")
+            and e.project == q.get("projectIdentifier")
+            and (
+                not waiting
+                or any(i.execution is e and i.status == "WAITING" for i in self.instances.values())
+            )
+        ]
+        page, size = int(q.get("page", 0)), int(q.get("size", 50))
+        content = [
+            {
+                "planExecutionId": e.id,
+                "pipelineIdentifier": e.pipeline,
+                "name": e.pipeline.replace("_", " "),
+                "runSequence": e.run,
+                "status": "ApprovalWaiting",
+                "executionTriggerInfo": {
+                    "triggeredBy": {"identifier": e.triggered_by, "extraInfo": {"email": e.triggered_by}}
+                },
+            }
+            for e in rows[page * size : (page + 1) * size]
+        ]
+        return web.json_response(
+            {
+                "status": "SUCCESS",
+                "data": {
+                    "content": content,
+                    "totalPages": (len(rows) + size - 1) // size,
+                    "totalElements": len(rows),
+                },
+            }
+        )
+
+    async def _list(self, request: web.Request) -> web.Response:
+        self._expire()
+        if not request.headers.get("Harness-Account"):
+            return _bad("harnessAccount param value is required")
+        status = request.query.get("approval_status", "WAITING")
+        rows = [
+            i.wire()
+            for i in self.instances.values()
+            if i.execution.id == request.match_info["eid"] and i.status == status
+        ]
+        return web.json_response(rows)
+
+    async def _get(self, request: web.Request) -> web.Response:
+        self._expire()
+        instance = self.instances.get(request.match_info["id"])
+        if instance is None:
+            return web.json_response({"status": "ERROR", "message": "not found"}, status=404)
+        return web.json_response({"status": "SUCCESS", "data": instance.wire()})
+
+    async def _me(self, request: web.Request) -> web.Response:
+        user = self.users.get(request["key"])
+        if user is None:
+            return _bad("SERVICE_ACCOUNT is not supported for Harness Approval Step yet")
+        return web.json_response({"status": "SUCCESS", "data": user})
+
+    async def _act_instance(self, request: web.Request) -> web.Response:
+        self._expire()
+        instance = self.instances.get(request.match_info["id"])
+        if instance is None:
+            return web.json_response({"status": "ERROR", "message": "not found"}, status=404)
+        body = await request.json()
+        return self._apply(request["key"], instance, body, body.get("approverInputs") or [])
+
+    async def _act_execution(self, request: web.Request) -> web.Response:
+        self._expire()
+        eid, callback = request.match_info["eid"], request.query.get("callback_id")
+        if eid not in self.executions:
+            return _bad(f"execution_id param value provided doesn't belong to Account: {ACCOUNT}")
+        waiting = [
+            i
+            for i in self.instances.values()
+            if i.execution.id == eid
+            and i.status == "WAITING"
+            and (callback is None or i.callback_id == callback)
+        ]
+        if not waiting:
+            return _bad(
+                f"Found no Harness Approval Instance waiting for pipeline execution id {eid} callback id {callback}"
+            )
+        if len(waiting) > 1:
+            return _bad(
+                f"Found more than 1 Harness Approval Instance waiting for pipeline execution id {eid}"
+            )
+        body = await request.json()
+        return self._apply(request["key"], waiting[0], body, body.get("approver_inputs") or [])
+
+    def _apply(
+        self, key: str, instance: Instance, body: dict[str, Any], inputs: list[dict[str, Any]]
+    ) -> web.Response:
+        user = self.users.get(key)
+        if user is None:
+            return _bad("SERVICE_ACCOUNT is not supported for Harness Approval Step yet")
+        if instance.status == "EXPIRED":
+            return _bad("Harness approval instance has already expired")
+        if instance.status != "WAITING":
+            return _bad(f"Harness approval instance has already completed. Status: {instance.status}")
+        if any(a["user"]["email"] == user["email"] for a in instance.activities):
+            return _bad("You have already approved/rejected the pipeline")
+        if instance.disallow_executor and instance.execution.triggered_by == user["email"]:
+            return _bad("Pipeline executor is not allowed to approve/reject")
+        if not any(user["email"] in self.groups.get(g, set()) for g in instance.groups):
+            return _bad("User not authorized to approve/reject")
+        for definition in instance.inputs:
+            if definition.get("required") and not any(
+                i.get("name") == definition["name"] and i.get("value") for i in inputs
+            ):
+                return _bad(f"Approver input {definition['name']} is required")
+        action = body.get("action")
+        instance.activities.append(
+            {
+                "user": {"name": user["name"], "email": user["email"]},
+                "action": action,
+                "comments": body.get("comments") or "",
+                "approvedAt": int(time.time() * 1000),
+                "approverInputs": inputs,
+            }
+        )
+        self.decisions.append((instance.id, str(action).lower(), user["uuid"]))
+        if action == "REJECT":
+            instance.status = "REJECTED"
+        elif sum(1 for a in instance.activities if a["action"] == "APPROVE") >= instance.minimum:
+            instance.status = "APPROVED"
+            if instance.auto_reject:
+                for other in self.instances.values():
+                    if (
+                        other.execution.pipeline == instance.execution.pipeline
+                        and other.status == "WAITING"
+                        and other.created_ms <= instance.created_ms
+                        and other is not instance
+                    ):
+                        other.status = "REJECTED"
+        return web.json_response({"status": "SUCCESS", "data": instance.wire()})
+
+
+async def demo() -> SandboxSetup:
+    sandbox = HarnessSandbox()
+    sandbox.add_group("_project_all_approvers", [ALICE, BOB, CAROL])
+    sandbox.add_waiting(
+        pipeline="deploy_prod",
+        groups=["_project_all_approvers"],
+        message="Deploy payments 2.4 to production?",
+        inputs=[
+            {
+                "name": "risk",
+                "defaultValue": "low",
+                "allowedValues": ["low", "medium", "high"],
+                "required": True,
+            }
+        ],
+    )
+    sandbox.add_waiting(
+        pipeline="db_migration",
+        groups=["_project_all_approvers"],
+        minimum=2,
+        message="Run the ledger migration (needs two approvers)",
+    )
+    sandbox.add_waiting(
+        pipeline="deploy_web",
+        groups=["_project_all_approvers"],
+        auto_reject=True,
+        message="Promote web 7.1 to production?",
+    )
+    await sandbox.start()
+    return SandboxSetup(
+        connector=sandbox.connector_settings(),
+        people={p.email: {"api_key": sandbox.key(p.handle)} for p in (ALICE, BOB, CAROL, DAVE)},
+        stop=sandbox.stop,
+        describe="Harness: three waiting approval steps",
+        extra={"sandbox": sandbox},
+    )
