@@ -73,3 +73,22 @@ async def test_someone_without_a_vendor_account_is_told_why(bot: Bot) -> None:
     await bot.command("mallory", "connect hiring")
     text = await bot.wait_private("mallory", "No Greenhouse user")
     assert "mallory@example.com" in text
+
+
+async def test_a_flow_approved_in_greenhouse_ends_every_card_and_tells_the_channel(
+    bot: Bot, greenhouse: SandboxSetup
+) -> None:
+    await bot.command("alice", "connect hiring")
+    await bot.wait_private("alice", "Linked")
+    await bot.poll()
+    alice_card = bot.card("U0ALICE", "Offer to Jordan Rivera")
+    bob_card = bot.card("U0BOB", "Offer to Jordan Rivera")
+    stored = next(s for s in await bot.runtime.store.pending_items() if "Jordan" in s.item.title)
+    greenhouse.extra["sandbox"].decide_flow(int(stored.item.external_id), "approved")
+    await bot.poll()
+    for card in (alice_card, bob_card):
+        text = await bot.wait_card(card, "Approved")
+        assert "[Reassign]" not in text
+    outcome = [m.render() for m in bot.slack.messages_in("C0APPROVALS") if "Jordan Rivera" in m.render()]
+    assert len(outcome) == 1
+    assert "approved" in outcome[0]

@@ -20,7 +20,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot import blocks
 from bot.flow_blocks import decision_reply, flow_message
 from bot.notifier import digest
-from store.models import DecisionRow, FlowMessageRow, ItemRow, OutboxRow, SubscriptionRow
+from connectors.base import ApprovalItem
+from store.models import CardRow, DecisionRow, FlowMessageRow, ItemRow, OutboxRow, SubscriptionRow
 from store.repo import now_utc
 
 if TYPE_CHECKING:
@@ -51,10 +52,19 @@ class FlowNotices:
         return channels
 
     async def on_change(self, session: AsyncSession, item_id: int, now: datetime) -> None:
-        connector = (await session.exec(select(ItemRow.connector).where(col(ItemRow.id) == item_id))).first()
-        if connector is None:
+        row = (await session.exec(select(ItemRow).where(col(ItemRow.id) == item_id))).first()
+        if row is None:
             return
-        for channel in await self.channels_for(session, connector):
+        connector = row.connector
+        channels = await self.channels_for(session, connector)
+        # Items whose cards went to people's DMs: the connector's channel still learns how they ended.
+        config = self.runtime.config.connector(connector)
+        if config is not None and config.channel and config.channel not in channels:
+            item = ApprovalItem.from_json(row.data)
+            targets = (await session.exec(select(CardRow.target).where(CardRow.item_id == item_id))).all()
+            if item.status.final and any(not t.startswith("channel:") for t in targets):
+                channels.append(config.channel)
+        for channel in channels:
             await self.runtime.store.enqueue(
                 session,
                 key=f"flow:{item_id}:{channel}",
