@@ -268,8 +268,7 @@ class HerzumSandbox:
         in_source = self.issues[approval.issue_id]["status"] == approval.source_status
         if (
             caller.name not in approval.approvers
-            or (approval.status != "PENDING"
-            and action != "RESET")
+            or (approval.status != "PENDING" and action != "RESET")
             or not in_source
         ):
             return _error(
