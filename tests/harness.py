@@ -134,3 +134,44 @@ async def start_bot(
     url = f"http://127.0.0.1:{port}/slack/events"
     slack.bot_url = url
     return Bot(runtime=runtime, slack=slack, url=url, runner=runner)
+
+
+async def start_flexdeploy_bot(
+    *,
+    database_url: str,
+    secret_key: str,
+    slack: SlackSandbox,
+    fd: Any,
+    notify_channel: str | None = None,
+    timeout: float = 15.0,
+) -> Bot:
+    """The bot with one FlexDeploy connector `deploys` (channel C0DEPLOYS) on the given sandbox."""
+    from connectors.flexdeploy import FlexDeploySettings
+    from connectors.flexdeploy.connector import FlexDeployConnector
+
+    settings = fd.connector_settings()
+    connector = FlexDeployConnector(
+        "deploys", FlexDeploySettings.model_validate(settings), timeout=timeout, backoff_base=0.01
+    )
+    return await start_bot(
+        database_url=database_url,
+        secret_key=secret_key,
+        slack=slack,
+        notify_channel=notify_channel,
+        connectors=[connector_config("deploys", "flexdeploy", settings, channel="C0DEPLOYS")],
+        instances={"deploys": connector},
+    )
+
+
+async def link_flexdeploy(bot: Bot, fd: Any, user: str, *, token: bool = True) -> None:
+    """`user` links their FlexDeploy account through /approvals connect, as a person would."""
+    await bot.command(user, "connect deploys")
+    await bot.slack.wait_for(lambda: bot.slack.open_modals(user), what="the connect modal")
+    credentials = fd.credentials(user, token=token)
+    result = await bot.slack.submit_view(
+        bot.url,
+        user=user,
+        values={"Username": credentials["username"], "Password or API token": credentials["secret"]},
+    )
+    assert result.closed, result.text
+    await bot.wait_private(user, "Linked")

@@ -13,10 +13,8 @@ import pytest
 
 from bot.sandbox.slack_api import SlackSandbox, StoredMessage
 from connectors.base import Status
-from connectors.flexdeploy import FlexDeploySettings
-from connectors.flexdeploy.connector import FlexDeployConnector
 from connectors.flexdeploy.sandbox import FlexDeploySandbox
-from tests.harness import Bot, connector_config, start_bot
+from tests.harness import Bot, link_flexdeploy, start_flexdeploy_bot
 
 CHANNEL = "C0DEPLOYS"
 
@@ -33,16 +31,8 @@ async def fd() -> AsyncIterator[FlexDeploySandbox]:
 
 
 async def _start(db_url: str, secret_key: str, slack: SlackSandbox, fd: FlexDeploySandbox) -> Bot:
-    settings = fd.connector_settings()
-    connector = FlexDeployConnector(
-        "deploys", FlexDeploySettings.model_validate(settings), timeout=0.75, backoff_base=0.01
-    )
-    return await start_bot(
-        database_url=db_url,
-        secret_key=secret_key,
-        slack=slack,
-        connectors=[connector_config("deploys", "flexdeploy", settings, channel=CHANNEL)],
-        instances={"deploys": connector},
+    return await start_flexdeploy_bot(
+        database_url=db_url, secret_key=secret_key, slack=slack, fd=fd, timeout=0.75
     )
 
 
@@ -56,16 +46,7 @@ async def bot(db_url: str, secret_key: str, slack: SlackSandbox, fd: FlexDeployS
 
 
 async def _link(bot: Bot, fd: FlexDeploySandbox, user: str, *, token: bool = True) -> None:
-    await bot.command(user, "connect deploys")
-    await bot.slack.wait_for(lambda: bot.slack.open_modals(user), what="the connect modal")
-    credentials = fd.credentials(user, token=token)
-    result = await bot.slack.submit_view(
-        bot.url,
-        user=user,
-        values={"Username": credentials["username"], "Password or API token": credentials["secret"]},
-    )
-    assert result.closed, result.text
-    await bot.wait_private(user, "Linked")
+    await link_flexdeploy(bot, fd, user, token=token)
 
 
 def _puts(fd: FlexDeploySandbox) -> list[str]:

@@ -8,11 +8,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bot.sandbox.slack_api import SlackSandbox
-from connectors.flexdeploy import FlexDeploySettings
-from connectors.flexdeploy.connector import FlexDeployConnector
 from connectors.flexdeploy.sandbox import FlexDeploySandbox
 from connectors.people import BOB
-from tests.harness import Bot, connector_config, start_bot
+from tests.harness import Bot, link_flexdeploy, start_flexdeploy_bot
 
 
 @pytest.fixture
@@ -37,15 +35,7 @@ async def fd() -> AsyncIterator[FlexDeploySandbox]:
 
 @pytest.fixture
 async def bot(db_url: str, secret_key: str, slack: SlackSandbox, fd: FlexDeploySandbox) -> AsyncIterator[Bot]:
-    settings = fd.connector_settings()
-    connector = FlexDeployConnector("deploys", FlexDeploySettings.model_validate(settings), backoff_base=0.01)
-    running = await start_bot(
-        database_url=db_url,
-        secret_key=secret_key,
-        slack=slack,
-        connectors=[connector_config("deploys", "flexdeploy", settings, channel="C0DEPLOYS")],
-        instances={"deploys": connector},
-    )
+    running = await start_flexdeploy_bot(database_url=db_url, secret_key=secret_key, slack=slack, fd=fd)
     try:
         yield running
     finally:
@@ -53,13 +43,7 @@ async def bot(db_url: str, secret_key: str, slack: SlackSandbox, fd: FlexDeployS
 
 
 async def _link(bot: Bot, fd: FlexDeploySandbox, user: str) -> None:
-    await bot.command(user, "connect deploys")
-    await bot.slack.wait_for(lambda: bot.slack.open_modals(user), what="the connect modal")
-    secret = fd.credentials(user, token=True)["secret"]
-    await bot.slack.submit_view(
-        bot.url, user=user, values={"Username": user, "Password or API token": secret}
-    )
-    await bot.wait_private(user, "Linked")
+    await link_flexdeploy(bot, fd, user)
 
 
 def _home(bot: Bot, user: str) -> str:

@@ -10,10 +10,8 @@ import pytest
 from bot.flow_blocks import phase
 from bot.sandbox.slack_api import SlackSandbox
 from connectors.base import ApprovalItem, ApproverGroup, GroupState, Person, Status
-from connectors.flexdeploy import FlexDeploySettings
-from connectors.flexdeploy.connector import FlexDeployConnector
 from connectors.flexdeploy.sandbox import FlexDeploySandbox
-from tests.harness import Bot, connector_config, start_bot
+from tests.harness import Bot, link_flexdeploy, start_flexdeploy_bot
 
 NOTIFY = "C0APPROVALS"
 
@@ -31,15 +29,8 @@ async def fd() -> AsyncIterator[FlexDeploySandbox]:
 
 @pytest.fixture
 async def bot(db_url: str, secret_key: str, slack: SlackSandbox, fd: FlexDeploySandbox) -> AsyncIterator[Bot]:
-    settings = fd.connector_settings()
-    connector = FlexDeployConnector("deploys", FlexDeploySettings.model_validate(settings), backoff_base=0.01)
-    running = await start_bot(
-        database_url=db_url,
-        secret_key=secret_key,
-        slack=slack,
-        notify_channel=NOTIFY,
-        connectors=[connector_config("deploys", "flexdeploy", settings, channel="C0DEPLOYS")],
-        instances={"deploys": connector},
+    running = await start_flexdeploy_bot(
+        database_url=db_url, secret_key=secret_key, slack=slack, fd=fd, notify_channel=NOTIFY
     )
     try:
         yield running
@@ -48,13 +39,7 @@ async def bot(db_url: str, secret_key: str, slack: SlackSandbox, fd: FlexDeployS
 
 
 async def _link(bot: Bot, fd: FlexDeploySandbox, user: str) -> None:
-    await bot.command(user, "connect deploys")
-    await bot.slack.wait_for(lambda: bot.slack.open_modals(user), what="the connect modal")
-    credentials = fd.credentials(user, token=True)
-    await bot.slack.submit_view(
-        bot.url, user=user, values={"Username": user, "Password or API token": credentials["secret"]}
-    )
-    await bot.wait_private(user, "Linked")
+    await link_flexdeploy(bot, fd, user)
 
 
 def _flow(bot: Bot, channel: str, contains: str):  # type: ignore[no-untyped-def]
