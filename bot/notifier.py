@@ -84,6 +84,17 @@ class Pacer:
         self._clock = clock or (lambda: asyncio.get_running_loop().time())
         self._buckets: dict[str, tuple[float, float]] = {}
 
+    def try_take(self, channel: str) -> float:
+        """Take a token now if there is one (0.0); else how long until there is (nothing taken)."""
+        now = self._clock()
+        tokens, at = self._buckets.get(channel, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - at) * self.per_second)
+        if tokens >= 1.0:
+            self._buckets[channel] = (tokens - 1.0, now)
+            return 0.0
+        self._buckets[channel] = (tokens, now)
+        return (1.0 - tokens) / self.per_second
+
     async def wait(self, channel: str) -> None:
         while True:
             now = self._clock()
@@ -94,6 +105,15 @@ class Pacer:
                 return
             self._buckets[channel] = (tokens, now)
             await asyncio.sleep((1.0 - tokens) / self.per_second)
+
+
+class Deferred(Exception):
+    """A delivery that must wait for the channel's pace: left due for the next pass, not a failure."""
+
+
+def lane(row: OutboxRow) -> str:
+    """Rows of one lane go in order; lanes (channels, people) do not wait on each other."""
+    return (row.target or row.kind).removeprefix("channel:")
 
 
 @dataclass(frozen=True)
@@ -164,36 +184,54 @@ class Notifier:
         self._kick.clear()
 
     async def deliver(self, *, limit: int = 200) -> int:
-        """Deliver what is due; one delivery at a time per process. Returns how many were done."""
+        """Deliver what is due, lane by lane in parallel; one pass at a time per process.
+
+        A lane whose channel is at Slack's pace stops for this pass (its rows stay due), so one busy
+        channel never holds up a card update elsewhere. Returns how many rows were done.
+        """
         async with self._lock:
-            done = 0
+            lanes: dict[str, list[OutboxRow]] = {}
             for row in await self.store.due_outbox(limit=limit):
-                handler = self.handlers.get(row.kind)
-                if handler is None:
-                    log.error("outbox row %s has unknown kind %r; dropped", row.id, row.kind)
+                lanes.setdefault(lane(row), []).append(row)
+            counts = await asyncio.gather(*(self._deliver_lane(rows) for rows in lanes.values()))
+            return sum(counts)
+
+    async def _deliver_lane(self, rows: list[OutboxRow]) -> int:
+        done = 0
+        for row in rows:
+            handler = self.handlers.get(row.kind)
+            if handler is None:
+                log.error("outbox row %s has unknown kind %r; dropped", row.id, row.kind)
+                await self.store.outbox_done(row=row)
+                continue
+            try:
+                await handler(row)
+            except Deferred:
+                return done
+            except SlackApiError as exc:
+                error = str(exc.response.get("error", "unknown"))
+                if error in FINAL_ERRORS:
+                    log.warning("Slack refused %s for %s: %s; not retrying", row.kind, row.target, error)
+                    metrics.SLACK_FAILURES.labels(error=error).inc()
                     await self.store.outbox_done(row=row)
                     continue
-                try:
-                    await handler(row)
-                except SlackApiError as exc:
-                    error = str(exc.response.get("error", "unknown"))
-                    if error in FINAL_ERRORS:
-                        log.warning("Slack refused %s for %s: %s; not retrying", row.kind, row.target, error)
-                        metrics.SLACK_FAILURES.labels(error=error).inc()
-                        await self.store.outbox_done(row=row)
-                        continue
-                    retry_after = _retry_after(exc)
-                    delay = timedelta(seconds=retry_after or min(300, 2 ** min(row.attempts, 8)))
-                    log.info("Slack %s for %s; retrying in %s", error, row.target, delay)
-                    await self.store.outbox_retry(row=row, error=error, delay=delay)
-                    continue
-                except (aiohttp.ClientError, TimeoutError) as exc:
-                    delay = timedelta(seconds=min(300, 2 ** min(row.attempts, 8)))
-                    await self.store.outbox_retry(row=row, error=type(exc).__name__, delay=delay)
-                    continue
-                await self.store.outbox_done(row=row)
-                done += 1
-            return done
+                retry_after = _retry_after(exc)
+                delay = timedelta(seconds=retry_after or min(300, 2 ** min(row.attempts, 8)))
+                log.info("Slack %s for %s; retrying in %s", error, row.target, delay)
+                await self.store.outbox_retry(row=row, error=error, delay=delay)
+                return done  # keep the lane's order: what follows waits for this one
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                delay = timedelta(seconds=min(300, 2 ** min(row.attempts, 8)))
+                await self.store.outbox_retry(row=row, error=type(exc).__name__, delay=delay)
+                return done
+            await self.store.outbox_done(row=row)
+            done += 1
+        return done
+
+    def pace(self, channel: str) -> None:
+        """Raise Deferred when `channel` must wait for Slack's pace (for outbox handlers)."""
+        if self.pacer.try_take(channel) > 0:
+            raise Deferred(channel)
 
     async def _deliver_card(self, row: OutboxRow) -> None:
         assert row.item_id is not None and row.target is not None
@@ -211,7 +249,7 @@ class Notifier:
         if existing is not None:
             if existing.rendered == rendered:
                 return
-            await self.pacer.wait(existing.channel)
+            self.pace(existing.channel)
             await self.client.chat_update(
                 channel=existing.channel, ts=existing.ts, text=message.text, blocks=message.blocks
             )
@@ -227,7 +265,7 @@ class Notifier:
                 "no Slack destination for %s (%s); card not posted", row.target, stored.item.connector
             )
             return
-        await self.pacer.wait(destination)
+        self.pace(destination)
         response = await self.client.chat_postMessage(
             channel=destination, text=message.text, blocks=message.blocks, unfurl_links=False
         )

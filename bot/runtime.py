@@ -198,8 +198,19 @@ class Runtime:
         """One sync cycle of every (or one) connector, then deliver what it produced."""
         names = [connector] if connector else list(self.coordinators)
         results = {name: await self.coordinators[name].run_once() for name in names}
-        await self.notifier.deliver(limit=10_000)
+        await self.deliver_all()
         return results
+
+    async def deliver_all(self, timeout: float = 600.0) -> None:
+        """Deliver until nothing is due (cards wait for their channel's pace, so this may take a while)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            await self.notifier.deliver(limit=10_000)
+            due = await self.store.due_outbox(limit=1)
+            if not due or loop.time() > deadline:
+                return
+            await asyncio.sleep(0.05)
 
     async def stop(self) -> None:
         self._stopping.set()
