@@ -228,10 +228,13 @@ class Notifier:
             done += 1
         return done
 
-    def pace(self, channel: str) -> None:
-        """Raise Deferred when `channel` must wait for Slack's pace (for outbox handlers)."""
-        if self.pacer.try_take(channel) > 0:
-            raise Deferred(channel)
+    async def pace(self, channel: str, *, patience: float = 0.25) -> None:
+        """Wait for `channel`'s pace when that is short; raise Deferred when it is not (the row is
+        then delivered in a later pass, and other lanes go on meanwhile)."""
+        while (delay := self.pacer.try_take(channel)) > 0:
+            if delay > patience:
+                raise Deferred(channel)
+            await asyncio.sleep(delay)
 
     async def _deliver_card(self, row: OutboxRow) -> None:
         assert row.item_id is not None and row.target is not None
@@ -249,7 +252,7 @@ class Notifier:
         if existing is not None:
             if existing.rendered == rendered:
                 return
-            self.pace(existing.channel)
+            await self.pace(existing.channel)
             await self.client.chat_update(
                 channel=existing.channel, ts=existing.ts, text=message.text, blocks=message.blocks
             )
@@ -265,7 +268,7 @@ class Notifier:
                 "no Slack destination for %s (%s); card not posted", row.target, stored.item.connector
             )
             return
-        self.pace(destination)
+        await self.pace(destination)
         response = await self.client.chat_postMessage(
             channel=destination, text=message.text, blocks=message.blocks, unfurl_links=False
         )

@@ -98,7 +98,7 @@ class FlowNotices:
             ).first()
         try:
             if existing is None:
-                notifier.pace(channel)
+                await notifier.pace(channel)
                 response = await notifier.client.chat_postMessage(
                     channel=channel, text=message.text, blocks=message.blocks, unfurl_links=False
                 )
@@ -112,7 +112,7 @@ class FlowNotices:
                     )
                     s.add(existing)
             elif existing.rendered != rendered:
-                notifier.pace(existing.channel)
+                await notifier.pace(existing.channel)
                 await notifier.client.chat_update(
                     channel=existing.channel, ts=existing.ts, text=message.text, blocks=message.blocks
                 )
@@ -145,7 +145,7 @@ class FlowNotices:
                 comment=decision.comment,
                 at=decision.at,
             )
-            notifier.pace(message.channel)
+            await notifier.pace(message.channel)
             await notifier.client.chat_postMessage(
                 channel=message.channel, thread_ts=message.ts, text=reply.text, blocks=reply.blocks
             )
