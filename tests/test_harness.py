@@ -160,6 +160,7 @@ async def test_inputs_through_slack_and_a_refusal_in_plain_words(
         await slack.submit_view(bot.url, user="bob", values={"risk": "high"})
         text = await bot.wait_private("bob", "not an approver")
         assert "nothing was changed" in text
+        await bot.wait_card(card, "[Approve]")  # the buttons are back once Bob's attempt is over
         await bot.click("alice", card, "Approve")
         modal = await slack.wait_for(lambda: slack.open_modals("alice"), what="the approve modal")
         assert "low" in modal[-1].render(), "the default is filled in"
