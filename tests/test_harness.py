@@ -59,6 +59,11 @@ async def test_expiry_auto_reject_and_self_approval(kit: HarnessKit) -> None:
         with pytest.raises(NotAllowed) as own:
             await connector.act(items[mine], Action.APPROVE, kit.actor(ALICE))
         assert own.value.reason == "self_approval"
+        blocked = kit.sandbox.add_waiting(groups=["leads"], disallowed=[BOB.email])
+        blocked_item = next(i for i in await connector.fetch_pending() if i.external_id == blocked)
+        with pytest.raises(NotAllowed) as listed:
+            await connector.act(blocked_item, Action.APPROVE, kit.actor(BOB))
+        assert listed.value.reason == "disallowed_user"
         await connector.act(items[newer], Action.APPROVE, kit.actor(ALICE))
         assert (await connector.refresh(items[older])).status is Status.REJECTED, (
             "auto-reject took the older run"
@@ -169,5 +174,31 @@ async def test_inputs_through_slack_and_a_refusal_in_plain_words(
         activity = kit.sandbox.instances[instance].activities[-1]
         assert activity["approverInputs"] == [{"name": "risk", "value": "high"}]
         assert activity["comments"] == "ship it"
+    finally:
+        await bot.stop()
+
+
+async def test_a_decision_made_in_harness_updates_the_card(
+    db_url: str, secret_key: str, slack: SlackSandbox, kit: HarnessKit
+) -> None:
+    instance = kit.sandbox.add_waiting(groups=["leads"], message="Ship it?")
+    bot: Bot = await start_bot(
+        database_url=db_url,
+        secret_key=secret_key,
+        slack=slack,
+        connectors=[
+            connector_config("pipelines", "harness", kit.sandbox.connector_settings(), channel="C0DEPLOYS")
+        ],
+        instances={"pipelines": kit.build()},
+    )
+    try:
+        await bot.poll()
+        card = bot.card("C0DEPLOYS", "Ship it?")
+        assert "Expires in" in card.render()
+        kit.sandbox.decide(instance, "REJECTED", by="carol@example.com")
+        await bot.poll()
+        text = await bot.wait_card(card, "Rejected")
+        assert "carol@example.com" in text
+        assert "[Approve]" not in text
     finally:
         await bot.stop()

@@ -48,6 +48,7 @@ class Instance:
     auto_reject: bool = False
     inputs: list[dict[str, Any]] = field(default_factory=list)
     callback_id: str | None = None
+    disallowed: list[str] = field(default_factory=list)  # emails that may not decide
     deadline_ms: int = 0
     created_ms: int = field(default_factory=lambda: int(time.time() * 1000))
     status: str = "WAITING"
@@ -325,6 +326,10 @@ class HarnessSandbox:
             return _bad("You have already approved/rejected the pipeline")
         if instance.disallow_executor and instance.execution.triggered_by == user["email"]:
             return _bad("Pipeline executor is not allowed to approve/reject")
+        if user["email"] in instance.disallowed:
+            return _bad(
+                f"Action not permitted: You [{user['email']}] are on the disallowed user list for this step"
+            )
         if not any(user["email"] in self.groups.get(g, set()) for g in instance.groups):
             return _bad("User not authorized to approve/reject")
         for definition in instance.inputs:
