@@ -17,7 +17,22 @@ from connectors.registry import SandboxSetup
 from tests.harness import Bot, connector_config, start_bot
 
 RULES = Reminders()
-WED_0900_UTC = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)  # 10:00 Berlin, 04:00 New York, 18:00 Tokyo
+
+
+def _wednesday_ahead() -> datetime:
+    """A Wednesday, 09:00 UTC, in late November, after today.
+
+    The bot stores items as first seen "now", so the times these tests remind at must lie ahead
+    of today (a fixed date turned them red once it passed). Whole 52-week steps keep the weekday
+    and the season: winter time in Berlin and New York, which the local hours below rely on.
+    """
+    when = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+    while when < datetime.now(UTC) + timedelta(days=1):
+        when += timedelta(weeks=52)
+    return when
+
+
+WED_0900_UTC = _wednesday_ahead()  # 10:00 Berlin, 04:00 New York, 18:00 Tokyo
 
 
 def test_working_hours_are_each_persons_own() -> None:
@@ -198,7 +213,7 @@ async def test_digest_once_at_the_start_of_the_day(
         await bot.command("alice", "digest on")
         await bot.wait_private("alice", "Digest on")
         nudges = bot.runtime.nudges  # type: ignore[attr-defined]
-        morning = datetime(2026, 11, 25, 8, 10, tzinfo=UTC)  # 09:10 in Berlin
+        morning = WED_0900_UTC - timedelta(minutes=50)  # 09:10 in Berlin
         assert await nudges.digest(morning - timedelta(hours=2)) == 0, "not before her day starts"
         assert await nudges.digest(morning) == 1
         assert await nudges.digest(morning + timedelta(minutes=20)) == 0, "once a day"
