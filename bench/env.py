@@ -1,4 +1,6 @@
-"""The bot under measurement: the real Runtime and HTTP server against the FlexDeploy and Slack sandboxes."""
+"""The bot under measurement: the real Runtime and HTTP server against the FlexDeploy and Slack sandboxes.
+
+Imports no sandbox: the worker that measures the bot's memory must hold only what the bot holds."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
@@ -14,35 +17,14 @@ from cryptography.fernet import Fernet
 
 from bot.config import Config, ConnectorConfig, Reminders
 from bot.runtime import Runtime, SlackSettings
-from bot.sandbox.slack_api import SlackSandbox
 from bot.server import build_web
 from connectors.flexdeploy import FlexDeploySettings
-from connectors.flexdeploy.sandbox import FlexDeploySandbox
 from connectors.people import ALICE
-
-GROUP = "Bench approvers"
-
-
-def seed(fd: FlexDeploySandbox, n: int) -> list[int]:
-    if GROUP not in fd.groups:
-        fd.add_group(GROUP, [ALICE])
-    return [
-        fd.add_project_task(
-            project=f"Service {i}",
-            version=f"1.{i}.0",
-            group=GROUP,
-            requestor_path=f"FlexDeploy / Bench / Service {i}",
-            project_id=20000 + i,
-        )
-        for i in range(n)
-    ]
 
 
 @dataclass
 class Bench:
     runtime: Runtime
-    slack: SlackSandbox
-    fd: FlexDeploySandbox
     url: str
     runner: web.AppRunner
 
@@ -54,12 +36,13 @@ class Bench:
 async def start(
     *,
     folder: Path,
-    slack: SlackSandbox,
-    fd: FlexDeploySandbox,
+    slack: SlackSettings,
+    flexdeploy: dict[str, Any],
     channel: str | None,
     rate: tuple[float, float],
 ) -> Bench:
-    settings = FlexDeploySettings.model_validate(fd.connector_settings())
+    """The real Runtime and HTTP server, pointed at sandboxes (in this process or a peer's)."""
+    settings = FlexDeploySettings.model_validate(flexdeploy)
     config = Config(
         connectors=(
             ConnectorConfig("deploys", "flexdeploy", timedelta(seconds=60), channel, Reminders(), settings),
@@ -69,7 +52,7 @@ async def start(
         config=config,
         database_url=f"sqlite+aiosqlite:///{folder / 'bench.db'}",
         secret_key=Fernet.generate_key().decode(),
-        slack=SlackSettings(token=slack.token, api_url=slack.api_url, signing_secret=slack.signing_secret),
+        slack=slack,
         deliver_interval=0.01,
         slack_rate=rate,
     )
@@ -78,7 +61,7 @@ async def start(
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     url = f"http://127.0.0.1:{runner.addresses[0][1]}/slack/events"
-    return Bench(runtime, slack, fd, url, runner)
+    return Bench(runtime, url, runner)
 
 
 def click_body(external_id: str, *, user: str = ALICE.slack_id, channel: str = "C0DEPLOYS") -> str:

@@ -14,27 +14,27 @@ import argparse
 import asyncio
 import json
 import math
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import httpx
-import sqlalchemy as sa
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bench.env import click_body, seed, start
+from bench import peer
+from bench.env import click_body, start
+from bench.peer import seed
+from bot.runtime import SlackSettings
 from bot.sandbox.slack_api import SlackSandbox
-from connectors.base import Status
 from connectors.flexdeploy.sandbox import FlexDeploySandbox
 from connectors.people import ALICE
 
@@ -101,7 +101,13 @@ async def clicks(folder: Path, *, quick: bool) -> dict[str, Any]:
     ids = [str(i) for i in seed(fd, total)]
     await slack.start()
     await fd.start()
-    bench = await start(folder=folder, slack=slack, fd=fd, channel="C0DEPLOYS", rate=(10_000.0, 10_000.0))
+    bench = await start(
+        folder=folder,
+        slack=SlackSettings(token=slack.token, api_url=slack.api_url, signing_secret=slack.signing_secret),
+        flexdeploy=fd.connector_settings(),
+        channel="C0DEPLOYS",
+        rate=(10_000.0, 10_000.0),
+    )
     floor_url, floor_runner = await _bare_bolt(slack)
     out: dict[str, Any] = {}
     try:
@@ -184,115 +190,10 @@ async def _settle(bench: Any, done: Callable[[], bool], timeout: float) -> None:
         await asyncio.sleep(0.001)
 
 
-async def sync_cost(n: int, folder: Path) -> dict[str, Any]:
-    """A no-change cycle with n pending items, then a cycle where 1 % changed (cards posted)."""
-    slack, fd = SlackSandbox(), FlexDeploySandbox()
-    ids = seed(fd, n)
-    await slack.start()
-    await fd.start()
-    channel = "C0DEPLOYS" if n <= 2000 else None
-    bench = await start(folder=folder, slack=slack, fd=fd, channel=channel, rate=(100_000.0, 100_000.0))
-    writes = {"n": 0}
-
-    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        head = statement.lstrip().upper()
-        if head.startswith(("INSERT", "UPDATE", "DELETE")) and "CONNECTOR_STATE" not in head[:80]:
-            writes["n"] += 1
-
-    sa.event.listen(bench.runtime.db.engine.sync_engine, "before_cursor_execute", count)
-    try:
-        if channel is None:
-            await _populate(bench)  # bulk, so 100k items take seconds, not minutes (not measured)
-        await bench.runtime.poll_once()  # the first sync stores everything (not measured)
-        served, calls, writes["n"] = len(fd.served), len(slack.calls), 0
-        cpu, wall = time.process_time(), time.perf_counter()
-        await bench.runtime.poll_once()
-        result: dict[str, Any] = {
-            "items": n,
-            "cpu_s": time.process_time() - cpu,
-            "wall_s": time.perf_counter() - wall,
-            "vendor_requests": len(fd.served) - served,
-            "vendor_requests_floor": 1,
-            "slack_calls": len(slack.calls) - calls,
-            "rows_written": writes["n"],
-        }
-        if channel is not None:
-            changed = ids[: max(1, n // 100)]
-            for task in changed:
-                fd.decide(task, Status.APPROVED, "decided in the bench")
-            calls = len(slack.calls)
-            await bench.runtime.poll_once()
-            result["changed"] = len(changed)
-            result["slack_calls_per_change"] = (len(slack.calls) - calls) / len(changed)
-        result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        return result
-    finally:
-        await bench.stop()
-        await fd.stop()
-        await slack.stop()
-
-
-async def _populate(bench: Any) -> None:
-    """Store what the vendor lists in one executemany (the first sync writes row by row)."""
-    from store.models import ItemRow
-    from store.repo import now_utc
-
-    connector = bench.runtime.connectors["deploys"]
-    items = await connector.fetch_pending(())
-    now = now_utc()
-    rows = [
-        {
-            "connector": i.connector,
-            "external_id": i.external_id,
-            "status": i.status.value,
-            "version": i.fingerprint(),
-            "data": i.to_json(),
-            "first_seen_at": now,
-            "updated_at": now,
-        }
-        for i in items
-    ]
-    async with bench.runtime.db.transaction() as session:
-        for n in range(0, len(rows), 5000):
-            await session.exec(sa.insert(ItemRow), params=rows[n : n + 5000])
-
-
-async def fanout(n: int, folder: Path, rate: float) -> dict[str, Any]:
-    slack, fd = SlackSandbox(), FlexDeploySandbox()
-    seed(fd, n)
-    slack.enforce_rates(per_channel_per_second=rate, burst=5, global_per_minute=rate * 60 * 1.5)
-    await slack.start()
-    await fd.start()
-    # The bot paces itself a little under the allowed rate: meeting it exactly would let clock
-    # jitter turn into 429s, each of which costs a whole Retry-After second.
-    bench = await start(folder=folder, slack=slack, fd=fd, channel="C0DEPLOYS", rate=(rate * 0.97, 1))
-    try:
-        started = time.perf_counter()
-        await bench.runtime.poll_once()
-        await _settle(bench, lambda: len(slack.messages_in("C0DEPLOYS")) >= n, 120)
-        elapsed = time.perf_counter() - started
-        posted = [c for c in slack.calls_to("chat.postMessage") if c.status == 200 and not c.error]
-        titles = [m.render().splitlines()[0] for m in slack.messages_in("C0DEPLOYS")]
-        return {
-            "items": n,
-            "allowed_per_s": rate,
-            "achieved_per_s": n / elapsed,
-            "share": n / elapsed / rate,
-            "target_share": 0.95,
-            "rate_limited_429": slack.rate_limited_count,
-            "lost": n - len(set(titles)),
-            "duplicated": len(posted) - n,
-        }
-    finally:
-        await bench.stop()
-        await fd.stop()
-        await slack.stop()
-
-
-def _worker(kind: str, n: int) -> dict[str, Any]:
-    """Runs one measurement in a fresh interpreter so CPU and RSS figures are its own."""
+def _worker(kind: str, n: int, folder: Path, peer: dict[str, Any]) -> dict[str, Any]:
+    """One measurement in a fresh interpreter (bench/worker.py), so CPU and RSS figures are its own."""
     done = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--worker", kind, str(n)],
+        [sys.executable, "-m", "bench.worker", kind, str(n), str(folder), json.dumps(peer)],
         capture_output=True,
         text=True,
         timeout=600,
@@ -303,10 +204,16 @@ def _worker(kind: str, n: int) -> dict[str, Any]:
     return result
 
 
-def _baseline_rss() -> float:
-    import bot.runtime  # noqa: F401  (the same imports as the measured process)
+def _sync(n: int, *, prepared: bool) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp, peer.running(n) as sandboxes:
+        if prepared:
+            _worker("prepare", n, Path(tmp), sandboxes)
+        return _worker("sync", n, Path(tmp), sandboxes)
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+def _fanout(n: int, rate: float) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp, peer.running(n, rate) as sandboxes:
+        return _worker("fanout", n, Path(tmp), sandboxes | {"rate": rate})
 
 
 def run(quick: bool) -> dict[str, Any]:
@@ -315,11 +222,11 @@ def run(quick: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         results["clicks"] = asyncio.run(clicks(Path(tmp), quick=quick))
     sizes = [100, 300] if quick else [1_000, 10_000, 100_000]
-    results["sync"] = [_worker("sync", n) for n in sizes]
+    results["sync"] = [_sync(n, prepared=n > 2_000) for n in sizes]
     per_item = [r["cpu_s"] / r["items"] for r in results["sync"]]
     results["sync_growth"] = {"cpu_per_item_s": per_item, "largest_over_smallest": per_item[-1] / per_item[0]}
-    results["fanout"] = _worker("fanout", 100 if quick else 2_000)
-    baseline = _worker("baseline", 0)["rss_mb"]
+    results["fanout"] = _fanout(100, 50.0) if quick else _fanout(2_000, 200.0)
+    baseline = _worker("baseline", 0, Path("."), {})["rss_mb"]
     largest = results["sync"][-1]
     results["memory"] = {
         "items": largest["items"],
@@ -418,18 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (what the test suite runs)")
     parser.add_argument("--out", default=str(RESULTS / "latest.json"))
-    parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.worker:
-        kind, n = args.worker[0], int(args.worker[1])
-        with tempfile.TemporaryDirectory() as tmp:
-            job: Coroutine[Any, Any, dict[str, Any]] | None = None
-            if kind == "sync":
-                job = sync_cost(n, Path(tmp))
-            elif kind == "fanout":
-                job = fanout(n, Path(tmp), rate=50.0 if n <= 100 else 200.0)
-            print(json.dumps(asyncio.run(job) if job is not None else {"rss_mb": _baseline_rss()}))
-        return 0
     results = run(args.quick)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -34,6 +34,10 @@ class SyncResult:
     pending: int = 0
 
 
+def _card_work(item_id: int, target: str) -> dict[str, object]:
+    return {"key": f"card:{item_id}:{target}", "kind": "card", "item_id": item_id, "target": target}
+
+
 class Coordinator:
     def __init__(self, *, connector: Connector, store: Store, channel: str | None) -> None:
         self.connector = connector
@@ -88,15 +92,18 @@ class Coordinator:
             plan.unchanged + len(plan.new) + sum(1 for _, i in plan.changed if i.status is Status.PENDING)
         )
         async with self.store.db.transaction() as session:
+            touched: list[int] = []
+            stored_ids = await self.store.insert_items(session, items=plan.new, now=now)
+            cards: list[dict[str, object]] = []
             for item in plan.new:
-                new_id = await self.store.save_item(
-                    session, item=item, now=now, closed=item.status.final, if_older_than=fetch_started
-                )
+                new_id = stored_ids.get((item.connector, item.external_id))
                 if new_id is None:
-                    continue
-                for target in card_targets(item, channel=self.channel, slack_by_vendor=slack_by_vendor):
-                    await self.store.enqueue_card(session, item_id=new_id, target=target, now=now)
-                await self.store.item_changed(session, item_id=new_id, now=now)
+                    continue  # stored meanwhile by another writer: the next cycle compares it
+                touched.append(new_id)
+                cards.extend(
+                    _card_work(new_id, target)
+                    for target in card_targets(item, channel=self.channel, slack_by_vendor=slack_by_vendor)
+                )
             for row_id, item in [*plan.changed, *finals]:
                 saved = await self.store.save_item(
                     session,
@@ -108,13 +115,17 @@ class Coordinator:
                 )
                 if saved is None:
                     continue
-                targets = set(card_targets(item, channel=self.channel, slack_by_vendor=slack_by_vendor))
-                if item.status.final:
-                    targets = set()  # a decided item gets no new cards, only updates of the ones it has
-                for target in targets:
-                    await self.store.enqueue_card(session, item_id=row_id, target=target, now=now)
+                touched.append(row_id)
+                if not item.status.final:  # a decided item gets no new cards, only updates of the ones it has
+                    cards.extend(
+                        _card_work(row_id, target)
+                        for target in card_targets(
+                            item, channel=self.channel, slack_by_vendor=slack_by_vendor
+                        )
+                    )
                 await self.store.enqueue_item_cards(session, item_id=row_id, now=now)
-                await self.store.item_changed(session, item_id=row_id, now=now)
+            await self.store.enqueue_many(session, work=cards, now=now)
+            await self.store.items_changed(session, item_ids=touched, now=now)
             await self.store.record_sync(session, name=self.name, ok=True, error=None, pending=pending)
         metrics.PENDING.labels(connector=self.name).set(pending)
         if self.failing:

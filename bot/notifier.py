@@ -12,10 +12,11 @@ import contextlib
 import hashlib
 import json
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
@@ -29,7 +30,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import blocks, metrics
 from bot.blocks import CardState, Message
 from connectors.base import Action
-from store.models import OutboxRow
+from store.models import CardRow, OutboxRow
 from store.repo import Store, StoredItem, now_utc
 
 log = logging.getLogger(__name__)
@@ -128,7 +129,66 @@ class ConnectorView:
 Clock = Callable[[], datetime]
 
 
+@dataclass(frozen=True)
+class CardWrite:
+    """What a card delivery leaves to record: a new card (`posted`) or a card's new digest."""
+
+    posted: dict[str, Any] | None = None
+    rendered: tuple[int, str] | None = None
+
+
+Handler = Callable[[OutboxRow], Awaitable[CardWrite | None]]
+
+
+class _Rendered(NamedTuple):
+    stored: StoredItem
+    message: Message
+    digest: str
+
+
+class _Settler:
+    """Records finished deliveries in the background, many per transaction (group commit).
+
+    Why: a database round trip per card would cap posting far below what Slack allows in a busy
+    channel. The lane goes on to its next card while the last ones are written; whatever piles up
+    meanwhile goes in the next single transaction. `flush` is awaited before a pass ends.
+    """
+
+    LINGER = 0.02
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._done: list[OutboxRow] = []
+        self._posted: list[dict[str, Any]] = []
+        self._rendered: list[tuple[int, str]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, row: OutboxRow, write: CardWrite | None) -> None:
+        self._done.append(row)
+        if write is not None and write.posted is not None:
+            self._posted.append(write.posted)
+        if write is not None and write.rendered is not None:
+            self._rendered.append(write.rendered)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._drain())
+
+    async def _drain(self) -> None:
+        while self._done:
+            # Linger a moment so a busy lane's next few cards share the transaction.
+            await asyncio.sleep(self.LINGER)
+            done, posted, rendered = self._done, self._posted, self._rendered
+            self._done, self._posted, self._rendered = [], [], []
+            await self.store.settle(done=done, posted=posted, rendered=rendered)
+
+    async def flush(self) -> None:
+        if self._task is not None:
+            task, self._task = self._task, None
+            await task
+
+
 class Notifier:
+    WINDOW = 2
+
     def __init__(
         self,
         *,
@@ -150,7 +210,14 @@ class Notifier:
         self._kick = asyncio.Event()
         self.on_card: Callable[[str, str, Message, str], Awaitable[None]] | None = None
         # Extra outbox kinds (reminders, channel notifications) register a handler here.
-        self.handlers: dict[str, Callable[[OutboxRow], Awaitable[None]]] = {"card": self._deliver_card}
+        self.handlers: dict[str, Handler] = {"card": self._deliver_card}
+        self._settler = _Settler(store)
+        # Items and cards of the pass under way, read in two queries rather than two per card.
+        self._items: dict[int, StoredItem] = {}
+        self._cards: dict[int, list[CardRow]] = {}
+        self._ahead: dict[int | None, asyncio.Future[_Rendered | None]] = {}
+        # Set by a card delivery once it holds its pace token, letting the lane start the next one.
+        self._started: dict[int | None, asyncio.Event] = {}
 
     # ---- rendering -------------------------------------------------------------------------------
 
@@ -191,42 +258,84 @@ class Notifier:
         """
         async with self._lock:
             lanes: dict[str, list[OutboxRow]] = {}
-            for row in await self.store.due_outbox(limit=limit):
+            due = await self.store.due_outbox(limit=limit)
+            for row in due:
                 lanes.setdefault(lane(row), []).append(row)
-            counts = await asyncio.gather(*(self._deliver_lane(rows) for rows in lanes.values()))
+            card_items = list({r.item_id for r in due if r.kind == "card" and r.item_id is not None})
+            self._items = await self.store.items_by_ids(item_ids=card_items)
+            self._cards = await self.store.cards_of(item_ids=card_items)
+            try:
+                counts = await asyncio.gather(*(self._deliver_lane(rows) for rows in lanes.values()))
+            finally:
+                for task in self._ahead.values():
+                    task.cancel()
+                self._items, self._cards, self._ahead = {}, {}, {}
+                await self._settler.flush()
             return sum(counts)
 
     async def _deliver_lane(self, rows: list[OutboxRow]) -> int:
+        """Rows in order. Up to WINDOW card calls may be in flight together (each started only once
+        it holds its pace token, so Slack receives them in order): with one at a time, Slack's
+        answer time would cap a busy channel below the rate Slack allows."""
         done = 0
-        for row in rows:
+        flying: deque[tuple[OutboxRow, asyncio.Future[CardWrite | None]]] = deque()
+        stopped = False
+        for index, row in enumerate(rows):
+            if index + 1 < len(rows) and rows[index + 1].kind == "card":
+                # Render the next card while this row waits on Slack: the two overlap.
+                self._ahead[rows[index + 1].id] = asyncio.ensure_future(self._render(rows[index + 1]))
             handler = self.handlers.get(row.kind)
             if handler is None:
                 log.error("outbox row %s has unknown kind %r; dropped", row.id, row.kind)
-                await self.store.outbox_done(row=row)
+                self._settler.add(row, None)
                 continue
-            try:
-                await handler(row)
-            except Deferred:
-                return done
-            except SlackApiError as exc:
-                error = str(exc.response.get("error", "unknown"))
-                if error in FINAL_ERRORS:
-                    log.warning("Slack refused %s for %s: %s; not retrying", row.kind, row.target, error)
-                    metrics.SLACK_FAILURES.labels(error=error).inc()
-                    await self.store.outbox_done(row=row)
-                    continue
-                retry_after = _retry_after(exc)
-                delay = timedelta(seconds=retry_after or min(300, 2 ** min(row.attempts, 8)))
-                log.info("Slack %s for %s; retrying in %s", error, row.target, delay)
-                await self.store.outbox_retry(row=row, error=error, delay=delay)
-                return done  # keep the lane's order: what follows waits for this one
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                delay = timedelta(seconds=min(300, 2 ** min(row.attempts, 8)))
-                await self.store.outbox_retry(row=row, error=type(exc).__name__, delay=delay)
-                return done
-            await self.store.outbox_done(row=row)
-            done += 1
+            windowed = row.kind == "card"
+            while flying and (not windowed or len(flying) >= self.WINDOW or flying[0][1].done()):
+                outcome = await self._outcome(*flying.popleft())
+                done += outcome == "done"
+                stopped = stopped or outcome == "stop"
+            if stopped:
+                break
+            task = asyncio.ensure_future(handler(row))
+            flying.append((row, task))
+            if windowed:
+                started = self._started.setdefault(row.id, asyncio.Event())
+                waiter = asyncio.ensure_future(started.wait())
+                await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                self._started.pop(row.id, None)
+            else:
+                await asyncio.wait({task})  # other work goes alone, in order
+        while flying:  # calls already made are recorded even when the lane stopped
+            outcome = await self._outcome(*flying.popleft())
+            done += outcome == "done"
         return done
+
+    async def _outcome(self, row: OutboxRow, task: asyncio.Future[CardWrite | None]) -> str:
+        """ "done", "skip" (dropped for good, the lane goes on) or "stop" (left due or set to retry:
+        what follows in the lane waits for a later pass)."""
+        try:
+            write = await task
+        except Deferred:
+            return "stop"
+        except SlackApiError as exc:
+            error = str(exc.response.get("error", "unknown"))
+            if error in FINAL_ERRORS:
+                log.warning("Slack refused %s for %s: %s; not retrying", row.kind, row.target, error)
+                metrics.SLACK_FAILURES.labels(error=error).inc()
+                self._settler.add(row, None)
+                return "skip"
+            retry_after = _retry_after(exc)
+            delay = timedelta(seconds=retry_after or min(300, 2 ** min(row.attempts, 8)))
+            log.info("Slack %s for %s; retrying in %s", error, row.target, delay)
+            await self.store.outbox_retry(row=row, error=error, delay=delay)
+            return "stop"
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            delay = timedelta(seconds=min(300, 2 ** min(row.attempts, 8)))
+            await self.store.outbox_retry(row=row, error=type(exc).__name__, delay=delay)
+            return "stop"
+        self._settler.add(row, write)
+        return "done"
 
     async def pace(self, channel: str, *, patience: float = 0.25) -> None:
         """Wait for `channel`'s pace when that is short; raise Deferred when it is not (the row is
@@ -236,54 +345,70 @@ class Notifier:
                 raise Deferred(channel)
             await asyncio.sleep(delay)
 
-    async def _deliver_card(self, row: OutboxRow) -> None:
+    def _signal_started(self, row: OutboxRow) -> None:
+        event = self._started.get(row.id)
+        if event is not None:
+            event.set()
+
+    async def _render(self, row: OutboxRow) -> _Rendered | None:
         assert row.item_id is not None and row.target is not None
-        stored = await self.store.item_by_id(item_id=row.item_id)
+        stored = self._items.get(row.item_id) or await self.store.item_by_id(item_id=row.item_id)
         if stored is None:
-            return
+            return None
         state = self.card_state(stored)
         if not await self._still_theirs(stored, row.target):
             state = replace(state, not_theirs=True)
         message = blocks.card(state)
-        rendered = digest(message)
-        existing = next(
-            (c for c in await self.store.cards(item_id=row.item_id) if c.target == row.target), None
-        )
+        return _Rendered(stored, message, digest(message))
+
+    async def _deliver_card(self, row: OutboxRow) -> CardWrite | None:
+        assert row.item_id is not None and row.target is not None
+        ahead = self._ahead.pop(row.id, None)
+        prepared = await ahead if ahead is not None else await self._render(row)
+        if prepared is None:
+            return None
+        stored, message, rendered = prepared
+        cards = self._cards.get(row.item_id)
+        if cards is None:
+            cards = await self.store.cards(item_id=row.item_id)
+        existing = next((c for c in cards if c.target == row.target), None)
         if existing is not None:
             if existing.rendered == rendered:
-                return
+                return None
             await self.pace(existing.channel)
+            self._signal_started(row)
             await self.client.chat_update(
                 channel=existing.channel, ts=existing.ts, text=message.text, blocks=message.blocks
             )
             metrics.SLACK_CALLS.labels(method="chat.update").inc()
             assert existing.id is not None
-            await self.store.mark_rendered(card_id=existing.id, rendered=rendered)
             if self.on_card:
                 await self.on_card(existing.channel, existing.ts, message, "update")
-            return
+            return CardWrite(rendered=(existing.id, rendered))
         destination, slack_user = await self._destination(row.target, stored.item.connector)
         if destination is None:
             log.warning(
                 "no Slack destination for %s (%s); card not posted", row.target, stored.item.connector
             )
-            return
+            return None
         await self.pace(destination)
+        self._signal_started(row)
         response = await self.client.chat_postMessage(
             channel=destination, text=message.text, blocks=message.blocks, unfurl_links=False
         )
         metrics.SLACK_CALLS.labels(method="chat.postMessage").inc()
         channel, ts = str(response["channel"]), str(response["ts"])
-        await self.store.record_card(
-            item_id=row.item_id,
-            target=row.target,
-            channel=channel,
-            ts=ts,
-            slack_user=slack_user,
-            rendered=rendered,
-        )
         if self.on_card:
             await self.on_card(channel, ts, message, "post")
+        posted = {
+            "item_id": row.item_id,
+            "target": row.target,
+            "channel": channel,
+            "ts": ts,
+            "slack_user": slack_user,
+            "rendered": rendered,
+        }
+        return CardWrite(posted=posted)
 
     async def _still_theirs(self, stored: StoredItem, target: str) -> bool:
         """A person's DM copy stays actionable only while they are among the item's recipients."""

@@ -60,7 +60,8 @@ class Identity:
     broken: bool
 
 
-ChangeHook = Callable[[AsyncSession, int, datetime], Awaitable[None]]
+# Called with the ids of items whose snapshots changed together (a sync passes all of a cycle's).
+ChangeHook = Callable[[AsyncSession, Sequence[int], datetime], Awaitable[None]]
 
 
 class Store:
@@ -72,8 +73,15 @@ class Store:
         self.change_hooks: list[ChangeHook] = []
 
     async def item_changed(self, session: AsyncSession, *, item_id: int, now: datetime) -> None:
+        await self.items_changed(session, item_ids=[item_id], now=now)
+
+    async def items_changed(self, session: AsyncSession, *, item_ids: Sequence[int], now: datetime) -> None:
+        """Hooks get the whole batch, so a sync of thousands of items costs a few queries, not
+        a few per item."""
+        if not item_ids:
+            return
         for hook in self.change_hooks:
-            await hook(session, item_id, now)
+            await hook(session, item_ids, now)
 
     # ---- items -------------------------------------------------------------------------------
 
@@ -90,6 +98,15 @@ class Store:
         async with self.db.session() as s:
             row = await s.get(ItemRow, item_id)
             return _decode(row) if row else None
+
+    async def item_rows(self, session: AsyncSession, *, item_ids: Sequence[int]) -> list[ItemRow]:
+        """Rows by id inside the caller's transaction (chunked: databases cap bound parameters)."""
+        rows: list[ItemRow] = []
+        ids = list(dict.fromkeys(item_ids))
+        for start in range(0, len(ids), 500):
+            found = await session.exec(select(ItemRow).where(col(ItemRow.id).in_(ids[start : start + 500])))
+            rows.extend(found.all())
+        return rows
 
     async def versions(self, *, connector: str) -> dict[str, tuple[str, str, int]]:
         """external id → (version, status, row id) of every open item of a connector (for the diff)."""
@@ -175,6 +192,40 @@ class Store:
         assert row_id is not None
         return int(row_id)
 
+    async def insert_items(
+        self, session: AsyncSession, *, items: Sequence[ApprovalItem], now: datetime
+    ) -> dict[tuple[str, str], int]:
+        """Store new items in a few multi-row statements; (connector, external id) → row id.
+
+        An item some other writer stored meanwhile is left out (not overwritten): the next cycle
+        sees it as known and compares versions as usual.
+        """
+        table = ItemRow.__table__  # type: ignore[attr-defined]
+        ids: dict[tuple[str, str], int] = {}
+        for start in range(0, len(items), 500):
+            chunk = items[start : start + 500]
+            stmt = (
+                _insert(session, table)
+                .on_conflict_do_nothing(index_elements=["connector", "external_id"])
+                .returning(table.c.id, table.c.connector, table.c.external_id)
+            )
+            rows = [
+                {
+                    "connector": i.connector,
+                    "external_id": i.external_id,
+                    "status": i.status.value,
+                    "version": i.fingerprint(),
+                    "data": i.to_json(),
+                    "first_seen_at": now,
+                    "updated_at": now,
+                    "closed_at": now if i.status.final else None,
+                }
+                for i in chunk
+            ]
+            result = await session.exec(stmt, params=rows)
+            ids.update({(c, e): int(i) for i, c, e in result.all()})
+        return ids
+
     async def claim(self, *, item_id: int, slack_user: str, action: str) -> bool:
         """pending → acting, atomically: only one click wins, on any replica."""
         async with self.db.transaction() as s:
@@ -240,6 +291,53 @@ class Store:
                 )
             )
 
+    async def items_by_ids(self, *, item_ids: Sequence[int]) -> dict[int, StoredItem]:
+        async with self.db.session() as s:
+            return {r.id: _decode(r) for r in await self.item_rows(s, item_ids=item_ids) if r.id is not None}
+
+    async def cards_of(self, *, item_ids: Sequence[int]) -> dict[int, list[CardRow]]:
+        """Every card of these items, by item id (one query per 500 items)."""
+        found: dict[int, list[CardRow]] = {i: [] for i in item_ids}
+        ids = list(found)
+        async with self.db.session() as s:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                for card in (await s.exec(select(CardRow).where(col(CardRow.item_id).in_(chunk)))).all():
+                    found[card.item_id].append(card)
+        return found
+
+    async def settle(
+        self,
+        *,
+        done: Sequence[OutboxRow],
+        posted: Sequence[Mapping[str, Any]] = (),
+        rendered: Sequence[tuple[int, str]] = (),
+    ) -> None:
+        """What a delivery pass did, in one transaction: cards posted (recorded with the outbox rows
+        that asked for them, so a crash can't leave one without the other), cards updated, work done.
+
+        An outbox row re-enqueued meanwhile (newer enqueued_at) stays: it still has work to do.
+        """
+        async with self.db.transaction() as s:
+            if posted:
+                table = CardRow.__table__  # type: ignore[attr-defined]
+                stmt = _insert(s, table).on_conflict_do_nothing(index_elements=["item_id", "target"])
+                await s.exec(stmt, params=[{**p, "posted_at": now_utc()} for p in posted])
+            if rendered:
+                table = CardRow.__table__  # type: ignore[attr-defined]
+                stmt = (
+                    sa.update(table)
+                    .where(table.c.id == sa.bindparam("card_id"))
+                    .values(rendered=sa.bindparam("digest"))
+                )
+                await s.exec(stmt, params=[{"card_id": i, "digest": r} for i, r in rendered])
+            if done:
+                table = OutboxRow.__table__  # type: ignore[attr-defined]
+                stmt = sa.delete(table).where(
+                    table.c.id == sa.bindparam("row_id"), table.c.enqueued_at == sa.bindparam("at")
+                )
+                await s.exec(stmt, params=[{"row_id": r.id, "at": r.enqueued_at} for r in done])
+
     async def mark_rendered(self, *, card_id: int, rendered: str) -> None:
         async with self.db.transaction() as s:
             await s.exec(sa.update(CardRow).where(col(CardRow.id) == card_id).values(rendered=rendered))
@@ -269,6 +367,36 @@ class Store:
             enqueued_at=when,
         )
         await session.exec(stmt.on_conflict_do_update(index_elements=["key"], set_={"enqueued_at": when}))
+
+    async def enqueue_many(
+        self, session: AsyncSession, *, work: Sequence[Mapping[str, Any]], now: datetime
+    ) -> None:
+        """`enqueue` for many rows at once (each a mapping of key, kind, item_id, target)."""
+        if not work:
+            return
+        table = OutboxRow.__table__  # type: ignore[attr-defined]
+        stmt = _insert(session, table)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["key"], set_={"enqueued_at": stmt.excluded.enqueued_at}
+        )
+        rows = [
+            {
+                "key": w["key"],
+                "kind": w["kind"],
+                "item_id": w.get("item_id"),
+                "target": w.get("target"),
+                "payload": json.dumps(w["payload"]) if w.get("payload") is not None else None,
+                "not_before": now,
+                "attempts": 0,
+                "enqueued_at": now,
+                "last_error": None,
+            }
+            for w in {
+                w["key"]: w for w in work
+            }.values()  # one row per key: a statement may not touch a row twice
+        ]
+        for start in range(0, len(rows), 500):
+            await session.exec(stmt, params=rows[start : start + 500])
 
     async def enqueue_card(self, session: AsyncSession, *, item_id: int, target: str, now: datetime) -> None:
         await self.enqueue(

@@ -298,3 +298,26 @@ async def test_disconnect_forgets_the_credentials(bot: Bot, fd: FlexDeploySandbo
     await bot.click("alice", _gate(bot), "Approve")
     await bot.wait_private("alice", "link your own FlexDeploy account")
     assert fd.decisions == []
+
+
+async def test_a_busy_channel_hitting_slacks_limit_gets_every_card_once(
+    bot: Bot, fd: FlexDeploySandbox
+) -> None:
+    """Cards go out several in flight at a time; when Slack answers 429 mid-stream, the calls already
+    made are recorded and the rest wait their turn: no card lost, none posted twice."""
+    fd.add_group("Bench approvers", ["alice"])
+    for n in range(9):
+        fd.add_project_task(
+            project=f"Service {n}", version="1.0.0", group="Bench approvers", requestor_path="x"
+        )
+    bot.slack.enforce_rates(per_channel_per_second=10, burst=3)
+    await bot.poll()
+    await bot.settle(timeout=20)
+    assert bot.slack.rate_limited_count > 0, "the bot (paced for 1000/s here) met Slack's limit"
+    titles = [m.render().splitlines()[0] for m in bot.cards(CHANNEL)]
+    assert len(titles) == 12 == len(set(titles))
+    posted = [c for c in bot.slack.calls_to("chat.postMessage") if c.status == 200 and not c.error]
+    assert len(posted) == 12
+    await bot.poll()
+    await bot.settle()
+    assert len([c for c in bot.slack.calls_to("chat.postMessage") if not c.error]) == 12, "recorded"

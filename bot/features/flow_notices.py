@@ -9,6 +9,7 @@ loses nothing and repeated changes coalesce into one update.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -20,8 +21,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot import blocks
 from bot.flow_blocks import decision_reply, flow_message
 from bot.notifier import digest
-from connectors.base import ApprovalItem
-from store.models import CardRow, DecisionRow, FlowMessageRow, ItemRow, OutboxRow, SubscriptionRow
+from connectors.base import Status
+from store.models import CardRow, DecisionRow, FlowMessageRow, OutboxRow, SubscriptionRow
 from store.repo import now_utc
 
 if TYPE_CHECKING:
@@ -51,28 +52,38 @@ class FlowNotices:
             channels.insert(0, default)
         return channels
 
-    async def on_change(self, session: AsyncSession, item_id: int, now: datetime) -> None:
-        row = (await session.exec(select(ItemRow).where(col(ItemRow.id) == item_id))).first()
-        if row is None:
-            return
-        connector = row.connector
-        channels = await self.channels_for(session, connector)
+    async def on_change(self, session: AsyncSession, item_ids: Sequence[int], now: datetime) -> None:
+        rows = await self.runtime.store.item_rows(session, item_ids=item_ids)
+        channels_of: dict[str, list[str]] = {}
+        for connector in {r.connector for r in rows}:
+            channels_of[connector] = await self.channels_for(session, connector)
         # Items whose cards went to people's DMs: the connector's channel still learns how they ended.
-        config = self.runtime.config.connector(connector)
-        if config is not None and config.channel and config.channel not in channels:
-            item = ApprovalItem.from_json(row.data)
-            targets = (await session.exec(select(CardRow.target).where(CardRow.item_id == item_id))).all()
-            if item.status.final and any(not t.startswith("channel:") for t in targets):
-                channels.append(config.channel)
-        for channel in channels:
-            await self.runtime.store.enqueue(
-                session,
-                key=f"flow:{item_id}:{channel}",
-                kind="flow",
-                item_id=item_id,
-                target=channel,
-                now=now,
+        ended = [
+            r.id
+            for r in rows
+            if r.id is not None
+            and Status(r.status).final
+            and (config := self.runtime.config.connector(r.connector)) is not None
+            and config.channel
+            and config.channel not in channels_of[r.connector]
+        ]
+        dm_cards: set[int] = set()
+        if ended:
+            cards = await session.exec(
+                select(CardRow.item_id, CardRow.target).where(col(CardRow.item_id).in_(ended))
             )
+            dm_cards = {item_id for item_id, target in cards.all() if not target.startswith("channel:")}
+        work: list[dict[str, object]] = []
+        for row in rows:
+            channels = list(channels_of[row.connector])
+            config = self.runtime.config.connector(row.connector)
+            if row.id in dm_cards and config is not None and config.channel:
+                channels.append(config.channel)
+            work.extend(
+                {"key": f"flow:{row.id}:{channel}", "kind": "flow", "item_id": row.id, "target": channel}
+                for channel in channels
+            )
+        await self.runtime.store.enqueue_many(session, work=work, now=now)
 
     async def deliver(self, row: OutboxRow) -> None:
         assert row.item_id is not None and row.target is not None

@@ -6,41 +6,44 @@ sync give one views.publish per person), delivered by the notifier like any othe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlmodel import col, select
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from connectors.base import ApprovalItem
-from store.models import IdentityRow, ItemRow, OutboxRow
+from store.models import IdentityRow, OutboxRow
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
 
 
 def setup(runtime: Runtime) -> None:
-    async def on_change(session: AsyncSession, item_id: int, now: datetime) -> None:
-        row = (await session.exec(select(ItemRow).where(col(ItemRow.id) == item_id))).first()
-        if row is None:
-            return
-        item = ApprovalItem.from_json(row.data)
-        recipients = {p.id for p in item.recipients}
-        linked = await session.exec(select(IdentityRow).where(IdentityRow.connector == item.connector))
-        for identity in linked.all():
-            if (
-                recipients
-                and identity.vendor_user_id not in recipients
-                and row.claim_by != identity.slack_user_id
-            ):
-                continue
-            await runtime.store.enqueue(
-                session,
-                key=f"home:{identity.slack_user_id}",
-                kind="home",
-                target=identity.slack_user_id,
-                now=now,
+    async def on_change(session: AsyncSession, item_ids: Sequence[int], now: datetime) -> None:
+        rows = await runtime.store.item_rows(session, item_ids=item_ids)
+        linked: dict[str, list[IdentityRow]] = {}
+        for connector in {r.connector for r in rows}:
+            found = await session.exec(select(IdentityRow).where(IdentityRow.connector == connector))
+            linked[connector] = list(found.all())
+        homes: set[str] = set()
+        for row in rows:
+            if not linked[row.connector]:
+                continue  # nobody linked: no Home shows this connector's items
+            recipients = {p.id for p in ApprovalItem.from_json(row.data).recipients}
+            homes.update(
+                identity.slack_user_id
+                for identity in linked[row.connector]
+                if not recipients
+                or identity.vendor_user_id in recipients
+                or row.claim_by == identity.slack_user_id
             )
+        await runtime.store.enqueue_many(
+            session,
+            work=[{"key": f"home:{user}", "kind": "home", "target": user} for user in sorted(homes)],
+            now=now,
+        )
 
     async def deliver(row: OutboxRow) -> None:
         from bot.listeners.home import publish_home

@@ -1,0 +1,178 @@
+"""One measurement of the bot, in a fresh interpreter, against a peer's sandboxes (bench/peer.py).
+
+`python -m bench.worker KIND N FOLDER PEER_JSON` prints one JSON line. A fresh process per figure
+keeps CPU and peak RSS the bot's own: this module imports the bot and nothing of the sandboxes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import sqlalchemy as sa
+
+from bench.env import Bench, start
+from bot.runtime import SlackSettings
+
+CHANNEL = "C0DEPLOYS"
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def ask(peer: dict[str, Any], op: str = "report", **args: Any) -> dict[str, Any]:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(peer["control"], json={"op": op, **args}) as response,
+    ):
+        answer: dict[str, Any] = await response.json()
+        return answer
+
+
+async def _bot(peer: dict[str, Any], folder: Path, channel: str | None, rate: tuple[float, float]) -> Bench:
+    return await start(
+        folder=folder,
+        slack=SlackSettings(**peer["slack"]),
+        flexdeploy=peer["flexdeploy"],
+        channel=channel,
+        rate=rate,
+    )
+
+
+async def sync_cost(n: int, folder: Path, peer: dict[str, Any]) -> dict[str, Any]:
+    """A no-change cycle with n pending items, then (with a channel) a cycle where 1 % changed."""
+    channel = CHANNEL if n <= 2_000 else None
+    bench = await _bot(peer, folder, channel, (100_000.0, 100_000.0))
+    writes = {"n": 0}
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        head = statement.lstrip().upper()
+        if head.startswith(("INSERT", "UPDATE", "DELETE")) and "CONNECTOR_STATE" not in head[:80]:
+            writes["n"] += 1
+
+    sa.event.listen(bench.runtime.db.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        await bench.runtime.poll_once()  # the first sync stores everything, unless prepared (not measured)
+        await bench.runtime.deliver_all()
+        before = await ask(peer)
+        writes["n"] = 0
+        cpu, wall = time.process_time(), time.perf_counter()
+        await bench.runtime.poll_once()
+        result: dict[str, Any] = {"items": n, "cpu_s": time.process_time() - cpu}
+        result["wall_s"] = time.perf_counter() - wall
+        after = await ask(peer)
+        result |= {
+            "vendor_requests": after["served"] - before["served"],
+            "vendor_requests_floor": 1,
+            "slack_calls": after["slack_calls"] - before["slack_calls"],
+            "rows_written": writes["n"],
+        }
+        if channel is not None:
+            changed = max(1, n // 100)
+            before = await ask(peer, "decide", count=changed)
+            await bench.runtime.poll_once()
+            await bench.runtime.deliver_all()
+            after = await ask(peer)
+            result["changed"] = changed
+            result["slack_calls_per_change"] = (after["slack_calls"] - before["slack_calls"]) / changed
+        result["peak_rss_mb"] = peak_rss_mb()
+        return result
+    finally:
+        await bench.stop()
+
+
+async def prepare(n: int, folder: Path, peer: dict[str, Any]) -> dict[str, Any]:
+    """Store what the vendor lists in bulk, so the measured process starts with n stored items
+    (a first sync writes row by row and would take minutes at 100k; it is not what is measured)."""
+    from store.models import ItemRow
+    from store.repo import now_utc
+
+    bench = await _bot(peer, folder, None, (1.0, 1.0))
+    try:
+        items = await bench.runtime.connectors["deploys"].fetch_pending(())
+        now = now_utc()
+        rows = [
+            {
+                "connector": i.connector,
+                "external_id": i.external_id,
+                "status": i.status.value,
+                "version": i.fingerprint(),
+                "data": i.to_json(),
+                "first_seen_at": now,
+                "updated_at": now,
+            }
+            for i in items
+        ]
+        async with bench.runtime.db.transaction() as session:
+            for start_at in range(0, len(rows), 5000):
+                await session.exec(sa.insert(ItemRow), params=rows[start_at : start_at + 5000])
+        return {"stored": len(rows)}
+    finally:
+        await bench.stop()
+
+
+async def fanout(n: int, folder: Path, peer: dict[str, Any], rate: float) -> dict[str, Any]:
+    """n new items into one channel whose Slack enforces `rate` posts/s (429 + Retry-After above it)."""
+    # The bot paces itself a little under the allowed rate: meeting it exactly would let clock
+    # jitter turn into 429s, each of which costs a whole Retry-After second.
+    bench = await _bot(peer, folder, CHANNEL, (rate * 0.98, 3))
+    try:
+        started = time.time()
+        await bench.runtime.poll_once()
+        synced = time.time()
+        deadline = time.perf_counter() + 120
+        while (report := await ask(peer))["in_channel"] < n:
+            if time.perf_counter() > deadline:
+                raise TimeoutError(f"only {report['in_channel']} of {n} cards posted in 120 s")
+            await asyncio.sleep(0.1)
+        first, last = report["first_post_at"], report["last_post_at"]
+        window = max(last - first, 1e-9)
+        posting_rate = (n - 1) / window
+        return {
+            "items": n,
+            "allowed_per_s": rate,
+            "achieved_per_s": posting_rate,
+            "share": posting_rate / rate,
+            "target_share": 0.95,
+            "sync_s": synced - started,
+            "first_card_s": first - started,
+            "end_to_end_per_s": n / (last - started),
+            "rate_limited_429": report["rate_limited"],
+            "lost": n - report["unique_titles"],
+            "duplicated": report["posted_ok"] - n,
+        }
+    finally:
+        await bench.stop()
+
+
+def baseline() -> dict[str, Any]:
+    """The floor for memory: this interpreter with the bot imported and nothing stored."""
+    import bot.runtime  # noqa: F401
+
+    return {"rss_mb": peak_rss_mb()}
+
+
+def main(argv: list[str]) -> int:
+    kind, n, folder, peer = argv[0], int(argv[1]), Path(argv[2]), json.loads(argv[3])
+    result: dict[str, Any]
+    if kind == "sync":
+        result = asyncio.run(sync_cost(n, folder, peer))
+    elif kind == "prepare":
+        result = asyncio.run(prepare(n, folder, peer))
+    elif kind == "fanout":
+        result = asyncio.run(fanout(n, folder, peer, rate=float(peer["rate"])))
+    else:
+        result = baseline()
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
