@@ -24,6 +24,15 @@ CHANNEL = "C0DEPLOYS"
 
 
 def peak_rss_mb() -> float:
+    """This process's own peak. Linux's VmHWM, not ru_maxrss: ru_maxrss is carried over from the
+    parent across fork and exec, so a worker would report the benchmark driver's size."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

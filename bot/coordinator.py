@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from bot import metrics
-from bot.sync import Stored, SyncPlan, card_targets, diff
+from bot.sync import SyncPlan, card_targets, diff
 from bot.wording import explain_failure
 from connectors.base import ApprovalItem, Connector, Status
 from connectors.errors import ConnectorError, NotFound
@@ -76,11 +76,9 @@ class Coordinator:
             fetched = await self.connector.fetch_pending(linked)
         except ConnectorError as exc:
             return await self._failed(exc)
-        stored = {
-            ext: Stored(version, status, row_id)
-            for ext, (version, status, row_id) in (await self.store.versions(connector=self.name)).items()
-        }
+        stored = await self.store.versions(connector=self.name)
         plan = diff(stored, [i for i in fetched if i.connector == self.name])
+        del fetched, stored  # at 100k items, both are large; only the plan's few are needed now
         finals: list[tuple[int, ApprovalItem]] = []
         for row_id, external_id in plan.gone:
             final = await self._reread(row_id, external_id)

@@ -66,7 +66,7 @@ class GroupState(StrEnum):
     RESOLVED = "resolved"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Person:
     """Someone at the vendor. `id` is the vendor's own id (username, user id, account id)."""
 
@@ -79,7 +79,7 @@ class Person:
         return self.name or self.email or self.id
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ApproverGroup:
     name: str
     state: GroupState = GroupState.DUE
@@ -89,7 +89,7 @@ class ApproverGroup:
     rejected_by: tuple[Person, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Field:
     """A label/value pair shown on the card (pipeline, environment, version...)."""
 
@@ -100,7 +100,7 @@ class Field:
 InputKind = Literal["text", "multiline", "select", "password", "slack_user", "checkbox"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class InputDef:
     """One thing the person must (or may) give with an action, rendered as a modal field.
 
@@ -118,7 +118,7 @@ class InputDef:
     description: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ActionSpec:
     """An action the item allows right now, and what the person must give with it.
 
@@ -138,7 +138,7 @@ class ActionSpec:
         return self.comment != "none" or bool(self.inputs)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Activity:
     """One decision in the vendor's history of the item (who, what, when, why)."""
 
@@ -148,7 +148,7 @@ class Activity:
     comment: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ApprovalItem:
     connector: str
     external_id: str
@@ -206,14 +206,16 @@ class ApprovalItem:
 
     def fingerprint(self) -> str:
         """A stable digest of everything a card shows: equal fingerprints need no Slack call."""
-        canonical = json.dumps(json.loads(self.to_json()), sort_keys=True, separators=(",", ":"))
+        # The same canonical text as json.dumps(json.loads(to_json()), sort_keys=True), without the
+        # round trip through text: stored versions stay comparable.
+        canonical = json.dumps(_ITEM.dump_python(self, mode="json"), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
 _ITEM: TypeAdapter[ApprovalItem] = TypeAdapter(ApprovalItem)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CredentialField:
     """One input of the linking modal. `secret` fields are stored encrypted and never shown again."""
 
@@ -224,7 +226,7 @@ class CredentialField:
     optional: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class VendorIdentity:
     """Who a set of credentials (or an email) is at the vendor."""
 
@@ -233,7 +235,7 @@ class VendorIdentity:
     email: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Actor:
     """The person who clicked, as the vendor will see them. Never built from service credentials."""
 
@@ -244,7 +246,7 @@ class Actor:
     credentials: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LinkedUser:
     """A Slack user linked to this connector, handed to `fetch_pending` for per-user listings."""
 
@@ -254,7 +256,7 @@ class LinkedUser:
     credentials: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Capabilities:
     """What the vendor's API can do at all (per item, `ApprovalItem.actions` says what applies now)."""
 
@@ -273,7 +275,7 @@ class Capabilities:
     notes: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Requestable:
     """Something a person may start from Slack (an approval path on an issue, a flow not yet
     requested). `inputs` are asked in a modal before `Connector.request` is called."""

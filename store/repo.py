@@ -7,6 +7,7 @@ credential box, so nothing outside this module decrypts or writes rows.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -110,13 +111,18 @@ class Store:
 
     async def versions(self, *, connector: str) -> dict[str, tuple[str, str, int]]:
         """external id → (version, status, row id) of every open item of a connector (for the diff)."""
+        stmt = select(ItemRow.external_id, ItemRow.version, ItemRow.status, ItemRow.id).where(
+            ItemRow.connector == connector, col(ItemRow.closed_at).is_(None)
+        )
+        found: dict[str, tuple[str, str, int]] = {}
         async with self.db.session() as s:
-            rows = await s.exec(
-                select(ItemRow.external_id, ItemRow.version, ItemRow.status, ItemRow.id).where(
-                    ItemRow.connector == connector, col(ItemRow.closed_at).is_(None)
+            # Streamed in partitions: at 100k items a fully buffered result is a second copy.
+            result = await s.stream(stmt)
+            async for partition in result.partitions(2000):
+                found.update(
+                    (ext, (ver, sys.intern(status), int(rid or 0))) for ext, ver, status, rid in partition
                 )
-            )
-            return {ext: (ver, status, int(rid or 0)) for ext, ver, status, rid in rows.all()}
+        return found
 
     async def pending_items(self, *, connectors: Iterable[str] | None = None) -> list[StoredItem]:
         async with self.db.session() as s:

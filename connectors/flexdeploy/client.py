@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -144,6 +144,12 @@ class WireUser(_Wire):
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
+def _each_task(data: list[Any]) -> Iterator[WireTask]:
+    for n in range(len(data)):
+        entry, data[n] = data[n], None
+        yield _parse(WireTask, entry, f"GET {TASKS}")
+
+
 def _parse(model: type[ModelT], data: Any, where: str) -> ModelT:
     try:
         return model.model_validate(data)
@@ -259,12 +265,17 @@ class FlexDeployClient:
     async def aclose(self) -> None:
         await self.http.aclose()
 
-    async def tasks(self) -> list[WireTask]:
-        """Every approval task the caller may see, in any status (the API cannot filter by it)."""
+    async def tasks(self) -> Iterator[WireTask]:
+        """Every approval task the caller may see, in any status (the API cannot filter by it).
+
+        Yielded one by one while the parsed answer is let go entry by entry: the API has no paging,
+        so at 100k tasks the whole answer, its parsed form and the caller's items would otherwise
+        all sit in memory at once.
+        """
         data = await self.http.get_json(TASKS)
         if not isinstance(data, list):
             raise VendorUnavailable(f"GET {TASKS}: expected a list of tasks")
-        return [_parse(WireTask, entry, f"GET {TASKS}") for entry in data]
+        return _each_task(data)
 
     async def task(self, task_id: str) -> WireTask:
         path = _task_path(task_id)

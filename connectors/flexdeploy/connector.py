@@ -136,18 +136,17 @@ class FlexDeployConnector(Connector):
     # -- reading -------------------------------------------------------------------------------
 
     async def fetch_pending(self, linked: Sequence[LinkedUser] = ()) -> list[ApprovalItem]:
-        tasks = await self._service.tasks()
-        pending = [t for t in tasks if t.state is Status.PENDING]
-        pending.sort(key=lambda t: (len(t.taskId), t.taskId))
-        return [self._item(t) for t in pending]
+        items = [self._item(t) for t in await self._service.tasks() if t.state is Status.PENDING]
+        items.sort(key=lambda i: (len(i.external_id), i.external_id))
+        return items
 
     async def refresh(self, item: ApprovalItem) -> ApprovalItem:
         return self._item(await self._service.task(_task_id(item)))
 
     async def check(self) -> str:
-        tasks = await self._service.tasks()
-        pending = sum(1 for t in tasks if t.state is Status.PENDING)
-        return f"reachable as {self.settings.username}: {pending} pending of {len(tasks)} approval tasks"
+        states = [t.state for t in await self._service.tasks()]
+        pending = states.count(Status.PENDING)
+        return f"reachable as {self.settings.username}: {pending} pending of {len(states)} approval tasks"
 
     # -- mapping -------------------------------------------------------------------------------
 
