@@ -16,6 +16,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -64,8 +65,28 @@ def _report(slack: SlackSandbox, fd: FlexDeploySandbox, channel: str) -> dict[st
     }
 
 
+class _Timed(list[tuple[str, str, str]]):
+    """FlexDeploy's applied decisions, each also noted with the time it was applied."""
+
+    def __init__(self, at: dict[str, float]) -> None:
+        super().__init__()
+        self.at = at
+
+    def append(self, decision: tuple[str, str, str]) -> None:
+        super().append(decision)
+        self.at.setdefault(str(decision[0]), time.time())
+
+
 async def serve(n: int, rate: float | None) -> None:
-    slack, fd = SlackSandbox(), FlexDeploySandbox()
+    decided_at: dict[str, float] = {}
+    approved_at: dict[str, float] = {}
+
+    def on_post(channel: str, ts: str, text: str, blocks: Any, kind: str) -> None:
+        if kind == "update" and "(approved)" in text:
+            approved_at.setdefault(ts, time.time())
+
+    slack, fd = SlackSandbox(on_post=on_post), FlexDeploySandbox()
+    fd.decisions = _Timed(decided_at)
     ids = seed(fd, n)
     if rate is not None:
         slack.enforce_rates(per_channel_per_second=rate, burst=5, global_per_minute=rate * 60 * 1.5)
@@ -77,6 +98,13 @@ async def serve(n: int, rate: float | None) -> None:
         if ask.get("op") == "decide":
             for task in ids[: int(ask["count"])]:
                 fd.decide(task, Status.APPROVED, "decided in the bench")
+        if ask.get("op") == "timeline":
+            return web.json_response(
+                {
+                    "decided_at": decided_at.get(str(ask["task"])),
+                    "approved_at": approved_at.get(str(ask["ts"])),
+                }
+            )
         return web.json_response(_report(slack, fd, str(ask.get("channel", CHANNEL))))
 
     app = web.Application()
@@ -89,7 +117,7 @@ async def serve(n: int, rate: float | None) -> None:
         "slack": {"token": slack.token, "api_url": slack.api_url, "signing_secret": slack.signing_secret},
         "flexdeploy": fd.connector_settings(),
         "alice": fd.credentials("alice", token=True),
-        "task_ids": [str(i) for i in ids[:50]],
+        "task_ids": [str(i) for i in ids[:5000]],
     }
     print(json.dumps(info), flush=True)
     loop = asyncio.get_running_loop()
@@ -104,13 +132,21 @@ async def serve(n: int, rate: float | None) -> None:
 @contextmanager
 def running(n: int, rate: float | None = None) -> Iterator[dict[str, Any]]:
     """Start a peer process; yields its JSON line. It stops when the block ends."""
-    args = [sys.executable, "-m", "bench.peer", str(n)] + ([str(rate)] if rate is not None else [])
-    process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    with process(["-m", "bench.peer", str(n)] + ([str(rate)] if rate is not None else [])) as info:
+        yield info
+
+
+@contextmanager
+def process(args: list[str]) -> Iterator[dict[str, Any]]:
+    """A Python process that prints one JSON line once it serves, and stops when its stdin closes."""
+    process = subprocess.Popen(
+        [sys.executable, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert process.stdout is not None
         line = process.stdout.readline()
         if not line:
-            raise RuntimeError("the bench peer (sandboxes) did not start")
+            raise RuntimeError(f"bench process {' '.join(args)} did not start")
         yield json.loads(line)
     finally:
         if process.stdin is not None:

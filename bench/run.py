@@ -1,6 +1,7 @@
 """`python -m bench [--quick]`: every figure beside its floor, as a table and as JSON.
 
-Floors, measured in the same run on the same machine:
+The bot runs in processes of its own, the Slack and FlexDeploy sandboxes in another (bench/peer.py),
+as they would be deployed. Floors, measured in the same run on the same machine:
 - click ack: a bare Bolt AsyncApp acking the same signed payload;
 - click to vendor: the vendor call made directly;
 - sync: ceil(N / largest page) vendor requests (FlexDeploy has no paging: 1), 0 Slack calls, 0 rows;
@@ -14,6 +15,7 @@ import argparse
 import asyncio
 import json
 import math
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -25,18 +27,10 @@ from typing import Any
 
 import aiohttp
 import httpx
-from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
-from slack_bolt.async_app import AsyncApp
-from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.signature import SignatureVerifier
 
 from bench import peer
-from bench.env import click_body, start
-from bench.peer import seed
-from bot.runtime import SlackSettings
-from bot.sandbox.slack_api import SlackSandbox
-from connectors.flexdeploy.sandbox import FlexDeploySandbox
-from connectors.people import ALICE
+from bench.env import click_body
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -70,124 +64,123 @@ async def _fire(
     return latencies
 
 
-async def _bare_bolt(slack: SlackSandbox) -> tuple[str, web.AppRunner]:
-    app = AsyncApp(
-        client=AsyncWebClient(token=slack.token, base_url=slack.api_url), signing_secret=slack.signing_secret
-    )
+def _signer(secret: str) -> Callable[[str], dict[str, str]]:
+    verifier = SignatureVerifier(secret)
 
-    @app.action("card.approve")
-    async def approve(ack: Any) -> None:
-        await ack()
+    def sign(body: str) -> dict[str, str]:
+        stamp = str(int(time.time()))
+        return {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Slack-Request-Timestamp": stamp,
+            "X-Slack-Signature": str(verifier.generate_signature(timestamp=stamp, body=body)),
+        }
 
-    async def handle(request: web.Request) -> web.Response:
-        return await to_aiohttp_response(await app.async_dispatch(await to_bolt_request(request)))
-
-    web_app = web.Application()
-    web_app.router.add_post("/slack/events", handle)
-    runner = web.AppRunner(web_app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    return f"http://127.0.0.1:{runner.addresses[0][1]}/slack/events", runner
+    return sign
 
 
-async def clicks(folder: Path, *, quick: bool) -> dict[str, Any]:
+def clicks(folder: Path, *, quick: bool) -> dict[str, Any]:
+    """The bot and the bare-Bolt floor each in a process of its own (as deployed), the sandboxes in a
+    third, the clicks from this one. Floor and bot take turns in rounds, so a busy moment of the
+    machine falls on both alike."""
     levels = [
-        (1, 20 if quick else 50),
+        (1, 20 if quick else 100),
         (10 if quick else 50, 20 if quick else 200),
         (20 if quick else 200, 40 if quick else 400),
     ]
     total = sum(n for _, n in levels) + 11
-    slack, fd = SlackSandbox(), FlexDeploySandbox()
-    ids = [str(i) for i in seed(fd, total)]
-    await slack.start()
-    await fd.start()
-    bench = await start(
-        folder=folder,
-        slack=SlackSettings(token=slack.token, api_url=slack.api_url, signing_secret=slack.signing_secret),
-        flexdeploy=fd.connector_settings(),
-        channel="C0DEPLOYS",
-        rate=(10_000.0, 10_000.0),
-    )
-    floor_url, floor_runner = await _bare_bolt(slack)
+    args = [str(folder), ""]
+    with peer.running(total) as sandboxes:
+        args[1] = json.dumps(sandboxes)
+        with (
+            peer.process(["-m", "bench.worker", "serve", "0", *args]) as bot,
+            peer.process(["-m", "bench.worker", "floor", "0", *args]) as floor,
+        ):
+            return asyncio.run(_clicks(sandboxes, bot, floor["url"], levels))
+
+
+async def _clicks(
+    sandboxes: dict[str, Any], bot: dict[str, Any], floor_url: str, levels: list[tuple[int, int]]
+) -> dict[str, Any]:
+    ids: list[str] = sandboxes["task_ids"]
+    sign = _signer(sandboxes["slack"]["signing_secret"])
     out: dict[str, Any] = {}
-    try:
-        creds = fd.credentials("alice", token=True)
-        await bench.runtime.store.link(
-            slack_user_id=ALICE.slack_id,
-            connector="deploys",
-            vendor_user_id="alice",
-            display_name="Alice",
-            email=ALICE.email,
-            credentials=creds,
+    # Warm both apps (Bolt's lazy auth.test, first connections).
+    await _fire(floor_url, [click_body(ids[-1])] * 3, sign, 1)
+    await _fire(bot["url"], [click_body(ids[-1])] * 3, sign, 1)
+    cursor = 0
+    for concurrency, count in levels:
+        batch = ids[cursor : cursor + count]
+        cursor += count
+        floor: list[float] = []
+        real: list[float] = []
+        step = max(concurrency, count // 4)
+        for start_at in range(0, count, step):
+            bodies = [click_body(i) for i in batch[start_at : start_at + step]]
+            floor += await _fire(floor_url, bodies, sign, concurrency)
+            real += await _fire(bot["url"], bodies, sign, concurrency)
+        out[f"ack_c{concurrency}"] = {
+            "p50_ms": pct(real, 50) * 1000,
+            "p99_ms": pct(real, 99) * 1000,
+            "floor_p50_ms": pct(floor, 50) * 1000,
+            "floor_p99_ms": pct(floor, 99) * 1000,
+            "ratio_p99": pct(real, 99) / pct(floor, 99),
+            "target_ratio_p99": 1.2,
+            "samples": len(real),
+        }
+    await _until(sandboxes, lambda r: r["decisions"] >= cursor, 60)
+    # Click → vendor → final card, one at a time; the floor is the same two vendor calls made directly.
+    with sqlite3.connect(bot["db"]) as db:
+        cards = dict(
+            db.execute(
+                "SELECT i.external_id, c.ts FROM card_messages c JOIN items i ON c.item_id = i.id"
+            ).fetchall()
         )
-        await bench.runtime.poll_once()
-        sign = slack.signed_headers
-        # Warm both apps (Bolt's lazy auth.test, first connections).
-        await _fire(floor_url, [click_body(ids[-1])] * 3, sign, 1)
-        await _fire(bench.url, [click_body(ids[-1])] * 3, sign, 1)
-        cursor = 0
-        for concurrency, count in levels:
-            batch = ids[cursor : cursor + count]
-            cursor += count
-            floor = await _fire(floor_url, [click_body(i) for i in batch], sign, concurrency)
-            real = await _fire(bench.url, [click_body(i) for i in batch], sign, concurrency)
-            out[f"ack_c{concurrency}"] = {
-                "p50_ms": pct(real, 50) * 1000,
-                "p99_ms": pct(real, 99) * 1000,
-                "floor_p50_ms": pct(floor, 50) * 1000,
-                "floor_p99_ms": pct(floor, 99) * 1000,
-                "ratio_p99": pct(real, 99) / pct(floor, 99),
-                "target_ratio_p99": 1.2,
-                "samples": len(real),
-            }
-        await _settle(bench, lambda: len(fd.decisions) >= cursor, 60)
-        # Click → vendor → final card, one at a time.
-        to_vendor, to_card, direct = [], [], []
-        async with httpx.AsyncClient(
-            base_url=fd.base_url, auth=(creds["username"], creds["secret"])
-        ) as client:
-            for external_id in ids[cursor : cursor + 10][:5]:
-                stored = await bench.runtime.store.item(connector="deploys", external_id=external_id)
-                assert stored is not None
-                card = (await bench.runtime.store.cards(item_id=stored.id))[0]
-                before = len(fd.decisions)
-                started = time.perf_counter()
-                await _fire(bench.url, [click_body(external_id)], sign, 1)
-                await _settle(bench, lambda b=before: len(fd.decisions) > b, 10)  # type: ignore[misc]
-                to_vendor.append(time.perf_counter() - started)
-                key = (card.channel, card.ts)
-                await _settle(bench, lambda k=key: "Approved" in slack.messages[k].render(), 10)  # type: ignore[misc]
-                to_card.append(time.perf_counter() - started)
-            for external_id in ids[cursor + 5 : cursor + 10]:
-                started = time.perf_counter()
-                await client.get(f"/rest/v1/tasks/approval/{external_id}")
-                await client.put(f"/rest/v1/tasks/approval/approve/{external_id}")
-                direct.append(time.perf_counter() - started)
-        out["click_to_vendor"] = {
-            "p50_ms": statistics.median(to_vendor) * 1000,
+    to_vendor, to_card, direct = [], [], []
+    for external_id in ids[cursor : cursor + 5]:
+        started = time.time()
+        await _fire(bot["url"], [click_body(external_id)], sign, 1)
+        line = await _until(
+            sandboxes,
+            lambda r: r["approved_at"] is not None,
+            10,
+            op="timeline",
+            task=external_id,
+            ts=cards[external_id],
+        )
+        to_vendor.append(line["decided_at"] - started)
+        to_card.append(line["approved_at"] - started)
+    alice = sandboxes["alice"]
+    async with httpx.AsyncClient(
+        base_url=sandboxes["flexdeploy"]["base_url"], auth=(alice["username"], alice["secret"])
+    ) as client:
+        for external_id in ids[cursor + 5 : cursor + 10]:
+            started = time.time()
+            await client.get(f"/rest/v1/tasks/approval/{external_id}")
+            await client.put(f"/rest/v1/tasks/approval/approve/{external_id}")
+            direct.append(time.time() - started)
+    for key, values in (("click_to_vendor", to_vendor), ("click_to_card", to_card)):
+        out[key] = {
+            "p50_ms": statistics.median(values) * 1000,
             "floor_ms": statistics.median(direct) * 1000,
-            "ratio": statistics.median(to_vendor) / statistics.median(direct),
+            "ratio": statistics.median(values) / statistics.median(direct),
         }
-        out["click_to_card"] = {
-            "p50_ms": statistics.median(to_card) * 1000,
-            "floor_ms": statistics.median(direct) * 1000,
-            "ratio": statistics.median(to_card) / statistics.median(direct),
-        }
-    finally:
-        await floor_runner.cleanup()
-        await bench.stop()
-        await fd.stop()
-        await slack.stop()
     return out
 
 
-async def _settle(bench: Any, done: Callable[[], bool], timeout: float) -> None:
+async def _until(
+    sandboxes: dict[str, Any], done: Callable[[dict[str, Any]], bool], timeout: float, **ask: Any
+) -> dict[str, Any]:
+    """Ask the sandboxes until the answer satisfies `done`."""
     deadline = time.perf_counter() + timeout
-    while not done():
-        bench.runtime.notifier.kick()
-        if time.perf_counter() > deadline:
-            raise TimeoutError("benchmark step did not complete")
-        await asyncio.sleep(0.001)
+    async with aiohttp.ClientSession() as session:
+        while True:
+            async with session.post(sandboxes["control"], json={"op": "report"} | ask) as response:
+                answer: dict[str, Any] = await response.json()
+            if done(answer):
+                return answer
+            if time.perf_counter() > deadline:
+                raise TimeoutError(f"benchmark step did not complete: {answer}")
+            await asyncio.sleep(0.002)
 
 
 def _worker(kind: str, n: int, folder: Path, peer: dict[str, Any]) -> dict[str, Any]:
@@ -220,7 +213,7 @@ def run(quick: bool) -> dict[str, Any]:
     started = time.perf_counter()
     results: dict[str, Any] = {"quick": quick}
     with tempfile.TemporaryDirectory() as tmp:
-        results["clicks"] = asyncio.run(clicks(Path(tmp), quick=quick))
+        results["clicks"] = clicks(Path(tmp), quick=quick)
     sizes = [100, 300] if quick else [1_000, 10_000, 100_000]
     results["sync"] = [_sync(n, prepared=n > 2_000) for n in sizes]
     per_item = [r["cpu_s"] / r["items"] for r in results["sync"]]

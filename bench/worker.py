@@ -16,9 +16,11 @@ from typing import Any
 
 import aiohttp
 import sqlalchemy as sa
+from aiohttp import web
 
 from bench.env import Bench, start
 from bot.runtime import SlackSettings
+from connectors.people import ALICE
 
 CHANNEL = "C0DEPLOYS"
 
@@ -161,6 +163,62 @@ async def fanout(n: int, folder: Path, peer: dict[str, Any], rate: float) -> dic
         await bench.stop()
 
 
+async def _until_stdin_closes() -> None:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    await reader.read()
+
+
+async def serve_bot(folder: Path, peer: dict[str, Any]) -> None:
+    """The bot as deployed, in a process of its own: Alice linked, every card posted. Prints how
+    to reach it; serves clicks until stdin closes."""
+    bench = await _bot(peer, folder, CHANNEL, (10_000.0, 10_000.0))
+    try:
+        await bench.runtime.store.link(
+            slack_user_id=ALICE.slack_id,
+            connector="deploys",
+            vendor_user_id="alice",
+            display_name="Alice",
+            email=ALICE.email,
+            credentials=peer["alice"],
+        )
+        await bench.runtime.poll_once()
+        print(json.dumps({"url": bench.url, "db": str(folder / "bench.db")}), flush=True)
+        await _until_stdin_closes()
+    finally:
+        await bench.stop()
+
+
+async def serve_floor(peer: dict[str, Any]) -> None:
+    """The floor for click acks: a bare Bolt AsyncApp that acks the same button, nothing more."""
+    from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+    from slack_bolt.async_app import AsyncApp
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    slack = peer["slack"]
+    app = AsyncApp(
+        client=AsyncWebClient(token=slack["token"], base_url=slack["api_url"]),
+        signing_secret=slack["signing_secret"],
+    )
+
+    @app.action("card.approve")
+    async def approve(ack: Any) -> None:
+        await ack()
+
+    async def handle(request: web.Request) -> web.Response:
+        return await to_aiohttp_response(await app.async_dispatch(await to_bolt_request(request)))
+
+    web_app = web.Application()
+    web_app.router.add_post("/slack/events", handle)
+    runner = web.AppRunner(web_app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    print(json.dumps({"url": f"http://127.0.0.1:{runner.addresses[0][1]}/slack/events"}), flush=True)
+    await _until_stdin_closes()
+    await runner.cleanup()
+
+
 def baseline() -> dict[str, Any]:
     """The floor for memory: this interpreter with the bot imported and nothing stored."""
     import bot.runtime  # noqa: F401
@@ -171,6 +229,12 @@ def baseline() -> dict[str, Any]:
 def main(argv: list[str]) -> int:
     kind, n, folder, peer = argv[0], int(argv[1]), Path(argv[2]), json.loads(argv[3])
     result: dict[str, Any]
+    if kind == "serve":
+        asyncio.run(serve_bot(folder, peer))
+        return 0
+    if kind == "floor":
+        asyncio.run(serve_floor(peer))
+        return 0
     if kind == "sync":
         result = asyncio.run(sync_cost(n, folder, peer))
     elif kind == "prepare":

@@ -60,8 +60,12 @@ class Runtime:
         deliver_interval: float = 1.0,
         clock: Callable[[], datetime] = now_utc,
         slack_rate: tuple[float, float] = (1.0, 3.0),
+        home_settle: float = 2.0,
     ) -> None:
         self.slack_rate = slack_rate
+        # Seconds a changed App Home waits before it is republished, so a burst of changes (a
+        # sync, several clicks) gives one views.publish instead of one each.
+        self.home_settle = home_settle
         self.config = config
         self.slack = slack
         self.db = Database(database_url)

@@ -375,9 +375,17 @@ class Store:
         await session.exec(stmt.on_conflict_do_update(index_elements=["key"], set_={"enqueued_at": when}))
 
     async def enqueue_many(
-        self, session: AsyncSession, *, work: Sequence[Mapping[str, Any]], now: datetime
+        self,
+        session: AsyncSession,
+        *,
+        work: Sequence[Mapping[str, Any]],
+        now: datetime,
+        delay: timedelta = timedelta(0),
     ) -> None:
-        """`enqueue` for many rows at once (each a mapping of key, kind, item_id, target)."""
+        """`enqueue` for many rows at once (each a mapping of key, kind, item_id, target).
+
+        `delay`: due that much later. Work already waiting keeps its own due time, so repeats
+        coalesce into it instead of postponing it."""
         if not work:
             return
         table = OutboxRow.__table__  # type: ignore[attr-defined]
@@ -392,7 +400,7 @@ class Store:
                 "item_id": w.get("item_id"),
                 "target": w.get("target"),
                 "payload": json.dumps(w["payload"]) if w.get("payload") is not None else None,
-                "not_before": now,
+                "not_before": now + delay,
                 "attempts": 0,
                 "enqueued_at": now,
                 "last_error": None,

@@ -113,8 +113,10 @@ async def start_bot(
     connectors: Sequence[ConnectorConfig],
     notify_channel: str | None = None,
     instances: Mapping[str, Connector] | None = None,
+    home_settle: float = 0.0,
 ) -> Bot:
-    """`instances`: connectors built by the test (e.g. with short timeouts), by name."""
+    """`instances`: connectors built by the test (e.g. with short timeouts), by name.
+    `home_settle` is 0 unless a test is about it: an App Home republished at once keeps tests short."""
     config = Config(connectors=tuple(connectors), notify_channel=notify_channel)
     runtime = Runtime(
         config=config,
@@ -124,6 +126,7 @@ async def start_bot(
         deliver_interval=0.05,
         connectors=instances,
         slack_rate=(1000.0, 1000.0),
+        home_settle=home_settle,
     )
     await runtime.start(background=True, poll=False)
     runner = web.AppRunner(build_web(runtime), access_log=None)
@@ -144,6 +147,7 @@ async def start_flexdeploy_bot(
     fd: Any,
     notify_channel: str | None = None,
     timeout: float = 15.0,
+    home_settle: float = 0.0,
 ) -> Bot:
     """The bot with one FlexDeploy connector `deploys` (channel C0DEPLOYS) on the given sandbox."""
     from connectors.flexdeploy import FlexDeploySettings
@@ -160,6 +164,7 @@ async def start_flexdeploy_bot(
         notify_channel=notify_channel,
         connectors=[connector_config("deploys", "flexdeploy", settings, channel="C0DEPLOYS")],
         instances={"deploys": connector},
+        home_settle=home_settle,
     )
 
 

@@ -101,3 +101,29 @@ async def test_bulk_approve_reports_each_item_and_one_refusal_does_not_stop_the_
     assert "2 of 3 approved" in result
     assert "not an approver" in result
     assert sorted(d[2] for d in fd.decisions) == ["alice", "alice"]
+
+
+async def test_decisions_in_a_row_republish_the_home_once_it_settles(
+    db_url: str, secret_key: str, slack: SlackSandbox, fd: FlexDeploySandbox
+) -> None:
+    bot = await start_flexdeploy_bot(
+        database_url=db_url, secret_key=secret_key, slack=slack, fd=fd, home_settle=1.5
+    )
+    try:
+        await _link(bot, fd, "alice")
+        await bot.poll()  # waits out the republish the new items asked for, too
+        opened = len(bot.slack.calls_to("views.publish"))
+        await bot.slack.open_home(bot.url, user="alice")
+        await bot.slack.wait_for(lambda: len(bot.slack.calls_to("views.publish")) > opened, what="a home")
+        assert "Payments API" in _home(bot, "alice")
+        before = len(bot.slack.calls_to("views.publish"))
+        for title in ("CAB approval", "Payments API"):
+            card = bot.card("C0DEPLOYS", title)
+            await bot.click("alice", card, "Approve")
+            await bot.wait_card(card, "Approved")
+        await bot.settle()
+        home = _home(bot, "alice")
+        assert "CAB approval" not in home and "Payments API" not in home
+        assert len(bot.slack.calls_to("views.publish")) - before == 1, "one publish for both decisions"
+    finally:
+        await bot.stop()

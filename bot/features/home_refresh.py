@@ -1,13 +1,14 @@
 """Keeps each person's App Home true: republished when an item that concerns them changes.
 
-A change hook enqueues one "home:<user>" job per person concerned (coalesced: many changes in one
-sync give one views.publish per person), delivered by the notifier like any other Slack work.
+A change hook enqueues one "home:<user>" job per person concerned, due a moment later
+(`Runtime.home_settle`) and coalesced by key: the changes of a sync, or of several clicks in a row,
+give one views.publish per person. The notifier delivers it like any other Slack work.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlmodel import select
@@ -43,6 +44,7 @@ def setup(runtime: Runtime) -> None:
             session,
             work=[{"key": f"home:{user}", "kind": "home", "target": user} for user in sorted(homes)],
             now=now,
+            delay=timedelta(seconds=runtime.home_settle),
         )
 
     async def deliver(row: OutboxRow) -> None:
