@@ -10,6 +10,8 @@ cut to fit before they get there.
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -299,11 +301,63 @@ def card(state: CardState) -> Message:
     return Message(cut(fallback, FALLBACK_TEXT), to_dicts(blocks, MAX_BLOCKS))
 
 
-def to_dicts(blocks: Sequence[Block], limit: int = MAX_BLOCKS) -> list[dict[str, Any]]:
-    """Validate through slack_sdk and keep within the block limit (the tail is what goes)."""
+def to_dicts(blocks: Sequence[Block | dict[str, Any]], limit: int = MAX_BLOCKS) -> list[dict[str, Any]]:
+    """Validate through slack_sdk and keep within the block limit (the tail is what goes).
+    Dicts are blocks validated before (see queue_entry)."""
     if len(blocks) > limit:
         blocks = [*blocks[: limit - 1], _context("…more than fits in one message")]
-    return [b.to_dict() for b in blocks]
+    return [b if isinstance(b, dict) else b.to_dict() for b in blocks]
+
+
+_ENTRIES: OrderedDict[tuple[str, ...], list[dict[str, Any]]] = OrderedDict()
+_ENTRIES_LOCK = threading.Lock()
+_ENTRIES_MAX = 5000
+
+
+def queue_entry(state: CardState, kind: str) -> list[dict[str, Any]]:
+    """One item of the App Home queue or of `/approvals list`: its line and its buttons, as
+    validated dicts, remembered by everything they show.
+
+    Why remembered: slack_sdk's checks cost milliseconds per item, and a Home of fifty items is
+    republished after every change to any of them; between two publishes most items are the same.
+    """
+    item = state.item
+    key = (
+        kind,
+        item.connector,
+        item.external_id,
+        item.fingerprint(),
+        "working" if state.working_by else "",
+        state.vendor_label,
+        state.connector_name,
+    )
+    with _ENTRIES_LOCK:
+        cached = _ENTRIES.get(key)
+        if cached is not None:
+            _ENTRIES.move_to_end(key)
+            return cached
+    head = f"*{escape(item.title)}*" if not item.url else f"*<{item.url}|{escape(item.title)}>*"
+    details = [escape(item.kind), f"`{escape(state.connector_name)}`"]
+    if item.deadline:
+        details.append(f"expires {slack_date(item.deadline)}")
+    blocks: list[Block] = [_section(head + "\n" + " · ".join(details))]
+    buttons = [action_button(item, spec) for spec in item.actions] if not state.working_by else []
+    link = open_button(item, state.vendor_label)
+    if link:
+        buttons.append(link)
+    if buttons:
+        blocks.append(
+            ActionsBlock(
+                block_id=f"{kind}|{cut(item.connector, 40)}|{cut(item.external_id, 200)}",
+                elements=buttons[:25],
+            )
+        )
+    rendered = [b.to_dict() for b in blocks]
+    with _ENTRIES_LOCK:
+        _ENTRIES[key] = rendered
+        while len(_ENTRIES) > _ENTRIES_MAX:
+            _ENTRIES.popitem(last=False)
+    return rendered
 
 
 # ---- short private answers --------------------------------------------------------------------
@@ -440,29 +494,13 @@ def list_message(entries: Sequence[CardState], *, title: str, empty: str) -> Mes
     """`/approvals list`: what waits on me, each with its buttons, within 50 blocks."""
     if not entries:
         return notice(empty)
-    blocks: list[Block] = [_section(f"*{escape(title)}*")]
+    blocks: list[Block | dict[str, Any]] = [_section(f"*{escape(title)}*")]
     shown = 0
     for state in entries:
-        item = state.item
         if len(blocks) + 4 > MAX_BLOCKS - 1:
             break
         blocks.append(DividerBlock())
-        head = f"*{escape(item.title)}*" if not item.url else f"*<{item.url}|{escape(item.title)}>*"
-        details = [escape(item.kind), f"`{escape(state.connector_name)}`"]
-        if item.deadline:
-            details.append(f"expires {slack_date(item.deadline)}")
-        blocks.append(_section(f"{head}\n" + " · ".join(details)))
-        buttons = [action_button(item, spec) for spec in item.actions] if not state.working_by else []
-        link = open_button(item, state.vendor_label)
-        if link:
-            buttons.append(link)
-        if buttons:
-            blocks.append(
-                ActionsBlock(
-                    block_id=f"list|{cut(item.connector, 40)}|{cut(item.external_id, 200)}",
-                    elements=buttons[:25],
-                )
-            )
+        blocks.extend(queue_entry(state, "list"))
         shown += 1
     if shown < len(entries):
         blocks.append(_context(f"…and {len(entries) - shown} more. Open App Home for the whole list."))
@@ -552,7 +590,7 @@ def home_view(
     status: Sequence[str],
 ) -> dict[str, Any]:
     """App Home: the queue with buttons, then linked accounts, then connector health (≤100 blocks)."""
-    out: list[Block] = [HeaderBlock(text="Waiting on you")]
+    out: list[Block | dict[str, Any]] = [HeaderBlock(text="Waiting on you")]
     if not states:
         out.append(_section("Nothing waits on you right now. :tada:"))
     budget = MAX_MODAL_BLOCKS - 6 - 2 * len(accounts) - 2
@@ -560,23 +598,7 @@ def home_view(
     for state in states:
         if len(out) + 3 > budget:
             break
-        item = state.item
-        head = f"*{escape(item.title)}*" if not item.url else f"*<{item.url}|{escape(item.title)}>*"
-        details = [escape(item.kind), f"`{escape(state.connector_name)}`"]
-        if item.deadline:
-            details.append(f"expires {slack_date(item.deadline)}")
-        out.append(_section(head + "\n" + " · ".join(details)))
-        buttons = [action_button(item, spec) for spec in item.actions] if not state.working_by else []
-        link = open_button(item, state.vendor_label)
-        if link:
-            buttons.append(link)
-        if buttons:
-            out.append(
-                ActionsBlock(
-                    block_id=f"home|{cut(item.connector, 40)}|{cut(item.external_id, 200)}",
-                    elements=buttons[:25],
-                )
-            )
+        out.extend(queue_entry(state, "home"))
         shown += 1
     if shown < len(states):
         out.append(_context(f"…and {len(states) - shown} more; `/approvals` lists them."))
@@ -604,5 +626,5 @@ def home_view(
     out.append(HeaderBlock(text="Connectors"))
     out.append(_section("\n".join(status) or "No connectors are configured."))
     out.append(ActionsBlock(elements=[ButtonElement(text="Refresh", action_id=ActionId.HOME_REFRESH.value)]))
-    view = View(type="home", blocks=out[:MAX_MODAL_BLOCKS])
-    return view.to_dict()
+    # The same as View(type="home", blocks=...).to_dict(), without checking the queue's blocks again.
+    return {"type": "home", "blocks": to_dicts(out, MAX_MODAL_BLOCKS)}

@@ -8,6 +8,7 @@ reminder twice; the price is that a crash between the record and the post loses 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -222,7 +223,8 @@ class Nudges:
             if not states:
                 continue
             count = len(states)
-            message = blocks.list_message(
+            message = await asyncio.to_thread(
+                blocks.list_message,
                 states,
                 title=f"Good morning: {count} approval{'s' if count != 1 else ''} waiting on you, oldest first",
                 empty="",

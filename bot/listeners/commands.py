@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -72,7 +73,10 @@ async def list_for(deps: Deps, user: str) -> blocks.Message:
         )
     count = len(states)
     title = f"{count} approval{'s' if count != 1 else ''} waiting on you"
-    return blocks.list_message(states, title=title, empty=f"Nothing waits on you right now. :tada:{hint}")
+    # A worker thread renders it: up to 50 blocks checked by slack_sdk (see publish_home).
+    return await asyncio.to_thread(
+        blocks.list_message, states, title=title, empty=f"Nothing waits on you right now. :tada:{hint}"
+    )
 
 
 async def help_for(deps: Deps, user: str, prefix: str = "") -> blocks.Message:

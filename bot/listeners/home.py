@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -29,7 +30,11 @@ async def publish_home(deps: Deps, user: str) -> None:
         )
         for name, connector in services.connectors.items()
     ]
-    view = blocks.home_view(states, accounts=accounts, status=await services.status_lines())
+    # Rendered in a worker thread: a full Home is up to 100 blocks checked by slack_sdk, a CPU
+    # burst that would otherwise hold up every click being acknowledged meanwhile.
+    view = await asyncio.to_thread(
+        blocks.home_view, states, accounts=accounts, status=await services.status_lines()
+    )
     try:
         await deps.notifier.client.views_publish(user_id=user, view=view)
     except SlackApiError as exc:
