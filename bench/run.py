@@ -127,8 +127,13 @@ async def _clicks(
             "target_ratio_p99": 1.2,
             "samples": len(real),
         }
-    await _until(sandboxes, lambda r: r["decisions"] >= cursor, 60)
-    # Click → vendor → final card, one at a time; the floor is the same two vendor calls made directly.
+    await _until(sandboxes, lambda r: r["decisions"] >= cursor, 120)
+    # Click → vendor → final card, one at a time on a bot done with the bursts (its outbox empty);
+    # the floor is the same two vendor calls made directly.
+    for _ in range(1200):
+        if not _outbox(bot["db"]):
+            break
+        await asyncio.sleep(0.1)
     with sqlite3.connect(bot["db"]) as db:
         cards = dict(
             db.execute(
@@ -165,6 +170,11 @@ async def _clicks(
             "ratio": statistics.median(values) / statistics.median(direct),
         }
     return out
+
+
+def _outbox(path: str) -> int:
+    with sqlite3.connect(path) as db:
+        return int(db.execute("SELECT count(*) FROM outbox").fetchone()[0])
 
 
 async def _until(

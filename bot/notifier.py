@@ -211,6 +211,8 @@ class Notifier:
         self.on_card: Callable[[str, str, Message, str], Awaitable[None]] | None = None
         # Extra outbox kinds (reminders, channel notifications) register a handler here.
         self.handlers: dict[str, Handler] = {"card": self._deliver_card}
+        # Awaited before each delivery, so acknowledging clicks goes first (see bot/ack_first.py).
+        self.yield_to: Callable[[], Awaitable[None]] = _no_wait
         self._settler = _Settler(store)
         # Items and cards of the pass under way, read in two queries rather than two per card.
         self._items: dict[int, StoredItem] = {}
@@ -290,6 +292,7 @@ class Notifier:
                 self._settler.add(row, None)
                 continue
             windowed = row.kind == "card"
+            await self.yield_to()
             while flying and (not windowed or len(flying) >= self.WINDOW or flying[0][1].done()):
                 outcome = await self._outcome(*flying.popleft())
                 done += outcome == "done"
@@ -529,3 +532,7 @@ def _action(value: str | None) -> Action | None:
         return Action(value) if value else None
     except ValueError:
         return None
+
+
+async def _no_wait() -> None:
+    return None

@@ -19,6 +19,7 @@ import aiohttp
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.async_app import AsyncApp
 
+from bot.ack_first import AckFirst
 from bot.app import build_app
 from bot.config import Config
 from bot.coordinator import Coordinator, SyncResult
@@ -63,6 +64,7 @@ class Runtime:
         home_settle: float = 2.0,
     ) -> None:
         self.slack_rate = slack_rate
+        self.ack_first = AckFirst()
         # Seconds a changed App Home waits before it is republished, so a burst of changes (a
         # sync, several clicks) gives one views.publish instead of one each.
         self.home_settle = home_settle
@@ -112,7 +114,8 @@ class Runtime:
             configs={c.name: c for c in self.config.connectors},
             notifier=self.notifier,
         )
-        self.deps = Deps(services=self.services, notifier=self.notifier)
+        self.services.yield_to = self.notifier.yield_to = self.ack_first.wait
+        self.deps = Deps(services=self.services, notifier=self.notifier, ack_first=self.ack_first)
         self.app = build_app(
             self.deps,
             client=client,
@@ -192,6 +195,7 @@ class Runtime:
     async def _deliver_forever(self) -> None:
         while not self._stopping.is_set():
             try:
+                await self.ack_first.wait()
                 if await self.leader.check():
                     await self.notifier.deliver()
             except Exception:  # one bad delivery pass must not end delivery for good

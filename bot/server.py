@@ -29,7 +29,8 @@ def build_web(runtime: Runtime, *, slack: bool = True) -> web.Application:
         except (UnicodeDecodeError, ValueError):
             return web.json_response({"error": "the request body could not be read"}, status=400)
         try:
-            response = await runtime.app.async_dispatch(bolt_request)
+            with runtime.ack_first.answering():
+                response = await runtime.app.async_dispatch(bolt_request)
         except Exception as exc:  # a payload Bolt cannot parse must not become a 500
             log.info("rejected a malformed Slack request: %s", type(exc).__name__)
             return web.json_response({"error": "malformed request"}, status=400)

@@ -9,7 +9,7 @@ for the person (the only place vendor errors become sentences).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -124,6 +124,9 @@ class Services:
         self.connectors = connectors
         self.configs = configs
         self.notifier = notifier
+        # Awaited between the steps of a click's work, so acknowledgements of other clicks go
+        # first (the runtime sets AckFirst.wait; alone, it does not wait).
+        self.yield_to: Callable[[], Awaitable[None]] = _no_wait
 
     # ---- clicks ----------------------------------------------------------------------------------
 
@@ -188,12 +191,14 @@ class Services:
         actor = await self.actor(connector, slack_user)
         if isinstance(actor, Message):
             return actor
+        await self.yield_to()
         if not await self.store.claim(item_id=stored.id, slack_user=slack_user, action=action.value):
             fresh = await self.store.item_by_id(item_id=stored.id)
             if fresh is not None and fresh.item.status.final:
                 return blocks.notice(self._final_words(fresh, connector))
             return self._claimed_words(fresh or stored, slack_user)
         await self._redraw(stored.id)  # "Working…" on every copy, buttons gone
+        await self.yield_to()
         return await self._act(stored, connector, action, actor, comment, inputs or {})
 
     async def _act(
@@ -568,3 +573,7 @@ def _iso(when: datetime | None) -> str | None:
 
 
 __all__ = ["LinkOutcome", "Origin", "Precheck", "Services", "now_utc"]
+
+
+async def _no_wait() -> None:
+    return None

@@ -7,7 +7,6 @@ PostgreSQL follow one path.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -64,7 +63,6 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self._sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
-        self._writer = asyncio.Lock() if self.engine.dialect.name == "sqlite" else None
 
     @property
     def dialect(self) -> str:
@@ -77,14 +75,7 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        if self._writer is None:
-            async with self._sessions() as session, session.begin():
-                yield session
-            return
-        # SQLite has one writer at a time. Taking turns here, in the event loop, costs nothing;
-        # colliding in SQLite costs its busy handler's sleeps (up to 100 ms each) or a
-        # "database is locked" when a reading transaction tries to start writing.
-        async with self._writer, self._sessions() as session, session.begin():
+        async with self._sessions() as session, session.begin():
             yield session
 
     async def migrate(self) -> None:

@@ -69,6 +69,7 @@ async def handle_click(
             user=user, message=STALE, response_url=origin.response_url, channel=origin.channel
         )
         return
+    await deps.ack_first.wait()
     services = deps.services
     check = await services.precheck(ref=ref, action=chosen, slack_user=user)
     if check.reply is not None or check.item is None:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.ack_first import AckFirst
 from bot.notifier import Notifier
 from bot.services import Origin, Services
 
@@ -19,6 +20,8 @@ from bot.services import Origin, Services
 class Deps:
     services: Services
     notifier: Notifier
+    # Background work started by a listener waits on it, so acknowledgements go first.
+    ack_first: AckFirst = field(default_factory=AckFirst)
     # /approvals subcommands added by other modules: name → handler(deps, user_id, args, body, respond)
     subcommands: dict[str, Callable[..., Any]] = field(default_factory=dict)
     help_lines: list[str] = field(default_factory=list)
