@@ -308,6 +308,15 @@ def table(r: dict[str, Any]) -> str:
             "≥95 %, 0 lost/dup",
         )
     )
+    rows.append(
+        (
+            "fan-out, from the sync's start",
+            f"{f['end_to_end_per_s']:.1f}/s (first card after {f['first_card_s']:.2f} s)",
+            f"{f['allowed_per_s']:.0f}/s allowed",
+            f"{f['end_to_end_per_s'] / f['allowed_per_s']:.0%}",
+            "-",
+        )
+    )
     m = r["memory"]
     rows.append(
         (
