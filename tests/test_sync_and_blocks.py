@@ -226,3 +226,20 @@ def test_long_lists_stay_within_50_blocks() -> None:
     message = blocks.list_message(states, title="40 waiting", empty="none")
     assert len(message.blocks) <= 50
     assert "more" in _text(message)
+
+
+def test_fingerprints_stay_the_ones_already_stored() -> None:
+    """Stored versions were computed as the sorted-key JSON of the item; a release that digested
+    items differently would make every stored item look changed on its first sync."""
+    import hashlib
+    from dataclasses import replace
+
+    it = item(
+        ref={"task_id": "7", "request_type": "Release"},
+        fields=(Field("Risk", "Medium"),),
+        recipients=(Person(id="alice", name="Alice", email="alice@example.com"),),
+        deadline=NOW + timedelta(days=1),
+    )
+    canonical = json.dumps(json.loads(it.to_json()), sort_keys=True, separators=(",", ":"))
+    assert it.fingerprint() == hashlib.sha256(canonical.encode()).hexdigest()[:32]
+    assert it.fingerprint() != replace(it, ref={"task_id": "8", "request_type": "Release"}).fingerprint()
