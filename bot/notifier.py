@@ -410,6 +410,9 @@ class Notifier:
             "ts": ts,
             "slack_user": slack_user,
             "rendered": rendered,
+            # The item as drawn: a click before this card is recorded gets it redrawn (Store.settle).
+            "seen_updated_at": stored.row.updated_at,
+            "seen_claim_by": stored.row.claim_by,
         }
         return CardWrite(posted=posted)
 

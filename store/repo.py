@@ -328,7 +328,9 @@ class Store:
             if posted:
                 table = CardRow.__table__  # type: ignore[attr-defined]
                 stmt = _insert(s, table).on_conflict_do_nothing(index_elements=["item_id", "target"])
-                await s.exec(stmt, params=[{**p, "posted_at": now_utc()} for p in posted])
+                cards = [{k: v for k, v in p.items() if not k.startswith("seen_")} for p in posted]
+                await s.exec(stmt, params=[{**c, "posted_at": now_utc()} for c in cards])
+                await self._redraw_if_moved(s, posted)
             if rendered:
                 table = CardRow.__table__  # type: ignore[attr-defined]
                 stmt = (
@@ -343,6 +345,41 @@ class Store:
                     table.c.id == sa.bindparam("row_id"), table.c.enqueued_at == sa.bindparam("at")
                 )
                 await s.exec(stmt, params=[{"row_id": r.id, "at": r.enqueued_at} for r in done])
+
+    async def _redraw_if_moved(self, session: AsyncSession, posted: Sequence[Mapping[str, Any]]) -> None:
+        """A card posted but not yet recorded is invisible to a click that came meanwhile (its
+        redraw finds no card to update). Each posted card carries the item's state it was drawn
+        from (`seen_updated_at`, `seen_claim_by`); when the item has moved since, the card is
+        drawn again."""
+        ids = list({int(p["item_id"]) for p in posted})
+        now_state: dict[int, tuple[Any, Any]] = {}
+        for start in range(0, len(ids), 500):
+            rows = await session.exec(
+                select(ItemRow.id, ItemRow.updated_at, ItemRow.claim_by).where(
+                    col(ItemRow.id).in_(ids[start : start + 500])
+                )
+            )
+            now_state.update({int(i or 0): (u, c) for i, u, c in rows.all()})
+        moved = [
+            p
+            for p in posted
+            if "seen_updated_at" in p
+            and now_state.get(int(p["item_id"]), (p["seen_updated_at"], p["seen_claim_by"]))
+            != (p["seen_updated_at"], p["seen_claim_by"])
+        ]
+        await self.enqueue_many(
+            session,
+            work=[
+                {
+                    "key": f"card:{p['item_id']}:{p['target']}",
+                    "kind": "card",
+                    "item_id": p["item_id"],
+                    "target": p["target"],
+                }
+                for p in moved
+            ],
+            now=now_utc(),
+        )
 
     async def mark_rendered(self, *, card_id: int, rendered: str) -> None:
         async with self.db.transaction() as s:

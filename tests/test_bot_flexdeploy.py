@@ -321,3 +321,30 @@ async def test_a_busy_channel_hitting_slacks_limit_gets_every_card_once(
     await bot.poll()
     await bot.settle()
     assert len([c for c in bot.slack.calls_to("chat.postMessage") if not c.error]) == 12, "recorded"
+
+
+async def test_a_click_before_its_card_is_recorded_still_updates_the_card(
+    bot: Bot, fd: FlexDeploySandbox
+) -> None:
+    """Posted cards are recorded a moment later, with others; a click in between finds no card to
+    redraw. The record notices the item moved since the card was drawn, and draws it again."""
+    from bot.ids import ItemRef
+    from connectors.base import Action
+    from connectors.people import ALICE
+
+    gate_id = next(str(i) for i, t in fd.tasks.items() if "Retail Web" in str(t.wire()))
+    clicked: list[str] = []
+
+    async def click_at_once(channel: str, ts: str, message: object, kind: str) -> None:
+        if kind == "post" and not clicked and "CAB approval" in str(getattr(message, "text", "")):
+            clicked.append(ts)
+            await bot.runtime.services.decide(
+                ref=ItemRef("deploys", gate_id), action=Action.APPROVE, slack_user=ALICE.slack_id
+            )
+
+    bot.runtime.notifier.on_card = click_at_once
+    await _link(bot, fd, "alice")
+    await bot.poll()
+    assert clicked, "the click came between the post and its record"
+    await bot.wait_card(_gate(bot), "Approved")
+    assert [d[1:] for d in fd.decisions] == [("approve", "alice")]
