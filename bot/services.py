@@ -30,7 +30,8 @@ from connectors.errors import (
     TransientError,
     Unsupported,
 )
-from store.repo import Identity, Store, StoredItem, now_utc
+from store.models import DecisionRow
+from store.repo import Identity, Store, StoredItem, decision_row, now_utc
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,7 @@ class Precheck:
     item: StoredItem | None = None
     connector: Connector | None = None
     reply: Message | None = None
+    actor: Actor | None = None
 
 
 @dataclass
@@ -163,7 +165,7 @@ class Services:
             return Precheck(reply=actor)
         if stored.row.claim_by:
             return Precheck(reply=self._claimed_words(stored, slack_user))
-        return Precheck(item=stored, connector=connector)
+        return Precheck(item=stored, connector=connector, actor=actor)
 
     async def decide(
         self,
@@ -173,9 +175,12 @@ class Services:
         slack_user: str,
         comment: str | None = None,
         inputs: Mapping[str, str] | None = None,
+        checked: Precheck | None = None,
     ) -> Message | None:
-        """Act on one item as `slack_user`. Returns the private answer, or None when the card says it all."""
-        check = await self.precheck(ref=ref, action=action, slack_user=slack_user)
+        """Act on one item as `slack_user`. Returns the private answer, or None when the card says it all.
+
+        `checked`: the precheck the caller just made for this same click (saves reading it twice)."""
+        check = checked or await self.precheck(ref=ref, action=action, slack_user=slack_user)
         if check.reply is not None or check.item is None or check.connector is None:
             return check.reply
         stored, connector = check.item, check.connector
@@ -188,16 +193,17 @@ class Services:
                 f"{connector.vendor_label} needs a comment to {ACTION_LABELS[action].lower()} this.",
                 buttons=[blocks.with_comment_button(item, action)],
             )
-        actor = await self.actor(connector, slack_user)
+        actor = check.actor or await self.actor(connector, slack_user)
         if isinstance(actor, Message):
             return actor
         await self.yield_to()
+        # The claim also asks for "Working…" on every copy (buttons gone), in the same transaction.
         if not await self.store.claim(item_id=stored.id, slack_user=slack_user, action=action.value):
             fresh = await self.store.item_by_id(item_id=stored.id)
             if fresh is not None and fresh.item.status.final:
                 return blocks.notice(self._final_words(fresh, connector))
             return self._claimed_words(fresh or stored, slack_user)
-        await self._redraw(stored.id)  # "Working…" on every copy, buttons gone
+        self.notifier.kick()
         await self.yield_to()
         return await self._act(stored, connector, action, actor, comment, inputs or {})
 
@@ -214,22 +220,27 @@ class Services:
         vendor = connector.vendor_label
         verb = ACTION_LABELS[action].lower()
 
+        # The audit row is written with the claim's release, in one transaction.
+        pending: list[DecisionRow] = []
+
         async def audit(outcome: str, answer: str | None) -> None:
             metrics.CLICKS.labels(connector=connector.name, action=action.value, outcome=outcome).inc()
-            await self.store.audit(
-                item_id=stored.id,
-                connector=connector.name,
-                external_id=item.external_id,
-                slack_user_id=actor.slack_user_id,
-                vendor_user_id=actor.vendor_user_id,
-                action=action.value,
-                comment=comment,
-                outcome=outcome,
-                vendor_answer=answer,
+            pending.append(
+                decision_row(
+                    item_id=stored.id,
+                    connector=connector.name,
+                    external_id=item.external_id,
+                    slack_user_id=actor.slack_user_id,
+                    vendor_user_id=actor.vendor_user_id,
+                    action=action.value,
+                    comment=comment,
+                    outcome=outcome,
+                    vendor_answer=answer,
+                )
             )
 
         async def release(fresh: ApprovalItem | None = None, error: str | None = None) -> None:
-            await self.store.finish_claim(item_id=stored.id, item=fresh, error=error)
+            await self.store.finish_claim(item_id=stored.id, item=fresh, error=error, audit=pending)
             self.notifier.kick()
 
         try:
@@ -319,6 +330,7 @@ class Services:
             decided_by=actor.slack_user_id if final or action not in EXPECTED else None,
             action=action.value,
             comment=comment,
+            audit=pending,
         )
         if not final:
             await self._card_new_recipients(stored.id, after)

@@ -244,7 +244,10 @@ class Store:
                 )
                 .values(claim_by=slack_user, claim_action=action, claim_at=now_utc(), last_error=None)
             )
-            return bool(result.rowcount)
+            if not result.rowcount:
+                return False
+            await self.enqueue_item_cards(s, item_id=item_id, now=now_utc())  # "Working…" on every copy
+            return True
 
     async def finish_claim(
         self,
@@ -255,10 +258,13 @@ class Store:
         action: str | None = None,
         comment: str | None = None,
         error: str | None = None,
+        audit: Sequence[DecisionRow] = (),
     ) -> None:
-        """Release the claim; record the vendor's new snapshot and the local decision or failure."""
+        """Release the claim; record the vendor's new snapshot and the local decision or failure,
+        and the audit of the attempt, in one transaction."""
         now = now_utc()
         async with self.db.transaction() as s:
+            s.add_all(audit)
             values: dict[str, Any] = {
                 "claim_by": None,
                 "claim_action": None,
@@ -609,7 +615,7 @@ class Store:
     ) -> None:
         async with self.db.transaction() as s:
             s.add(
-                DecisionRow(
+                decision_row(
                     item_id=item_id,
                     connector=connector,
                     external_id=external_id,
@@ -618,8 +624,7 @@ class Store:
                     action=action,
                     comment=comment,
                     outcome=outcome,
-                    vendor_answer=(vendor_answer or "")[:1000] or None,
-                    at=now_utc(),
+                    vendor_answer=vendor_answer,
                 )
             )
 
@@ -669,6 +674,33 @@ class Store:
 
 def _decode(row: ItemRow) -> StoredItem:
     return StoredItem(row=row, item=ApprovalItem.from_json(row.data))
+
+
+def decision_row(
+    *,
+    item_id: int | None,
+    connector: str,
+    external_id: str,
+    slack_user_id: str,
+    vendor_user_id: str | None,
+    action: str,
+    comment: str | None,
+    outcome: str,
+    vendor_answer: str | None,
+) -> DecisionRow:
+    """One audit line: who tried what on which item, and what the vendor answered."""
+    return DecisionRow(
+        item_id=item_id,
+        connector=connector,
+        external_id=external_id,
+        slack_user_id=slack_user_id,
+        vendor_user_id=vendor_user_id,
+        action=action,
+        comment=comment,
+        outcome=outcome,
+        vendor_answer=(vendor_answer or "")[:1000] or None,
+        at=now_utc(),
+    )
 
 
 def _insert(session: AsyncSession, table: Any) -> Any:

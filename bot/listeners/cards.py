@@ -83,7 +83,7 @@ async def handle_click(
     if spec.needs_modal or force_comment:
         await open_decide_modal(deps, body, check.item.item, spec, force_comment=force_comment)
         return
-    reply = await services.decide(ref=ref, action=chosen, slack_user=user)
+    reply = await services.decide(ref=ref, action=chosen, slack_user=user, checked=check)
     if reply is not None:
         await deps.notifier.tell(
             user=user, message=reply, response_url=origin.response_url, channel=origin.channel
