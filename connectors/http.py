@@ -13,7 +13,9 @@ Why here and not in each vendor: every vendor needs the same care and it is easy
 from __future__ import annotations
 
 import asyncio
+import copy
 import functools
+import http.cookiejar
 import logging
 import random
 import ssl
@@ -37,6 +39,9 @@ log = logging.getLogger(__name__)
 
 Classifier = Callable[[httpx.Response], ConnectorError | None]
 Sleep = Callable[[float], Awaitable[None]]
+
+
+_NO_COOKIES = http.cookiejar.DefaultCookiePolicy(allowed_domains=[])
 
 
 @functools.cache
@@ -116,6 +121,11 @@ class VendorHTTP:
             follow_redirects=False,
             verify=tls_context(),
         )
+        # No cookie is kept: the pool serves several people (see `as_user`), and a session cookie
+        # from one answer must never ride along with someone else's request.
+        self._client.cookies.jar.set_policy(_NO_COOKIES)
+        self._auth: httpx.Auth | None = None
+        self._owner = True
         self._classify = classify
         self._max_retries = max_retries
         self._backoff_base = backoff_base
@@ -125,7 +135,19 @@ class VendorHTTP:
         self.requests_sent = 0
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._owner:
+            await self._client.aclose()
+
+    def as_user(self, auth: httpx.Auth) -> VendorHTTP:
+        """The same connection pool, policy and limits, sending `auth` with each request.
+
+        Why: a click acts with the clicker's own credentials; a client of its own per click would
+        open a new connection (and TLS handshake) each time. Closing the view leaves the pool open.
+        """
+        view = copy.copy(self)
+        view._auth = auth
+        view._owner = False
+        return view
 
     def backoff(self, attempt: int, retry_after: float | None = None) -> float:
         if retry_after is not None:
@@ -137,6 +159,8 @@ class VendorHTTP:
         async with self._limit:
             self.requests_sent += 1
             try:
+                if self._auth is not None:
+                    kwargs = {**kwargs, "auth": self._auth}
                 response = await self._client.request(method, path, **kwargs)
             except httpx.TimeoutException as exc:
                 raise VendorUnavailable(f"{where}: timed out") from exc

@@ -239,16 +239,23 @@ class FlexDeployClient:
         timeout: float = 15.0,
         sleep: Sleep = asyncio.sleep,
         backoff_base: float = 0.5,
+        pool: VendorHTTP | None = None,
     ) -> None:
+        """`pool`: another client's connections to use, with these credentials on each request."""
         self.username = username
-        self.http = VendorHTTP(
-            base_url,
-            auth=httpx.BasicAuth(username, secret),
-            headers={"Accept": "application/json"},
-            timeout=timeout,
-            classify=classify_flexdeploy,
-            sleep=sleep,
-            backoff_base=backoff_base,
+        auth = httpx.BasicAuth(username, secret)
+        self.http = (
+            pool.as_user(auth)
+            if pool is not None
+            else VendorHTTP(
+                base_url,
+                auth=auth,
+                headers={"Accept": "application/json"},
+                timeout=timeout,
+                classify=classify_flexdeploy,
+                sleep=sleep,
+                backoff_base=backoff_base,
+            )
         )
 
     def __repr__(self) -> str:

@@ -118,17 +118,18 @@ class FlexDeployConnector(Connector):
         self._timeout = timeout
         self._sleep = sleep
         self._backoff_base = backoff_base
-        self._service = self._client(settings.username, settings.secret)
+        self._service = FlexDeployClient(
+            settings.base_url,
+            settings.username,
+            settings.secret,
+            timeout=timeout,
+            sleep=sleep,
+            backoff_base=backoff_base,
+        )
 
     def _client(self, username: str, secret: str) -> FlexDeployClient:
-        return FlexDeployClient(
-            self.settings.base_url,
-            username,
-            secret,
-            timeout=self._timeout,
-            sleep=self._sleep,
-            backoff_base=self._backoff_base,
-        )
+        """A clicker's client: their credentials on each request, over the service account's pool."""
+        return FlexDeployClient(self.settings.base_url, username, secret, pool=self._service.http)
 
     async def aclose(self) -> None:
         await self._service.aclose()
