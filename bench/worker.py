@@ -118,7 +118,7 @@ async def fanout(n: int, folder: Path, peer: dict[str, Any], rate: float) -> dic
     """n new items into one channel whose Slack enforces `rate` posts/s (429 + Retry-After above it)."""
     # The bot paces itself a little under the allowed rate: meeting it exactly would let clock
     # jitter turn into 429s, each of which costs a whole Retry-After second.
-    bench = await _bot(peer, folder, CHANNEL, (rate * 0.98, 3))
+    bench = await _bot(peer, folder, CHANNEL, (rate * 0.99, 3))
     try:
         started = time.time()
         await bench.runtime.poll_once()

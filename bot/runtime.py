@@ -192,15 +192,17 @@ class Runtime:
     async def _housekeeping(self) -> None:
         await self.store.forget_events(older_than=timedelta(hours=2))
 
-    async def _deliver_forever(self) -> None:
+    async def _deliver_forever(self, batch: int = 200) -> None:
         while not self._stopping.is_set():
+            done = 0
             try:
                 await self.ack_first.wait()
                 if await self.leader.check():
-                    await self.notifier.deliver()
+                    done = await self.notifier.deliver(limit=batch)
             except Exception:  # one bad delivery pass must not end delivery for good
                 log.exception("outbox delivery pass failed")
-            await self.notifier.wait_for_kick(self.deliver_interval)
+            if done < batch:  # a full batch done: more is likely due, so no pause before the next
+                await self.notifier.wait_for_kick(self.deliver_interval)
 
     async def poll_once(self, connector: str | None = None) -> dict[str, SyncResult]:
         """One sync cycle of every (or one) connector, then deliver what it produced."""
