@@ -287,22 +287,6 @@ class Store:
         async with self.db.session() as s:
             return list((await s.exec(select(CardRow).where(CardRow.item_id == item_id))).all())
 
-    async def record_card(
-        self, *, item_id: int, target: str, channel: str, ts: str, slack_user: str | None, rendered: str
-    ) -> None:
-        async with self.db.transaction() as s:
-            s.add(
-                CardRow(
-                    item_id=item_id,
-                    target=target,
-                    channel=channel,
-                    ts=ts,
-                    slack_user=slack_user,
-                    rendered=rendered,
-                    posted_at=now_utc(),
-                )
-            )
-
     async def items_by_ids(self, *, item_ids: Sequence[int]) -> dict[int, StoredItem]:
         async with self.db.session() as s:
             return {r.id: _decode(r) for r in await self.item_rows(s, item_ids=item_ids) if r.id is not None}
@@ -386,10 +370,6 @@ class Store:
             ],
             now=now_utc(),
         )
-
-    async def mark_rendered(self, *, card_id: int, rendered: str) -> None:
-        async with self.db.transaction() as s:
-            await s.exec(sa.update(CardRow).where(col(CardRow.id) == card_id).values(rendered=rendered))
 
     async def enqueue(
         self,
@@ -599,34 +579,6 @@ class Store:
         )
 
     # ---- audit, health, events ---------------------------------------------------------------
-
-    async def audit(
-        self,
-        *,
-        item_id: int | None,
-        connector: str,
-        external_id: str,
-        slack_user_id: str,
-        vendor_user_id: str | None,
-        action: str,
-        comment: str | None,
-        outcome: str,
-        vendor_answer: str | None,
-    ) -> None:
-        async with self.db.transaction() as s:
-            s.add(
-                decision_row(
-                    item_id=item_id,
-                    connector=connector,
-                    external_id=external_id,
-                    slack_user_id=slack_user_id,
-                    vendor_user_id=vendor_user_id,
-                    action=action,
-                    comment=comment,
-                    outcome=outcome,
-                    vendor_answer=vendor_answer,
-                )
-            )
 
     async def decisions(self, *, item_id: int | None = None) -> list[DecisionRow]:
         async with self.db.session() as s:
