@@ -39,3 +39,8 @@ class AckFirst:
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._quiet.wait(), self.patience)
+
+
+async def no_wait() -> None:
+    """The stand-in for AckFirst.wait where nothing is being answered (tests, the CLI)."""
+    return None

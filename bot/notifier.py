@@ -28,6 +28,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import blocks, metrics
+from bot.ack_first import no_wait
 from bot.blocks import CardState, Message
 from connectors.base import Action
 from store.models import CardRow, OutboxRow
@@ -212,7 +213,7 @@ class Notifier:
         # Extra outbox kinds (reminders, channel notifications) register a handler here.
         self.handlers: dict[str, Handler] = {"card": self._deliver_card}
         # Awaited before each delivery, so acknowledging clicks goes first (see bot/ack_first.py).
-        self.yield_to: Callable[[], Awaitable[None]] = _no_wait
+        self.yield_to: Callable[[], Awaitable[None]] = no_wait
         self._settler = _Settler(store)
         # Items and cards of the pass under way, read in two queries rather than two per card.
         self._items: dict[int, StoredItem] = {}
@@ -269,8 +270,10 @@ class Notifier:
             try:
                 counts = await asyncio.gather(*(self._deliver_lane(rows) for rows in lanes.values()))
             finally:
-                for task in self._ahead.values():
+                for task in self._ahead.values():  # renders ahead of rows this pass did not reach
                     task.cancel()
+                    if task.done() and not task.cancelled():
+                        task.exception()  # retrieved: the row's own delivery will meet it again
                 self._items, self._cards, self._ahead = {}, {}, {}
                 await self._settler.flush()
             return sum(counts)
@@ -535,7 +538,3 @@ def _action(value: str | None) -> Action | None:
         return Action(value) if value else None
     except ValueError:
         return None
-
-
-async def _no_wait() -> None:
-    return None

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot import blocks, metrics
+from bot.ack_first import no_wait
 from bot.blocks import ACTION_LABELS, CardState, Message
 from bot.config import ConnectorConfig
 from bot.ids import ItemRef
@@ -128,7 +129,7 @@ class Services:
         self.notifier = notifier
         # Awaited between the steps of a click's work, so acknowledgements of other clicks go
         # first (the runtime sets AckFirst.wait; alone, it does not wait).
-        self.yield_to: Callable[[], Awaitable[None]] = _no_wait
+        self.yield_to: Callable[[], Awaitable[None]] = no_wait
 
     # ---- clicks ----------------------------------------------------------------------------------
 
@@ -585,7 +586,3 @@ def _iso(when: datetime | None) -> str | None:
 
 
 __all__ = ["LinkOutcome", "Origin", "Precheck", "Services", "now_utc"]
-
-
-async def _no_wait() -> None:
-    return None

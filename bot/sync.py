@@ -45,7 +45,7 @@ def diff(stored: Mapping[str, tuple[str, str, int]], fetched: Sequence[ApprovalI
         known = stored.get(item.external_id)
         if known is None:
             plan.new.append(item)
-        elif Stored(*known) != (item.fingerprint(), item.status.value, known[2]):
+        elif (known[0], known[1]) != (item.fingerprint(), item.status.value):  # version, status
             plan.changed.append((known[2], item))
         else:
             plan.unchanged += 1

@@ -62,7 +62,7 @@ class Identity:
 
 
 # Called with the ids of items whose snapshots changed together (a sync passes all of a cycle's).
-ChangeHook = Callable[[AsyncSession, Sequence[int], datetime], Awaitable[None]]
+ChangeHook = Callable[[AsyncSession, Sequence[ItemRow], datetime], Awaitable[None]]
 
 
 class Store:
@@ -77,12 +77,13 @@ class Store:
         await self.items_changed(session, item_ids=[item_id], now=now)
 
     async def items_changed(self, session: AsyncSession, *, item_ids: Sequence[int], now: datetime) -> None:
-        """Hooks get the whole batch, so a sync of thousands of items costs a few queries, not
-        a few per item."""
-        if not item_ids:
+        """Hooks get the whole batch, read once, so a sync of thousands of items costs a few
+        queries, not a few per item and hook."""
+        if not item_ids or not self.change_hooks:
             return
+        rows = await self.item_rows(session, item_ids=item_ids)
         for hook in self.change_hooks:
-            await hook(session, item_ids, now)
+            await hook(session, rows, now)
 
     # ---- items -------------------------------------------------------------------------------
 
@@ -383,19 +384,8 @@ class Store:
         now: datetime | None = None,
     ) -> None:
         """Add Slack work unless the same key already waits (then it is the same work)."""
-        when = now or now_utc()
-        table = OutboxRow.__table__  # type: ignore[attr-defined]
-        stmt = _insert(session, table).values(
-            key=key,
-            kind=kind,
-            item_id=item_id,
-            target=target,
-            payload=json.dumps(payload) if payload is not None else None,
-            not_before=when,
-            attempts=0,
-            enqueued_at=when,
-        )
-        await session.exec(stmt.on_conflict_do_update(index_elements=["key"], set_={"enqueued_at": when}))
+        work = {"key": key, "kind": kind, "item_id": item_id, "target": target, "payload": payload}
+        await self.enqueue_many(session, work=[work], now=now or now_utc())
 
     async def enqueue_many(
         self,

@@ -22,7 +22,7 @@ from bot import blocks
 from bot.flow_blocks import decision_reply, flow_message
 from bot.notifier import digest
 from connectors.base import Status
-from store.models import CardRow, DecisionRow, FlowMessageRow, OutboxRow, SubscriptionRow
+from store.models import CardRow, DecisionRow, FlowMessageRow, ItemRow, OutboxRow, SubscriptionRow
 from store.repo import now_utc
 
 if TYPE_CHECKING:
@@ -52,8 +52,7 @@ class FlowNotices:
             channels.insert(0, default)
         return channels
 
-    async def on_change(self, session: AsyncSession, item_ids: Sequence[int], now: datetime) -> None:
-        rows = await self.runtime.store.item_rows(session, item_ids=item_ids)
+    async def on_change(self, session: AsyncSession, rows: Sequence[ItemRow], now: datetime) -> None:
         channels_of: dict[str, list[str]] = {}
         for connector in {r.connector for r in rows}:
             channels_of[connector] = await self.channels_for(session, connector)

@@ -15,15 +15,14 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from connectors.base import ApprovalItem
-from store.models import IdentityRow, OutboxRow
+from store.models import IdentityRow, ItemRow, OutboxRow
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
 
 
 def setup(runtime: Runtime) -> None:
-    async def on_change(session: AsyncSession, item_ids: Sequence[int], now: datetime) -> None:
-        rows = await runtime.store.item_rows(session, item_ids=item_ids)
+    async def on_change(session: AsyncSession, rows: Sequence[ItemRow], now: datetime) -> None:
         linked: dict[str, list[IdentityRow]] = {}
         for connector in {r.connector for r in rows}:
             found = await session.exec(select(IdentityRow).where(IdentityRow.connector == connector))
