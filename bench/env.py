@@ -16,7 +16,7 @@ from aiohttp import web
 from cryptography.fernet import Fernet
 
 from bot.config import Config, ConnectorConfig, Reminders
-from bot.runtime import Runtime, SlackSettings
+from bot.runtime import Runtime, SlackSettings, settle_heap
 from bot.server import build_web
 from connectors.flexdeploy import FlexDeploySettings
 from connectors.people import ALICE
@@ -61,6 +61,7 @@ async def start(
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     url = f"http://127.0.0.1:{runner.addresses[0][1]}/slack/events"
+    settle_heap()  # as `run` does once it listens
     return Bench(runtime, url, runner)
 
 

@@ -2,7 +2,8 @@
 
 The bot runs in processes of its own, the Slack and FlexDeploy sandboxes in another (bench/peer.py),
 as they would be deployed. Floors, measured in the same run on the same machine:
-- click ack: a bare Bolt AsyncApp acking the same signed payload;
+- click ack: a bare Bolt AsyncApp acking the same signed payload; and, stricter, a bare aiohttp
+  handler that checks the signature and answers 200 (all the bot does before it answers a click);
 - click to vendor: the vendor call made directly;
 - sync: ceil(N / largest page) vendor requests (FlexDeploy has no paging: 1), 0 Slack calls, 0 rows;
 - fan-out: the rate the Slack sandbox allows;
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import sqlite3
@@ -21,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,23 +47,35 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def _fire(
-    url: str, bodies: list[str], sign: Callable[[str], dict[str, str]], concurrency: int
+    session: aiohttp.ClientSession, url: str, signed: list[tuple[str, dict[str, str]]], concurrency: int
 ) -> list[float]:
-    """Send the bodies `concurrency` at a time (all in flight together); latency of each response."""
+    """Send the signed bodies `concurrency` at a time (all in flight together); latency of each response."""
     latencies: list[float] = []
-    connector = aiohttp.TCPConnector(limit=max(concurrency, 1))
-    async with aiohttp.ClientSession(connector=connector) as session:
 
-        async def one(body: str) -> None:
-            started = time.perf_counter()
-            async with session.post(url, data=body, headers=sign(body)) as response:
-                await response.read()
-                assert response.status == 200, response.status
-            latencies.append(time.perf_counter() - started)
+    async def one(body: str, headers: dict[str, str]) -> None:
+        started = time.perf_counter()
+        async with session.post(url, data=body, headers=headers) as response:
+            await response.read()
+            assert response.status == 200, response.status
+        latencies.append(time.perf_counter() - started)
 
-        for n in range(0, len(bodies), concurrency):
-            await asyncio.gather(*(one(b) for b in bodies[n : n + concurrency]))
+    for n in range(0, len(signed), concurrency):
+        await asyncio.gather(*(one(*pair) for pair in signed[n : n + concurrency]))
     return latencies
+
+
+@contextlib.asynccontextmanager
+async def _connected(url: str, connections: int) -> AsyncIterator[aiohttp.ClientSession]:
+    """A client whose connections to `url` are open before the clock starts, so the figures measure
+    the app answering, not TCP handshakes (the same for the floor and the bot)."""
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections)) as session:
+
+        async def knock() -> None:
+            async with session.post(url, data="") as response:  # unsigned: refused, cheaply
+                await response.read()
+
+        await asyncio.gather(*(knock() for _ in range(connections)))
+        yield session
 
 
 def _signer(secret: str) -> Callable[[str], dict[str, str]]:
@@ -94,30 +108,56 @@ def clicks(folder: Path, *, quick: bool) -> dict[str, Any]:
         with (
             peer.process(["-m", "bench.worker", "serve", "0", *args]) as bot,
             peer.process(["-m", "bench.worker", "floor", "0", *args]) as floor,
+            peer.process(["-m", "bench.worker", "bare-http", "0", *args]) as bare,
         ):
-            return asyncio.run(_clicks(sandboxes, bot, floor["url"], levels))
+            return asyncio.run(_clicks(sandboxes, bot, floor["url"], bare["url"], levels))
 
 
 async def _clicks(
-    sandboxes: dict[str, Any], bot: dict[str, Any], floor_url: str, levels: list[tuple[int, int]]
+    sandboxes: dict[str, Any],
+    bot: dict[str, Any],
+    floor_url: str,
+    bare_url: str,
+    levels: list[tuple[int, int]],
 ) -> dict[str, Any]:
     ids: list[str] = sandboxes["task_ids"]
     sign = _signer(sandboxes["slack"]["signing_secret"])
     out: dict[str, Any] = {}
-    # Warm both apps (Bolt's lazy auth.test, first connections).
-    await _fire(floor_url, [click_body(ids[-1])] * 3, sign, 1)
-    await _fire(bot["url"], [click_body(ids[-1])] * 3, sign, 1)
+    most = max(concurrency for concurrency, _ in levels)
+    async with (
+        _connected(floor_url, most) as to_floor,
+        _connected(bare_url, most) as to_bare,
+        _connected(bot["url"], most) as to_bot,
+    ):
+        apps = {"floor": (to_floor, floor_url), "bare": (to_bare, bare_url), "bot": (to_bot, bot["url"])}
+        # Warm every app (Bolt's lazy auth.test).
+        warm = [(b, sign(b)) for b in [click_body(ids[-1])] * 3]
+        for app in apps.values():
+            await _fire(*app, warm, 1)
+        cursor = await _ack_levels(out, ids, levels, sign, apps)
+    await _until(sandboxes, lambda r: r["decisions"] >= cursor, 120)
+    await _click_to_card(out, sandboxes, bot, ids, cursor, sign)
+    return out
+
+
+async def _ack_levels(
+    out: dict[str, Any],
+    ids: list[str],
+    levels: list[tuple[int, int]],
+    sign: Callable[[str], dict[str, str]],
+    apps: dict[str, tuple[aiohttp.ClientSession, str]],
+) -> int:
     cursor = 0
     for concurrency, count in levels:
         batch = ids[cursor : cursor + count]
         cursor += count
-        floor: list[float] = []
-        real: list[float] = []
+        seen: dict[str, list[float]] = {name: [] for name in apps}
         step = max(concurrency, count // 4)
         for start_at in range(0, count, step):
-            bodies = [click_body(i) for i in batch[start_at : start_at + step]]
-            floor += await _fire(floor_url, bodies, sign, concurrency)
-            real += await _fire(bot["url"], bodies, sign, concurrency)
+            signed = [(b, sign(b)) for b in (click_body(i) for i in batch[start_at : start_at + step])]
+            for name, app in apps.items():
+                seen[name] += await _fire(*app, signed, concurrency)
+        real, floor, bare = seen["bot"], seen["floor"], seen["bare"]
         out[f"ack_c{concurrency}"] = {
             "p50_ms": pct(real, 50) * 1000,
             "p99_ms": pct(real, 99) * 1000,
@@ -125,9 +165,22 @@ async def _clicks(
             "floor_p99_ms": pct(floor, 99) * 1000,
             "ratio_p99": pct(real, 99) / pct(floor, 99),
             "target_ratio_p99": 1.2,
+            "bare_http_p50_ms": pct(bare, 50) * 1000,
+            "bare_http_p99_ms": pct(bare, 99) * 1000,
+            "ratio_p99_bare_http": pct(real, 99) / pct(bare, 99),
             "samples": len(real),
         }
-    await _until(sandboxes, lambda r: r["decisions"] >= cursor, 120)
+    return cursor
+
+
+async def _click_to_card(
+    out: dict[str, Any],
+    sandboxes: dict[str, Any],
+    bot: dict[str, Any],
+    ids: list[str],
+    cursor: int,
+    sign: Callable[[str], dict[str, str]],
+) -> None:
     # Click → vendor → final card, one at a time on a bot done with the bursts (its outbox empty);
     # the floor is the same two vendor calls made directly.
     for _ in range(1200):
@@ -143,7 +196,9 @@ async def _clicks(
     to_vendor, to_card, direct = [], [], []
     for external_id in ids[cursor : cursor + 5]:
         started = time.time()
-        await _fire(bot["url"], [click_body(external_id)], sign, 1)
+        body = click_body(external_id)
+        async with aiohttp.ClientSession() as session:
+            await _fire(session, bot["url"], [(body, sign(body))], 1)
         line = await _until(
             sandboxes,
             lambda r: r["approved_at"] is not None,
@@ -169,7 +224,6 @@ async def _clicks(
             "floor_ms": statistics.median(direct) * 1000,
             "ratio": statistics.median(values) / statistics.median(direct),
         }
-    return out
 
 
 def _outbox(path: str) -> int:
@@ -253,6 +307,15 @@ def table(r: dict[str, Any]) -> str:
                     f"{v['floor_p99_ms']:.1f} ms (p50 {v['floor_p50_ms']:.1f})",
                     f"{v['ratio_p99']:.2f}x",
                     "≤1.2x",
+                )
+            )
+            rows.append(
+                (
+                    "  the same, against bare HTTP",
+                    "",
+                    f"{v['bare_http_p99_ms']:.1f} ms (p50 {v['bare_http_p50_ms']:.1f})",
+                    f"{v['ratio_p99_bare_http']:.2f}x",
+                    "-",
                 )
             )
     for key in ("click_to_vendor", "click_to_card"):

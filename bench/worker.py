@@ -204,6 +204,27 @@ async def serve_floor(peer: dict[str, Any]) -> None:
     await runner.cleanup()
 
 
+async def serve_bare_http(peer: dict[str, Any]) -> None:
+    """A stricter floor than bare Bolt: an aiohttp handler that checks Slack's signature and answers
+    200, which is all the bot does before it answers a click (bot/ack_first.py)."""
+    from slack_sdk.signature import SignatureVerifier
+
+    verifier = SignatureVerifier(peer["slack"]["signing_secret"])
+
+    async def handle(request: web.Request) -> web.Response:
+        body = await request.text()
+        return web.Response(status=200 if verifier.is_valid_request(body, request.headers) else 401)
+
+    web_app = web.Application()
+    web_app.router.add_post("/slack/events", handle)
+    runner = web.AppRunner(web_app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    print(json.dumps({"url": f"http://127.0.0.1:{runner.addresses[0][1]}/slack/events"}), flush=True)
+    await _until_stdin_closes()
+    await runner.cleanup()
+
+
 def baseline() -> dict[str, Any]:
     """The floor for memory: this interpreter with the bot imported and nothing stored."""
     import bot.runtime  # noqa: F401
@@ -219,6 +240,9 @@ def main(argv: list[str]) -> int:
         return 0
     if kind == "floor":
         asyncio.run(serve_floor(peer))
+        return 0
+    if kind == "bare-http":
+        asyncio.run(serve_bare_http(peer))
         return 0
     if kind == "sync":
         result = asyncio.run(sync_cost(n, folder, peer))

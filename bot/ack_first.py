@@ -4,22 +4,38 @@ Slack gives an app 3 seconds to acknowledge a click, and the person sees nothing
 does. The work a click starts (the vendor call, redrawing cards, the App Home) runs in the same
 event loop, so under a burst of clicks it would slow every acknowledgement still to come. Work
 therefore waits, a bounded while, until no Slack request is being answered.
+
+Button clicks (`block_actions`) are answered before Bolt sees them: Slack ignores the body of
+that answer, and Bolt's own acknowledgement waits for its listener on a 10 ms poll, which would be
+most of the time a person waits. The click then goes through Bolt as work started here (`later`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+import logging
+from collections.abc import Coroutine, Iterator
+from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 class AckFirst:
-    def __init__(self, patience: float = 2.0) -> None:
+    def __init__(self, patience: float = 2.0, settle: float = 0.003) -> None:
         # Work waits at most this long: under sustained load it goes ahead anyway.
         self.patience = patience
+        # A burst of clicks arrives over a few milliseconds, between which nothing is being answered;
+        # work waits until none has come for this long, so it does not start in the gaps.
+        self.settle = settle
+        self._last = 0.0
         self._answering = 0
         self._quiet = asyncio.Event()
         self._quiet.set()
+        self._later: set[asyncio.Task[None]] = set()
+        self._working = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     @contextlib.contextmanager
     def answering(self) -> Iterator[None]:
@@ -30,15 +46,59 @@ class AckFirst:
             yield
         finally:
             self._answering -= 1
+            self._last = asyncio.get_running_loop().time()
             if not self._answering:
                 self._quiet.set()
 
     async def wait(self) -> None:
-        """Return once no Slack request is being answered (or after `patience` seconds)."""
-        if self._quiet.is_set():
-            return
+        """Return once no Slack request is being answered or has been for `settle` seconds (or after
+        `patience` seconds)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.patience
+        while (now := loop.time()) < deadline:
+            if not self._quiet.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._quiet.wait(), deadline - now)
+            elif (calm := now - self._last) < self.settle:
+                await asyncio.sleep(self.settle - calm)
+            else:
+                return
+
+    @contextlib.contextmanager
+    def working(self) -> Iterator[None]:
+        """Around the work a click starts, which Bolt runs in a task of its own after the
+        acknowledgement, so `drain` can wait for it."""
+        self._working += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._working -= 1
+            if not self._working:
+                self._idle.set()
+
+    def later(self, work: Coroutine[Any, Any, object], what: str) -> None:
+        """Run `work` once the answers in flight are out; `drain` waits for it at shutdown."""
+
+        async def run() -> None:
+            await self.wait()
+            try:
+                await work
+            except Exception:  # the person already has their answer; the error is the log's
+                log.exception("%s failed after it was acknowledged", what)
+
+        task = asyncio.create_task(run(), name=what)
+        self._later.add(task)
+        task.add_done_callback(self._later.discard)
+
+    async def drain(self, timeout: float) -> None:
+        """Let acknowledged work finish before the process stops, so no click is dropped half-done."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        if self._later:
+            await asyncio.wait(set(self._later), timeout=timeout)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._quiet.wait(), self.patience)
+            await asyncio.wait_for(self._idle.wait(), max(0.0, deadline - loop.time()))
 
 
 async def no_wait() -> None:

@@ -91,7 +91,7 @@ def _runtime(config: Config, env: Env) -> object:
 
 
 async def _run(config: Config, env: Env, host: str, port: int) -> int:
-    from bot.runtime import Runtime
+    from bot.runtime import Runtime, settle_heap
     from bot.server import build_web
     from store.crypto import SecretKeyError
 
@@ -119,6 +119,7 @@ async def _run(config: Config, env: Env, host: str, port: int) -> int:
         log.info("Socket Mode connected; /healthz and /metrics on http://%s:%s", host, port)
     else:
         log.info("listening on http://%s:%s/slack/events (also /healthz, /metrics)", host, port)
+    settle_heap()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

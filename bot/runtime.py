@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import importlib
 import logging
 import pkgutil
@@ -223,6 +224,8 @@ class Runtime:
             await asyncio.sleep(0.05)
 
     async def stop(self) -> None:
+        # Clicks already acknowledged reach their vendor before the process goes.
+        await self.ack_first.drain(15)
         self._stopping.set()
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
@@ -244,6 +247,16 @@ class Runtime:
         if self.session is not None:
             await self.session.close()
         await self.db.dispose()
+
+
+def settle_heap() -> None:
+    """Once the server is up: take what startup built out of the garbage collector's sight.
+
+    Imports, Bolt, SQLAlchemy's caches and the pools live as long as the process, yet every full
+    collection walked them all: a pause of about 100 ms, measured in the click benchmark, which held
+    up every acknowledgement in flight. Frozen, they are still freed by reference counting."""
+    gc.collect()
+    gc.freeze()
 
 
 def _now() -> datetime:

@@ -6,6 +6,7 @@ credential box, so nothing outside this module decrypts or writes rows.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -401,11 +402,7 @@ class Store:
         coalesce into it instead of postponing it."""
         if not work:
             return
-        table = OutboxRow.__table__  # type: ignore[attr-defined]
-        stmt = _insert(session, table)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["key"], set_={"enqueued_at": stmt.excluded.enqueued_at}
-        )
+        stmt = _enqueue_statement(_dialect(session))
         rows = [
             {
                 "key": w["key"],
@@ -645,9 +642,21 @@ def decision_row(
     )
 
 
+def _dialect(session: AsyncSession) -> str:
+    return session.bind.dialect.name if session.bind is not None else "sqlite"
+
+
 def _insert(session: AsyncSession, table: Any) -> Any:
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    return pg_insert(table) if dialect == "postgresql" else sqlite_insert(table)
+    return pg_insert(table) if _dialect(session) == "postgresql" else sqlite_insert(table)
+
+
+@functools.cache
+def _enqueue_statement(dialect: str) -> Any:
+    """Built once: the upsert's `excluded` is a new alias of the whole table each time it is built,
+    a web of reference cycles that only a garbage collection frees (pauses under a burst of clicks)."""
+    table = OutboxRow.__table__  # type: ignore[attr-defined]
+    stmt = pg_insert(table) if dialect == "postgresql" else sqlite_insert(table)
+    return stmt.on_conflict_do_update(index_elements=["key"], set_={"enqueued_at": stmt.excluded.enqueued_at})
 
 
 def targets_of(cards: Sequence[CardRow]) -> set[str]:

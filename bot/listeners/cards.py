@@ -59,6 +59,13 @@ def register(app: AsyncApp, deps: Deps) -> None:
 async def handle_click(
     deps: Deps, body: dict[str, Any], chosen: Action | None, value: Any, *, force_comment: bool = False
 ) -> None:
+    with deps.ack_first.working():
+        await _handle_click(deps, body, chosen, value, force_comment=force_comment)
+
+
+async def _handle_click(
+    deps: Deps, body: dict[str, Any], chosen: Action | None, value: Any, *, force_comment: bool
+) -> None:
     user = user_id(body)
     origin = origin_of(body)
     if user is None:
