@@ -24,7 +24,15 @@ def test_the_benchmark_produces_every_figure(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     r = json.loads(out.read_text())
     for level in ("ack_c1", "ack_c10", "ack_c20"):
-        assert {"p50_ms", "p99_ms", "floor_p50_ms", "floor_p99_ms", "ratio_p99"} <= r["clicks"][level].keys()
+        assert {
+            "p50_ms",
+            "p99_ms",
+            "floor_p50_ms",
+            "floor_p99_ms",
+            "ratio_p99",
+            "bare_http_p99_ms",
+            "ratio_p99_bare_http",
+        } <= r["clicks"][level].keys()
     assert {"p50_ms", "floor_ms", "ratio"} <= r["clicks"]["click_to_vendor"].keys()
     assert {"p50_ms", "floor_ms", "ratio"} <= r["clicks"]["click_to_card"].keys()
     for sync in r["sync"]:
@@ -45,3 +53,4 @@ def test_the_benchmark_produces_every_figure(tmp_path: Path) -> None:
     assert r["fanout"]["duplicated"] == 0
     assert {"peak_rss_mb", "floor_rss_mb", "ratio"} <= r["memory"].keys()
     assert "click ack p99" in done.stdout
+    assert "against bare HTTP" in done.stdout
