@@ -11,6 +11,7 @@ import json
 import resource
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -175,6 +176,18 @@ async def serve_bot(folder: Path, peer: dict[str, Any]) -> None:
         await bench.stop()
 
 
+async def _serve_events(handle: Callable[[web.Request], Awaitable[web.Response]]) -> None:
+    """Serve `handle` at /slack/events on a free port; print how to reach it; stop when stdin closes."""
+    web_app = web.Application()
+    web_app.router.add_post("/slack/events", handle)
+    runner = web.AppRunner(web_app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    print(json.dumps({"url": f"http://127.0.0.1:{runner.addresses[0][1]}/slack/events"}), flush=True)
+    await _until_stdin_closes()
+    await runner.cleanup()
+
+
 async def serve_floor(peer: dict[str, Any]) -> None:
     """The floor for click acks: a bare Bolt AsyncApp that acks the same button, nothing more."""
     from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
@@ -194,14 +207,7 @@ async def serve_floor(peer: dict[str, Any]) -> None:
     async def handle(request: web.Request) -> web.Response:
         return await to_aiohttp_response(await app.async_dispatch(await to_bolt_request(request)))
 
-    web_app = web.Application()
-    web_app.router.add_post("/slack/events", handle)
-    runner = web.AppRunner(web_app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    print(json.dumps({"url": f"http://127.0.0.1:{runner.addresses[0][1]}/slack/events"}), flush=True)
-    await _until_stdin_closes()
-    await runner.cleanup()
+    await _serve_events(handle)
 
 
 async def serve_bare_http(peer: dict[str, Any]) -> None:
@@ -215,14 +221,7 @@ async def serve_bare_http(peer: dict[str, Any]) -> None:
         body = await request.text()
         return web.Response(status=200 if verifier.is_valid_request(body, request.headers) else 401)
 
-    web_app = web.Application()
-    web_app.router.add_post("/slack/events", handle)
-    runner = web.AppRunner(web_app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    print(json.dumps({"url": f"http://127.0.0.1:{runner.addresses[0][1]}/slack/events"}), flush=True)
-    await _until_stdin_closes()
-    await runner.cleanup()
+    await _serve_events(handle)
 
 
 def baseline() -> dict[str, Any]:
