@@ -21,6 +21,26 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
+class _UnderWay:
+    """How many of something are under way, and an event set whenever none is."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.none = asyncio.Event()
+        self.none.set()
+
+    @contextlib.contextmanager
+    def one(self) -> Iterator[None]:
+        self.count += 1
+        self.none.clear()
+        try:
+            yield
+        finally:
+            self.count -= 1
+            if not self.count:
+                self.none.set()
+
+
 class AckFirst:
     def __init__(self, patience: float = 2.0, settle: float = 0.003) -> None:
         # Work waits at most this long: under sustained load it goes ahead anyway.
@@ -29,26 +49,18 @@ class AckFirst:
         # work waits until none has come for this long, so it does not start in the gaps.
         self.settle = settle
         self._last = 0.0
-        self._answering = 0
-        self._quiet = asyncio.Event()
-        self._quiet.set()
+        self._answers = _UnderWay()
+        self._work = _UnderWay()
         self._later: set[asyncio.Task[None]] = set()
-        self._working = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
 
     @contextlib.contextmanager
     def answering(self) -> Iterator[None]:
         """Around the handling of one Slack request, until its response is ready."""
-        self._answering += 1
-        self._quiet.clear()
         try:
-            yield
+            with self._answers.one():
+                yield
         finally:
-            self._answering -= 1
             self._last = asyncio.get_running_loop().time()
-            if not self._answering:
-                self._quiet.set()
 
     async def wait(self) -> None:
         """Return once no Slack request is being answered or has been for `settle` seconds (or after
@@ -56,26 +68,18 @@ class AckFirst:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.patience
         while (now := loop.time()) < deadline:
-            if not self._quiet.is_set():
+            if self._answers.count:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._quiet.wait(), deadline - now)
+                    await asyncio.wait_for(self._answers.none.wait(), deadline - now)
             elif (calm := now - self._last) < self.settle:
                 await asyncio.sleep(self.settle - calm)
             else:
                 return
 
-    @contextlib.contextmanager
-    def working(self) -> Iterator[None]:
+    def working(self) -> contextlib.AbstractContextManager[None]:
         """Around the work a click starts, which Bolt runs in a task of its own after the
         acknowledgement, so `drain` can wait for it."""
-        self._working += 1
-        self._idle.clear()
-        try:
-            yield
-        finally:
-            self._working -= 1
-            if not self._working:
-                self._idle.set()
+        return self._work.one()
 
     def later(self, work: Coroutine[Any, Any, object], what: str) -> None:
         """Run `work` once the answers in flight are out; `drain` waits for it at shutdown."""
@@ -98,7 +102,7 @@ class AckFirst:
         if self._later:
             await asyncio.wait(set(self._later), timeout=timeout)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._idle.wait(), max(0.0, deadline - loop.time()))
+            await asyncio.wait_for(self._work.none.wait(), max(0.0, deadline - loop.time()))
 
 
 async def no_wait() -> None:

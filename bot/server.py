@@ -41,7 +41,11 @@ def build_web(runtime: Runtime, *, slack: bool = True) -> web.Application:
         )
 
     async def dispatch(bolt_app: AsyncApp, bolt_request: AsyncBoltRequest) -> None:
-        response = await bolt_app.async_dispatch(bolt_request)
+        try:
+            response = await bolt_app.async_dispatch(bolt_request)
+        except Exception as exc:  # as below: a payload Bolt cannot parse is logged, not raised
+            log.info("dropped a malformed Slack click: %s", type(exc).__name__)
+            return
         if response.status >= 400:
             log.info("a click acknowledged early was refused by Bolt (%s)", response.status)
 
