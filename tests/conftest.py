@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
 from bot.sandbox.slack_api import SlackSandbox
+from connectors.flexdeploy.sandbox import FlexDeploySandbox
 from store.crypto import CredentialBox
 from store.db import Database
 from store.repo import Store
@@ -79,6 +80,18 @@ async def store(db: Database, secret_key: str) -> Store:
 async def slack() -> AsyncIterator[SlackSandbox]:
     """The Slack sandbox (Web API + a Slack client that signs requests), on 127.0.0.1."""
     sandbox = SlackSandbox()
+    await sandbox.start()
+    try:
+        yield sandbox
+    finally:
+        await sandbox.stop()
+
+
+@pytest.fixture
+async def fd() -> AsyncIterator[FlexDeploySandbox]:
+    """The FlexDeploy sandbox with its demo tasks, on 127.0.0.1 (a "timeout" fault answers after 1 s)."""
+    sandbox = FlexDeploySandbox()
+    sandbox.seed_demo()
     await sandbox.start()
     try:
         yield sandbox

@@ -18,18 +18,7 @@ from connectors.flexdeploy.sandbox import FlexDeploySandbox
 from tests.harness import Bot, link_flexdeploy, start_flexdeploy_bot
 
 CHANNEL = "C0DEPLOYS"
-VENDOR_DELAY = 1.0
-
-
-@pytest.fixture
-async def fd() -> AsyncIterator[FlexDeploySandbox]:
-    sandbox = FlexDeploySandbox(slow_seconds=VENDOR_DELAY)
-    sandbox.seed_demo()
-    await sandbox.start()
-    try:
-        yield sandbox
-    finally:
-        await sandbox.stop()
+VENDOR_DELAY = 1.0  # the conftest sandbox's "timeout" fault
 
 
 async def _start(db_url: str, secret_key: str, slack: SlackSandbox, fd: FlexDeploySandbox) -> Bot:

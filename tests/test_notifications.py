@@ -17,17 +17,6 @@ NOTIFY = "C0APPROVALS"
 
 
 @pytest.fixture
-async def fd() -> AsyncIterator[FlexDeploySandbox]:
-    sandbox = FlexDeploySandbox()
-    sandbox.seed_demo()
-    await sandbox.start()
-    try:
-        yield sandbox
-    finally:
-        await sandbox.stop()
-
-
-@pytest.fixture
 async def bot(db_url: str, secret_key: str, slack: SlackSandbox, fd: FlexDeploySandbox) -> AsyncIterator[Bot]:
     running = await start_flexdeploy_bot(
         database_url=db_url, secret_key=secret_key, slack=slack, fd=fd, notify_channel=NOTIFY

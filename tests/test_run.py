@@ -7,7 +7,6 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -23,17 +22,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-@pytest.fixture
-async def fd() -> AsyncIterator[FlexDeploySandbox]:
-    sandbox = FlexDeploySandbox()
-    sandbox.seed_demo()
-    await sandbox.start()
-    try:
-        yield sandbox
-    finally:
-        await sandbox.stop()
 
 
 def _env(tmp_path: Path, fd: FlexDeploySandbox, slack: SlackSandbox, secret_key: str) -> dict[str, str]:
