@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,16 +60,21 @@ async def _fire(
             assert response.status == 200, response.status
         latencies.append(time.perf_counter() - started)
 
-    # The client's own full garbage collections (measured: 60-85 ms) must not land inside a burst
-    # and be counted against whichever app was being clicked: collect before, none during.
+    for n in range(0, len(signed), concurrency):
+        await asyncio.gather(*(one(*pair) for pair in signed[n : n + concurrency]))
+    return latencies
+
+
+@contextlib.contextmanager
+def _steady() -> Iterator[None]:
+    """Around a timed step: the client's own full garbage collections (measured: 60-85 ms) must not
+    land inside it and be counted against whichever app was being clicked. Collect before, none during."""
     gc.collect()
     gc.disable()
     try:
-        for n in range(0, len(signed), concurrency):
-            await asyncio.gather(*(one(*pair) for pair in signed[n : n + concurrency]))
+        yield
     finally:
         gc.enable()
-    return latencies
 
 
 @contextlib.asynccontextmanager
@@ -164,7 +169,8 @@ async def _ack_levels(
         for start_at in range(0, count, step):
             signed = [(b, sign(b)) for b in (click_body(i) for i in batch[start_at : start_at + step])]
             for name, app in apps.items():
-                seen[name] += await _fire(*app, signed, concurrency)
+                with _steady():
+                    seen[name] += await _fire(*app, signed, concurrency)
         real, floor, bare = seen["bot"], seen["floor"], seen["bare"]
         out[f"ack_c{concurrency}"] = {
             "p50_ms": pct(real, 50) * 1000,
@@ -202,30 +208,32 @@ async def _click_to_card(
             ).fetchall()
         )
     to_vendor, to_card, direct = [], [], []
-    for external_id in ids[cursor : cursor + 5]:
-        started = time.time()
-        body = click_body(external_id)
-        async with aiohttp.ClientSession() as session:
-            await _fire(session, bot["url"], [(body, sign(body))], 1)
-        line = await _until(
-            sandboxes,
-            lambda r: r["approved_at"] is not None,
-            10,
-            op="timeline",
-            task=external_id,
-            ts=cards[external_id],
-        )
-        to_vendor.append(line["decided_at"] - started)
-        to_card.append(line["approved_at"] - started)
+    async with aiohttp.ClientSession() as session:
+        for external_id in ids[cursor : cursor + 5]:
+            body = click_body(external_id)
+            with _steady():
+                started = time.time()
+                await _fire(session, bot["url"], [(body, sign(body))], 1)
+                line = await _until(
+                    sandboxes,
+                    lambda r: r["approved_at"] is not None,
+                    10,
+                    op="timeline",
+                    task=external_id,
+                    ts=cards[external_id],
+                )
+            to_vendor.append(line["decided_at"] - started)
+            to_card.append(line["approved_at"] - started)
     alice = sandboxes["alice"]
     async with httpx.AsyncClient(
         base_url=sandboxes["flexdeploy"]["base_url"], auth=(alice["username"], alice["secret"])
     ) as client:
         for external_id in ids[cursor + 5 : cursor + 10]:
-            started = time.time()
-            await client.get(f"/rest/v1/tasks/approval/{external_id}")
-            await client.put(f"/rest/v1/tasks/approval/approve/{external_id}")
-            direct.append(time.time() - started)
+            with _steady():
+                started = time.time()
+                await client.get(f"/rest/v1/tasks/approval/{external_id}")
+                await client.put(f"/rest/v1/tasks/approval/approve/{external_id}")
+                direct.append(time.time() - started)
     for key, values in (("click_to_vendor", to_vendor), ("click_to_card", to_card)):
         out[key] = {
             "p50_ms": statistics.median(values) * 1000,
