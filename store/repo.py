@@ -6,6 +6,7 @@ credential box, so nothing outside this module decrypts or writes rows.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import sys
@@ -36,6 +37,10 @@ from store.models import (
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
+
+
+# Rows decoded between two turns of the event loop (see pending_items).
+DECODE_SLICE = 100
 
 
 @dataclass(frozen=True)
@@ -132,7 +137,13 @@ class Store:
             if connectors is not None:
                 stmt = stmt.where(col(ItemRow.connector).in_(list(connectors)))
             rows = (await s.exec(stmt.order_by(col(ItemRow.first_seen_at)))).all()
-            return [_decode(r) for r in rows]
+        # Decoded a slice at a time, letting the event loop in between: hundreds of items (a busy
+        # person's App Home) would otherwise hold up every click arriving meanwhile.
+        items: list[StoredItem] = []
+        for start in range(0, len(rows), DECODE_SLICE):
+            items.extend(_decode(r) for r in rows[start : start + DECODE_SLICE])
+            await asyncio.sleep(0)
+        return items
 
     async def stale_claims(self, *, older_than: timedelta) -> list[StoredItem]:
         cutoff = now_utc() - older_than
