@@ -93,6 +93,9 @@ _CHECKED = {"true", "yes", "on", "1", "checked", "comment_on_issue"}
 
 NO_DECISION_API = "Approve or reject on the Jira issue: Approval Path offers no API for decisions."
 
+# Who may cancel a path (the bot's words for a refusal).
+CANCEL_WHO = "the path's requester or one of its approvers"
+
 CANCEL_SPEC = ActionSpec(
     Action.CANCEL,
     label="Cancel path",
@@ -548,6 +551,18 @@ class ApprovalPathConnector(Connector):
         return actor.vendor_user_id
 
     # -- acting --------------------------------------------------------------------------------
+
+    def permits(self, item: ApprovalItem, action: Action, actor: Actor) -> str | None:
+        """Cancelling deletes the path for everyone, and Approval Path checks only the app key: so
+        only the path's requester or one of the people named on its steps may do it."""
+        if action is not Action.CANCEL:
+            return None
+        allowed = {p.id for g in item.groups for p in g.approvers}
+        if item.requester is not None:
+            allowed.add(item.requester.id)
+        if actor.vendor_user_id and actor.vendor_user_id in allowed:
+            return None
+        return CANCEL_WHO
 
     async def act(
         self,
