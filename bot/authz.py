@@ -12,6 +12,8 @@ Both fail closed: when Slack cannot answer, nobody gains a right from it.
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -141,3 +143,32 @@ async def problems_with_ids(client: AsyncWebClient, ids: Sequence[str]) -> list[
         elif user.get("is_bot"):
             problems.append(f"[slack] admins: {admin} is a bot, not a person")
     return problems
+
+
+def loopback(remote: str | None) -> bool:
+    """Whether the peer address is this machine (127.0.0.0/8, ::1, or IPv4-mapped loopback)."""
+    if not remote:
+        return False
+    try:
+        address = ipaddress.ip_address(remote.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
+
+
+def health_detail_allowed(*, remote: str | None, authorization: str | None, token: str | None) -> bool:
+    """/healthz detail (connector names, vendor errors, counts) for loopback callers, or for callers
+    presenting `Authorization: Bearer <APPROVALS_HEALTHZ_TOKEN>` when that token is set.
+
+    Behind a reverse proxy on the same host every caller looks like loopback: set the token there
+    and have the proxy not forward /healthz, or forward it only from the monitor (docs/security.md)."""
+    if loopback(remote):
+        return True
+    if not token or not authorization:
+        return False
+    scheme, _, given = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(given.strip().encode(), token.encode())

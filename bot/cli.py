@@ -106,7 +106,7 @@ async def _run(config: Config, env: Env, host: str, port: int) -> int:
     await runtime.start()
     assert runtime.app is not None
     socket_handler = None
-    web_app = build_web(runtime, slack=not env.socket_mode)
+    web_app = build_web(runtime, slack=not env.socket_mode, healthz_token=env.healthz_token)
     runner = web.AppRunner(web_app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
