@@ -213,7 +213,9 @@ class Services:
     async def _refused(
         self, ref: ItemRef, action: Action, slack_user: str, reason: str, via: str | None, **row: object
     ) -> None:
-        metrics.CLICKS.labels(connector=ref.connector[:64], action=action.value, outcome="refused").inc()
+        # Only configured names become metric labels: a card's connector name is not ours to trust.
+        label = ref.connector if ref.connector in self.connectors else "unknown"
+        metrics.CLICKS.labels(connector=label, action=action.value, outcome="refused").inc()
         await audit_trail.append(
             self.store.db,
             rows=[

@@ -296,3 +296,19 @@ async def test_healthz_detail_only_for_loopback_or_the_token(fd_bot: Bot, fd: Fl
     assert anyone == wrong == {"ok": True, "status": "ok"}, "only ok or not ok, no connector detail"
     assert anyone_status == 200
     assert "deploys" not in json.dumps(anyone)
+
+
+async def test_app_home_shows_connector_detail_only_to_admins(fd_bot: Bot, fd: FlexDeploySandbox) -> None:
+    fd.fail_next("500", count=40)
+    await fd_bot.runtime.poll_once()
+    for user in ("alice", "dave"):
+        await fd_bot.slack.open_home(fd_bot.url, user=user)
+
+    def home(user: str) -> str:
+        view = fd_bot.slack.home.get(user)
+        return json.dumps(view) if view and "failing" in json.dumps(view) else ""
+
+    alice = await fd_bot.slack.wait_for(lambda: home(ALICE.slack_id), what="Alice's Home")
+    dave = await fd_bot.slack.wait_for(lambda: home(DAVE.slack_id), what="Dave's Home")
+    assert "failing" in alice and "failing for" not in alice
+    assert "failing for" in dave
