@@ -678,8 +678,8 @@ class Services:
         return [(n, c.vendor_label) for n, c in self.connectors.items() if n not in linked]
 
     async def status_lines(self, *, detail: bool = True) -> list[str]:
-        """Each connector's health. Without `detail` (people who are not admins): working or
-        failing, without the vendor's error text, counts or times."""
+        """Each connector's health. Without `detail` (people who are not admins): working (with
+        its pending count) or failing, without the vendor's error text, failure counts or times."""
         states = await self.store.connector_states()
         lines = []
         for name, connector in self.connectors.items():
@@ -688,7 +688,11 @@ class Services:
                 lines.append(f"• `{name}` ({connector.vendor_label}): not synced yet")
                 continue
             if not detail:
-                health = ":red_circle: failing" if state.failures else ":large_green_circle: working"
+                health = (
+                    ":red_circle: failing"
+                    if state.failures
+                    else f":large_green_circle: working, {state.pending} pending"
+                )
                 lines.append(f"• `{name}` ({connector.vendor_label}): {health}")
                 continue
             when = blocks.slack_date(state.last_success_at) if state.last_success_at else "never"
