@@ -50,6 +50,8 @@ async def test_a_mistyped_password_says_so_keeps_the_link_and_no_password_is_sto
     db_url: str, secret_key: str, slack: SlackSandbox, kit: HerzumKit, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    for name in ("httpx", "httpcore", "slack_sdk", "slack_bolt"):  # loggers the CLI quiets
+        caplog.set_level(logging.DEBUG, logger=name)
     external_id = await kit.seed_pending()
     bot = await start_bot(
         database_url=db_url,
