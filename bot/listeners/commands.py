@@ -45,7 +45,11 @@ def register(app: AsyncApp, deps: Deps) -> None:
         elif sub == "status":
             admin = await deps.services.is_admin(user)
             lines = await deps.services.status_lines(detail=admin)
-            note = "" if admin else "\n_Vendor errors, failure counts and sync times are shown to this bot's admins._"
+            note = (
+                ""
+                if admin
+                else "\n_Vendor errors, failure counts and sync times are shown to this bot's admins._"
+            )
             message = blocks.notice(
                 "*Connectors*\n"
                 + ("\n".join(lines) or "No connectors are configured.")
