@@ -13,6 +13,7 @@ import ipaddress
 import json
 import socket
 from collections.abc import AsyncIterator
+from urllib.parse import urlencode
 
 import aiohttp
 import pytest
@@ -20,6 +21,7 @@ from aiohttp import web
 from sqlmodel import select
 
 from bot.authz import health_detail_allowed
+from bot.ids import ViewId
 from bot.sandbox.slack_api import Channel, SlackSandbox
 from bot.server import build_web
 from connectors.approval_path.sandbox import ACCOUNTS, ApprovalPathSandbox
@@ -312,3 +314,39 @@ async def test_app_home_shows_connector_detail_only_to_admins(fd_bot: Bot, fd: F
     dave = await fd_bot.slack.wait_for(lambda: home(DAVE.slack_id), what="Dave's Home")
     assert "failing" in alice and "failing for" not in alice
     assert "failing for" in dave
+
+
+async def test_a_forged_cancel_form_is_refused_too(ap_bot: Bot, paths: ApprovalPathSandbox) -> None:
+    """The check sits on the decision path, not only on the button: a signed view_submission for
+    the cancel form, sent without the button's modal ever opening, is refused the same way."""
+    external_id = _seed_path(paths, "Archive logs")
+    await ap_bot.poll()
+    person = ap_bot.slack.person("carol")
+    payload = {
+        "type": "view_submission",
+        "user": {
+            "id": person.slack_id,
+            "username": person.handle,
+            "name": person.handle,
+            "team_id": "T0SANDBOX",
+        },
+        "team": {"id": "T0SANDBOX"},
+        "api_app_id": "A0APPROVALS",
+        "view": {
+            "id": "V0FORGED",
+            "type": "modal",
+            "callback_id": ViewId.DECIDE.value,
+            "private_metadata": json.dumps(
+                {"c": "paths", "i": external_id, "a": "cancel", "ch": "C0APPROVALS"}
+            ),
+            "state": {"values": {}},
+        },
+    }
+    body = urlencode({"payload": json.dumps(payload)})
+    reply = await ap_bot.slack.send_raw(ap_bot.url, body, ap_bot.slack.signed_headers(body))
+    assert reply.status == 200
+    text = await ap_bot.wait_private("carol", "Only")
+    assert "the path's requester or one of its approvers" in text
+    assert paths.decisions == []
+    refused = [r async for r in audit.records(ap_bot.runtime.db) if r.reason == "not_permitted"]
+    assert [(r.slack_user, r.via) for r in refused] == [(CAROL.slack_id, "C0APPROVALS")]
