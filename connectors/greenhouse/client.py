@@ -237,16 +237,17 @@ def classify(response: httpx.Response) -> ConnectorError | None:
         return NotAllowed(
             f"{where}: 403{suffix}",
             reason="permission",
-            detail="Greenhouse says you may not do this (your Greenhouse permissions, or the bot's "
+            detail=said
+            or "Greenhouse says you may not do this (your Greenhouse permissions, or the bot's "
             "credential lacks the scope for it).",
         )
     if code == 404:
-        return NotFound(f"{where}: 404{suffix}", detail="Greenhouse no longer has this record.")
+        return NotFound(f"{where}: 404{suffix}", detail=said or "Greenhouse no longer has this record.")
     if code == 422:
         return InvalidInput(
             f"{where}: 422{suffix}",
             field=_first_field(response),
-            detail=f"Greenhouse refused it: {said}" if said else "Greenhouse refused it as it stands.",
+            detail=said or "Greenhouse refused it as it stands.",
         )
     if code == 429:
         return RateLimited(

@@ -239,6 +239,8 @@ class GreenhouseSandbox:
         self.query_log: list[tuple[str, dict[str, str]]] = []  # (path, query) of every API request
         self.tokens: dict[str, tuple[int, datetime]] = {}  # token → (sub, expiry)
         self.minted: list[int] = []  # the sub of every token minted
+        # Build `Link` headers on another origin (a misbehaving proxy): clients must not follow.
+        self.link_origin: str | None = None
         self.webhook_url: str | None = None
         self.webhook_secret: str | None = None
         self.deliveries: list[tuple[str, int]] = []  # (event id, HTTP status of the delivery)
@@ -806,7 +808,9 @@ class GreenhouseSandbox:
         if start + per_page < len(rows):
             cursor = base64.urlsafe_b64encode(secrets.token_bytes(12)).decode()
             self._cursors[cursor] = (request.path, rows, start + per_page, per_page)
-            response.headers["Link"] = f'<{self.url}{request.path}?cursor={cursor}>; rel="next"'
+            response.headers["Link"] = (
+                f'<{self.link_origin or self.url}{request.path}?cursor={cursor}>; rel="next"'
+            )
         return response
 
     # ------------------------------------------------------------------ handlers
@@ -905,14 +909,14 @@ class GreenhouseSandbox:
             return _unprocessable("Only approvers in unresolved groups may be replaced.")
         seat = next((s for s in group.seats if s.user_id == remove_id and s.decision is None), None)
         if seat is None:
-            return _unprocessable({"remove_user_id": "is not an undecided approver in this group"})
+            return _unprocessable({"remove_user_id": "Is not an undecided approver in this group"})
         new = self.users.get(add_id)
         if new is None or new.disabled:
-            return _unprocessable({"add_user_id": "must be the id of an active user"})
+            return _unprocessable({"add_user_id": "Must be the id of an active user"})
         if any(s.user_id == add_id for g in flow.groups for s in g.seats):
-            return _unprocessable({"add_user_id": "is already an approver in this approval flow"})
+            return _unprocessable({"add_user_id": "Is already an approver in this approval flow"})
         if not self._has_access(new, flow):
-            return _unprocessable({"add_user_id": "must have access to this approval flow"})
+            return _unprocessable({"add_user_id": "Must have access to this approval flow"})
         group.seats[group.seats.index(seat)] = Seat(add_id, self._next_id(), self.clock())
         self.decisions.append((str(flow.id), "reassign", str(actor.id)))
         self._advance(flow)
