@@ -170,7 +170,7 @@ async def test_greenhouse_refusals_come_back_in_its_own_words(
             kit.actor(DAVE),
             inputs={"replace": "Group 1: Alice Approver", "new_approver": str(kit.ids["carol"])},
         )
-    assert refused.value.reason == "not_approver"
+    assert refused.value.reason == "not_your_slot"
     assert len(kit.sandbox.writes) == writes, "no call reached Greenhouse"
 
     # Alice lost access to the job in Greenhouse: its 403, in its own words.

@@ -398,7 +398,7 @@ class GreenhouseConnector(Connector):
         if slot.user_id != acting and flow.flow.requested_by_id != acting:
             raise NotAllowed(
                 f"user {acting} may not replace user {slot.user_id} in flow {flow_id}",
-                reason="not_approver",
+                reason="not_your_slot",
                 detail=f"Only {mapping.REASSIGN_WHO} may hand that slot over. Nothing was changed.",
             )
         new = _positive_id(inputs.get("new_approver"))

@@ -237,6 +237,10 @@ def _fields(flow: Flow, context: Context, requester: Person | None) -> tuple[Fie
                 continue
             fields.append(Field(key.replace("_", " ").capitalize(), text))
             shown += 1
+    waiting_on = sorted({person(s.user_id, context.users).label for s in due_slots(flow)}, key=str.lower)
+    if waiting_on:
+        # Named on the card itself: an approver outside Slack is carded in the channel, by name.
+        fields.append(Field("Waiting on", ", ".join(waiting_on)))
     if requester is not None:
         fields.append(Field("Requested by", requester.label))
     if len(flow.groups) > 1:

@@ -255,7 +255,7 @@ class GreenhouseSandbox:
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
-        self._pending_deliveries: list[Flow] = []
+        self._deliveries_running: set[asyncio.Task[int]] = set()
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -417,10 +417,6 @@ class GreenhouseSandbox:
         else:
             response = await handler(request)
         response.headers.update(headers)
-        if self._pending_deliveries:
-            flows, self._pending_deliveries = self._pending_deliveries, []
-            for flow in flows:
-                asyncio.get_running_loop().create_task(self.deliver(flow))
         return response
 
     # ------------------------------------------------------------------ token endpoint
@@ -473,8 +469,16 @@ class GreenhouseSandbox:
     # ------------------------------------------------------------------ webhooks
 
     def deliver_later(self, flow: Flow) -> None:
-        if self.webhook_url:
-            self._pending_deliveries.append(flow)
+        """Greenhouse sends its webhook shortly after the approval completes."""
+        if not self.webhook_url:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        task = loop.create_task(self.deliver(flow))
+        self._deliveries_running.add(task)
+        task.add_done_callback(self._deliveries_running.discard)
 
     async def deliver(self, flow: Flow, *, secret: str | None = None, event_id: str | None = None) -> int:
         """POST Greenhouse's `job_approved`/`offer_approved` for `flow` to `webhook_url`, signed."""
