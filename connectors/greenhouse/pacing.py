@@ -43,11 +43,13 @@ class RatePacer:
         *,
         low_water: float = 0.2,
         clock: Clock = time.monotonic,
+        wall: Clock = time.time,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.window = window
         self._low_water = low_water
         self._clock = clock
+        self._wall = wall
         self._sleep = sleep
         self._limit: int | None = None
         self._remaining: int | None = None  # our estimate: the last answer minus what we sent since
@@ -73,7 +75,10 @@ class RatePacer:
         self._remaining = remaining
         if remaining <= 0:
             self._spent_at = now
-            self._hold = self.window
+            # X-RateLimit-Reset (epoch seconds) says when the window ends; a whole window without it.
+            reset = _int(headers.get("X-RateLimit-Reset"))
+            until = reset - self._wall() if reset is not None else None
+            self._hold = min(self.window, max(0.0, until)) if until is not None else self.window
 
     async def wait(self) -> None:
         """Hold the caller until its request may start; reserves its slot before sleeping."""
