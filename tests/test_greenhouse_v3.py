@@ -200,3 +200,23 @@ async def test_a_poll_where_nothing_changed_reads_only_the_approvers_and_their_f
     paths = [path for path, _ in kit.sandbox.query_log[before:]]
     assert paths == ["/v3/approvers", "/v3/approval_flows"]
     assert [i.fingerprint() for i in again] == [i.fingerprint() for i in first]
+
+
+async def test_the_requester_may_reassign_any_undecided_slot_with_their_own_token(
+    kit: GreenhouseKit, connector: GreenhouseConnector
+) -> None:
+    ids = kit.ids
+    flow = kit.sandbox.add_flow(
+        kit.new_job(), [([ids["alice"]], 1), ([ids["carol"]], 1)], requested_by=kit.recruiter
+    )
+    kit.sandbox.grant(kit.sandbox.flows[flow].job_id, ids["dave"])
+    item = next(i for i in await connector.fetch_pending(()) if i.external_id == str(flow))
+    rita = Actor("U0RITA", str(kit.recruiter), "Rita Recruiter", "rita.recruiter@example.com")
+    after = await connector.act(
+        item,
+        Action.REASSIGN,
+        rita,
+        inputs={"replace": "Group 2: Carol Checker", "new_approver": str(ids["dave"])},
+    )
+    assert [p.email for p in after.groups[1].approvers] == [DAVE.email]
+    assert [(w.sub, w.status) for w in kit.sandbox.writes] == [(kit.recruiter, 200)]
