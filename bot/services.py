@@ -164,6 +164,13 @@ class Services:
         actor = await self.actor(connector, slack_user)
         if isinstance(actor, Message):
             return Precheck(reply=actor)
+        who = connector.permits(stored.item, action, actor)
+        if who is not None:
+            return Precheck(
+                reply=blocks.notice(
+                    f"Only {blocks.escape(who)} may {ACTION_LABELS[action].lower()} this. Nothing was changed."
+                )
+            )
         if stored.row.claim_by:
             return Precheck(reply=self._claimed_words(stored, slack_user))
         return Precheck(item=stored, connector=connector, actor=actor)

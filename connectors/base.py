@@ -316,6 +316,11 @@ class Connector(ABC):
     ) -> ApprovalItem:
         """Perform `action` as `actor`; return the item as the vendor answered. Called once per click."""
 
+    def permits(self, item: ApprovalItem, action: Action, actor: Actor) -> str | None:
+        """None when actor may take action on item as far as the bot must check; otherwise a short
+        phrase naming who may, e.g. "the approver whose slot it is or the flow's requester"."""
+        return None
+
     async def verify(self, credentials: Mapping[str, str]) -> VendorIdentity:
         """Who these credentials belong to. Raises AuthExpired when they do not work."""
         from connectors.errors import Unsupported
