@@ -1,7 +1,7 @@
 """Herzum Approval for Jira (Data Center): approvals on Jira issues, decided as the Jira user who clicked.
 
-Listing runs per linked person (`issueapprovals?username=<them>&status=PENDING`) with the Jira
-service account; deciding posts `issueapprovals/{id}/action` with the clicker's own Jira
+The service account lists every PENDING approval (`issueapprovals?status=PENDING`, paged); each
+linked person's own listing (`username=<them>`) says who may decide it; deciding posts `…/action` with the clicker's own Jira
 credentials. An approval is actionable only while its issue is in the approval's source status.
 """
 
@@ -57,5 +57,5 @@ async def _demo() -> Any:
 
 
 SPEC = ConnectorSpec(
-    type="herzum", vendor_label="Herzum Approval", settings=HerzumSettings, build=_build, demo=_demo
+    type="herzum", vendor_label="Herzum Approval (Jira)", settings=HerzumSettings, build=_build, demo=_demo
 )
