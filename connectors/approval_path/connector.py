@@ -513,7 +513,7 @@ class ApprovalPathConnector(Connector):
         return ApprovalItem(
             connector=self.name,
             external_id=f"{issue.key}:{approval.id}",
-            kind="approval path",
+            kind="Approval path",
             title=f"{approval.name or 'Approval path'} on {issue.key}",
             status=status,
             summary=summary,

@@ -286,7 +286,8 @@ class HarnessConnector(Connector):
             channel_card=unnamed,
             fields=(
                 Field("Pipeline", pipeline),
-                Field("Execution", execution_id),
+                # The run number, not the execution id: people know a run by its number.
+                *((Field("Run", f"#{run}"),) if run else ()),
                 Field("Approver groups", ", ".join(g.name for g in groups)),
                 *((Field("Triggered by", requester.label),) if requester and requester.label else ()),
             ),
