@@ -701,6 +701,7 @@ class ApprovalPathConnector(Connector):
         if started is None:
             return None
         await self._learn_emails((started,))
+        await self._learn_groups((started,))
         item = self._item(issue, started)
         starter = next((s.userId for s in started.steps if (s.action or "").upper() == "STARTED"), None)
         if starter and starter != performer:
