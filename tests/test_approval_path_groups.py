@@ -119,6 +119,12 @@ async def test_a_group_jira_will_not_list_stays_for_the_channel(sandbox: Approva
         assert item.groups[0].name == "Step 1: Group release-managers"
         assert item.groups[0].approvers == () and item.recipients == ()
         assert item.channel_card
+        checker = _connector(sandbox, Clock())
+        try:
+            line = await checker.check()
+        finally:
+            await checker.aclose()
+        assert "release-managers" in line and "Browse users and groups" in line
     finally:
         await connector.aclose()
 

@@ -34,6 +34,15 @@ async def kit() -> AsyncIterator[HarnessKit]:
         await k.stop()
 
 
+async def _check(kit: HarnessKit) -> str:
+    """What `approvals-bot check` prints for this connector, from a fresh one as the CLI builds."""
+    connector = kit.build()
+    try:
+        return await connector.check()
+    finally:
+        await connector.aclose()
+
+
 def _member_calls(kit: HarnessKit) -> list[str]:
     return [r for r in kit.sandbox.served if r.startswith("POST /ng/api/user-groups/")]
 
@@ -121,10 +130,9 @@ async def test_a_group_the_token_may_not_read_keeps_the_step_for_the_channel(kit
         kit.sandbox.served.clear()
         await connector.fetch_pending()
         assert _member_calls(kit) == [], "a refusal is remembered too, not asked every poll"
-        line = await kit.build().check()
-        assert "Auditors" in line and "core_usergroup_view" in line
+        assert "Auditors" in (line := await _check(kit)) and "core_usergroup_view" in line
         kit.sandbox.unviewable.clear()
-        assert "core_usergroup_view" not in await kit.build().check()
+        assert "core_usergroup_view" not in await _check(kit)
     finally:
         await connector.aclose()
 

@@ -725,7 +725,16 @@ class ApprovalPathConnector(Connector):
         if not sample:
             return f"Jira as {me.displayName or me.accountId}; the jql matches no issue yet"
         await self._ap.approvals(sample[0].key)
-        return f"Jira as {me.displayName or me.accountId}; Approval Path key reads approvals"
+        text = f"Jira as {me.displayName or me.accountId}; Approval Path key reads approvals"
+        # The group steps waiting now: can their members be listed?
+        await self.fetch_pending()
+        hidden = sorted(set(self._unreadable.values()))
+        if hidden:
+            text += (
+                f"; cannot list the members of Jira group(s) {', '.join(hidden)}: the Jira account needs "
+                f"the “{BROWSE_USERS}” permission; until then those steps are carded in the channel only"
+            )
+        return text
 
 
 def _group_key(step: WireStep) -> str | None:
