@@ -181,10 +181,13 @@ class HerzumConnector(Connector):
                 key = str(wire["id"])
                 every.setdefault(key, wire)  # one the service account may not see itself
                 deciders.setdefault(key, []).append(person)
-        items = []
-        for key, wire in every.items():
-            people = tuple(sorted(deciders.get(key, ()), key=lambda p: p.id))
-            items.append(await self._item(wire, people))
+        # Concurrently: a first poll reads each issue once, and VendorHTTP bounds the fan-out.
+        items = await asyncio.gather(
+            *(
+                self._item(wire, tuple(sorted(deciders.get(key, ()), key=lambda p: p.id)))
+                for key, wire in every.items()
+            )
+        )
         return sorted(items, key=lambda i: int(i.external_id) if i.external_id.isdigit() else 0)
 
     async def refresh(self, item: ApprovalItem) -> ApprovalItem:
