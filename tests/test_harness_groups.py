@@ -168,3 +168,22 @@ async def test_a_member_gets_a_dm_card_and_a_non_member_neither_card_nor_queue_e
         assert "deploy prod" in await bot.wait_private("alice", "1 approval waiting on you")
     finally:
         await bot.stop()
+
+
+async def test_a_thousand_approvers_in_a_hundred_groups_cost_one_call_per_page_then_none(
+    kit: HarnessKit,
+) -> None:
+    for g in range(100):
+        kit.sandbox.add_group(f"team_{g:02d}", [f"p{g:02d}x{n}@example.com" for n in range(10)])
+    for g in range(0, 100, 2):  # fifty steps, each naming two groups
+        kit.sandbox.add_waiting(groups=[f"team_{g:02d}", f"team_{g + 1:02d}"])
+    connector = kit.build()
+    try:
+        items = await connector.fetch_pending()
+        assert len({p.email for i in items for p in i.recipients}) == 1000
+        assert len(_member_calls(kit)) == 100, "each group's members call once (one page of 10)"
+        kit.sandbox.served.clear()
+        await connector.fetch_pending()
+        assert _member_calls(kit) == [], "a no-change sync makes no membership call"
+    finally:
+        await connector.aclose()
