@@ -187,3 +187,22 @@ async def test_a_thousand_approvers_in_a_hundred_groups_cost_one_call_per_page_t
         assert _member_calls(kit) == [], "a no-change sync makes no membership call"
     finally:
         await connector.aclose()
+
+
+def test_group_references_in_either_spelling_keep_their_scope() -> None:
+    from connectors.harness.groups import group_refs
+
+    older = {"approvers": {"userGroups": ["account._account_all_users", "org.ops", "sre_leads"]}}
+    assert [(r.org, r.project, r.identifier, r.name) for r in group_refs(older, "default", "payments")] == [
+        (None, None, "_account_all_users", "All Account Users"),
+        ("default", None, "ops", "Ops"),
+        ("default", "payments", "sre_leads", "Sre leads"),
+    ]
+    snake = {
+        "validated_approval_user_groups": [
+            {"identifier": "ops", "name": "Operations", "org_identifier": "eu", "project_identifier": None}
+        ],
+        "approvers": {"userGroups": ["org.ops"]},
+    }
+    (ref,) = group_refs(snake, "default", "payments")
+    assert (ref.org, ref.project, ref.name) == ("eu", None, "Operations")

@@ -45,22 +45,26 @@ def readable_name(identifier: str) -> str:
 def group_refs(details: Mapping[str, Any], org: str, project: str) -> list[GroupRef]:
     """The step's approver groups with their scope; the step's own org/project fill in the rest."""
     refs: list[GroupRef] = []
-    for group in details.get("validatedApprovalUserGroups") or []:
+    # The v1 API's key casing is not verified (NOTES.md 1.2): both spellings are read.
+    validated = details.get("validatedApprovalUserGroups") or details.get("validated_approval_user_groups")
+    for group in validated or []:
         identifier = str(group.get("identifier") or "")
         if not identifier:
             continue
-        group_org = group.get("orgIdentifier") or None
+        group_org = group.get("orgIdentifier") or group.get("org_identifier") or None
+        group_project = group.get("projectIdentifier") or group.get("project_identifier") or None
         refs.append(
             GroupRef(
                 identifier,
                 group_org,
-                (group.get("projectIdentifier") or None) if group_org else None,
+                group_project if group_org else None,
                 str(group.get("name") or readable_name(identifier)),
             )
         )
     if refs:
         return _unique(refs)
-    for text in (details.get("approvers") or {}).get("userGroups") or []:
+    approvers = details.get("approvers") or {}
+    for text in approvers.get("userGroups") or approvers.get("user_groups") or []:
         reference = str(text)
         if reference.startswith("account."):
             identifier = reference.removeprefix("account.")
