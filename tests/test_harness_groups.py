@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 
 from bot.sandbox.slack_api import SlackSandbox
+from connectors.harness.groups import group_refs
 from connectors.people import ALICE, BOB, CAROL, DAVE
 from tests.contract.kits.harness import HarnessKit
 from tests.harness import Bot, connector_config, start_bot
@@ -190,8 +191,6 @@ async def test_a_thousand_approvers_in_a_hundred_groups_cost_one_call_per_page_t
 
 
 def test_group_references_in_either_spelling_keep_their_scope() -> None:
-    from connectors.harness.groups import group_refs
-
     older = {"approvers": {"userGroups": ["account._account_all_users", "org.ops", "sre_leads"]}}
     assert [(r.org, r.project, r.identifier, r.name) for r in group_refs(older, "default", "payments")] == [
         (None, None, "_account_all_users", "All Account Users"),
