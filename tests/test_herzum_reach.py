@@ -44,7 +44,7 @@ async def test_an_approval_waiting_on_someone_unlinked_is_an_item_for_the_channe
         assert carol.groups[0].name == "Budget approval"
         assert [s.action for s in carol.actions] == [Action.APPROVE, Action.REJECT]
         alice = items["OPS-1: Alice's release"]
-        assert [(p.id, p.email) for p in alice.recipients] == [("alice", ALICE.email)]
+        assert [(p.id, p.name, p.email) for p in alice.recipients] == [("alice", ALICE.name, ALICE.email)]
         assert [p.id for p in alice.groups[0].approvers] == ["alice"], "the queue filter can tell"
         assert alice.channel_card
         # The service listing has no username: every approval, not only the linked people's.

@@ -131,6 +131,14 @@ class HerzumClient:
         body = await self.http.get_json(f"/rest/api/2/status/{status_id}")
         return str(body.get("name") or status_id)
 
+    async def user(self, username: str) -> dict[str, Any] | None:
+        """Jira's profile of `username` (display name; email unless Jira hides it); None if gone."""
+        try:
+            body: dict[str, Any] = await self.http.get_json("/rest/api/2/user", params={"username": username})
+        except NotFound:
+            return None
+        return body
+
     async def myself(self) -> dict[str, Any]:
         body: dict[str, Any] = await self.http.get_json("/rest/api/2/myself")
         return body

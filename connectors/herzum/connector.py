@@ -37,7 +37,7 @@ from connectors.base import (
     Status,
     VendorIdentity,
 )
-from connectors.errors import AlreadyDecided, NotAllowed, NotFound, Unsupported
+from connectors.errors import AlreadyDecided, NotAllowed, NotFound, TransientError, Unsupported
 from connectors.herzum import HerzumSettings
 from connectors.herzum.client import CredentialsRefused, HerzumClient, Scheme
 from connectors.http import Sleep
@@ -122,6 +122,7 @@ class HerzumConnector(Connector):
         )
         self._issues: dict[str, tuple[str, str, float]] = {}  # issue id → (key, summary, read at)
         self._status_names: dict[str, str] = {}
+        self._people: dict[str, tuple[Person, float]] = {}  # username → (as Jira names them, read at)
         # Which scheme a person's secret worked with (keyed by a digest, never the secret itself).
         self._schemes: dict[tuple[str, str], Scheme] = {}
         # Actions Herzum answered `issueapproval.action.disabled` for: no longer offered here.
@@ -166,6 +167,24 @@ class HerzumConnector(Connector):
             return result
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def _profile(self, user: LinkedUser) -> Person:
+        """A linked person as Jira names them (display name, email), read every ten minutes.
+
+        Jira's email wins over the one stored at linking; a failed read keeps the last answer."""
+        username = user.vendor_user_id
+        cached = self._people.get(username)
+        if cached is not None and time.monotonic() - cached[1] < _ISSUE_TTL:
+            return cached[0]
+        try:
+            body = await self.service.user(username) or {}
+        except TransientError:
+            return cached[0] if cached else Person(username, username, user.email)
+        found = Person(
+            username, str(body.get("displayName") or username), body.get("emailAddress") or user.email
+        )
+        self._people[username] = (found, time.monotonic())
+        return found
+
     async def fetch_pending(self, linked: Sequence[LinkedUser] = ()) -> list[ApprovalItem]:
         every = {str(w["id"]): w for w in await self.service.pending()}
         deciders: dict[str, list[Person]] = {}
@@ -176,7 +195,7 @@ class HerzumConnector(Connector):
                 # issueapproval.user.notfound: the Jira user is gone; their link will fail on use.
                 log.info("%s: Jira has no user %s any more", self.name, user.vendor_user_id)
                 continue
-            person = Person(user.vendor_user_id, user.vendor_user_id, user.email)
+            person = await self._profile(user)
             for wire in theirs:
                 key = str(wire["id"])
                 every.setdefault(key, wire)  # one the service account may not see itself

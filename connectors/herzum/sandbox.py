@@ -178,6 +178,7 @@ class HerzumSandbox:
         app.router.add_get("/rest/api/2/issue/{id}", self._issue)
         app.router.add_get("/rest/api/2/status/{id}", self._status)
         app.router.add_get("/rest/api/2/myself", self._myself)
+        app.router.add_get("/rest/api/2/user", self._user)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, host, port).start()
@@ -340,6 +341,18 @@ class HerzumSandbox:
     async def _status(self, request: web.Request) -> web.Response:
         status = request.match_info["id"]
         return web.json_response({"id": status, "name": STATUS_NAMES.get(status, status)})
+
+    async def _user(self, request: web.Request) -> web.Response:
+        name = request.query.get("username", "")
+        user = self.users.get(name)
+        if user is None:
+            return web.json_response(
+                {"errorMessages": [f"The user named '{name}' does not exist"], "errors": {}}, status=404
+            )
+        body: dict[str, Any] = {"name": user.name, "displayName": user.display, "active": True}
+        if user.email:
+            body["emailAddress"] = user.email
+        return web.json_response(body)
 
     async def _myself(self, request: web.Request) -> web.Response:
         user: User = request["caller"]
