@@ -1,8 +1,10 @@
 """Herzum Approval for Jira (Data Center): approvals on Jira issues, decided as the Jira user who clicked.
 
 The service account lists every PENDING approval (`issueapprovals?status=PENDING`, paged); each
-linked person's own listing (`username=<them>`) says who may decide it; deciding posts `…/action` with the clicker's own Jira
-credentials. An approval is actionable only while its issue is in the approval's source status.
+linked person's own listing (`username=<them>`) says who may decide which. Deciding posts
+`issueapprovals/{id}/action` with the clicker's own Jira credentials (a password as Basic, a
+personal access token as Bearer). An approval is actionable only while its issue is in the
+approval's source status.
 """
 
 from __future__ import annotations
