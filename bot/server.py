@@ -1,4 +1,4 @@
-"""The HTTP surface of `run`: /slack/events (Bolt), /healthz, /metrics."""
+"""The HTTP surface of `run`: /slack/events (Bolt), /healthz, /metrics, /greenhouse/webhook/<connector>."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 
-from bot import metrics
+from bot import metrics, webhooks
 from bot.authz import health_detail_allowed
 
 if TYPE_CHECKING:
@@ -99,4 +99,5 @@ def build_web(runtime: Runtime, *, slack: bool = True, healthz_token: str | None
         app.router.add_post("/slack/events", slack_events)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", prometheus)
+    webhooks.add_routes(app, runtime)
     return app

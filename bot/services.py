@@ -236,7 +236,7 @@ class Services:
         verb = ACTION_LABELS[action].lower()
         admins = f", or one of this bot's admins ({self.admins.mentions()})" if self.admins else ""
         return (
-            f"Only {who}{admins} may {verb} this, so nothing was sent to {connector.vendor_label} "
+            f"Only {blocks.escape(who)}{admins} may {verb} this, so nothing was sent to {connector.vendor_label} "
             "and nothing was changed."
         )
 
