@@ -317,8 +317,12 @@ class Connector(ABC):
         """Perform `action` as `actor`; return the item as the vendor answered. Called once per click."""
 
     def permits(self, item: ApprovalItem, action: Action, actor: Actor) -> str | None:
-        """None when actor may take action on item as far as the bot must check; otherwise a short
-        phrase naming who may, e.g. "the approver whose slot it is or the flow's requester"."""
+        """None when actor may take action on item as far as the bot must check (the vendor checks
+        the rest); otherwise a short phrase naming who may, e.g. "the path's requester or one of its
+        approvers".
+
+        Why the bot checks at all: some vendors trust the bot's key or an On-Behalf-Of header, so
+        whoever clicks would be believed. Connectors whose vendor checks the person say None."""
         return None
 
     async def verify(self, credentials: Mapping[str, str]) -> VendorIdentity:

@@ -52,7 +52,18 @@ BOT_ID = "B0APPROVALS"
 BOT_USER_ID = "U0APPROVALSBOT"
 BOT_NAME = "approvals-bot"
 # The bot scopes of manifest.yml (DESIGN.md, Slack surface).
-DEFAULT_SCOPES = frozenset({"chat:write", "commands", "im:write", "users:read", "users:read.email"})
+DEFAULT_SCOPES = frozenset(
+    {
+        "chat:write",
+        "commands",
+        "im:write",
+        "users:read",
+        "users:read.email",
+        "channels:read",
+        "groups:read",
+        "usergroups:read",
+    }
+)
 
 MESSAGE_BLOCKS_MAX = 50
 VIEW_BLOCKS_MAX = 100
@@ -80,6 +91,8 @@ METHOD_SCOPES = {
     "conversations.join": "channels:join",
     "users.info": "users:read",
     "users.lookupByEmail": "users:read.email",
+    "usergroups.list": "usergroups:read",
+    "usergroups.users.list": "usergroups:read",
 }
 
 # Long names Slack gives in users.info `tz_label`, keyed by the zone's abbreviation.
@@ -375,6 +388,8 @@ class SlackSandbox:
         self.people: dict[str, DemoPerson] = {p.slack_id: p for p in people}
         self.channels: dict[str, Channel] = dict(channels if channels is not None else default_channels())
         self.scopes: set[str] = set(scopes)
+        # User groups (S… id → member user ids), for usergroups.list and usergroups.users.list.
+        self.usergroups: dict[str, frozenset[str]] = {}
         self.clock = clock
         self.bot_url = bot_url
         self.on_post = on_post
@@ -415,6 +430,9 @@ class SlackSandbox:
             "conversations.open": self._conversations_open,
             "conversations.join": self._conversations_join,
             "conversations.info": self._conversations_info,
+            "conversations.members": self._conversations_members,
+            "usergroups.list": self._usergroups_list,
+            "usergroups.users.list": self._usergroups_users_list,
             "users.info": self._users_info,
             "users.lookupByEmail": self._users_lookup_by_email,
             "views.open": self._views_open,
@@ -968,6 +986,47 @@ class SlackSandbox:
         if info is not None and info.private and not info.bot_member:
             raise _Refused("channel_not_found")
         return {"channel": self._channel_info(channel)}
+
+    async def _conversations_members(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Member ids a page at a time (`limit`, `cursor`); same scope rules as conversations.info."""
+        channel = self._conversation(args.get("channel"), user_ids_as_dm=False)
+        info = self.channels.get(channel)
+        if info is None:
+            raise _Refused("channel_not_found")
+        needed = "groups:read" if info.private else "channels:read"
+        if needed not in self.scopes:
+            raise _Refused("missing_scope", needed=needed)
+        if info.private and not info.bot_member:
+            raise _Refused("channel_not_found")
+        members = sorted(info.members if info.members is not None else self.people)
+        try:
+            start = int(str(args.get("cursor") or "0"))
+            limit = max(1, min(1000, int(str(args.get("limit") or "100"))))
+        except ValueError as exc:
+            raise _Refused("invalid_cursor") from exc
+        page = members[start : start + limit]
+        following = str(start + limit) if start + limit < len(members) else ""
+        return {"members": page, "response_metadata": {"next_cursor": following}}
+
+    async def _usergroups_list(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "usergroups": [
+                {
+                    "id": gid,
+                    "team_id": TEAM_ID,
+                    "handle": gid.lower(),
+                    "date_delete": 0,
+                    "user_count": len(users),
+                }
+                for gid, users in sorted(self.usergroups.items())
+            ]
+        }
+
+    async def _usergroups_users_list(self, args: dict[str, Any]) -> dict[str, Any]:
+        group = str(args.get("usergroup") or "")
+        if group not in self.usergroups:
+            raise _Refused("no_such_subteam")
+        return {"users": sorted(self.usergroups[group])}
 
     def _user_object(self, person: DemoPerson) -> dict[str, Any]:
         try:

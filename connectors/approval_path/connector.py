@@ -102,6 +102,9 @@ HIDDEN_EMAILS = "Some approvers' emails are hidden in Jira; this card is also in
 # What Jira needs before it lists a group's members to the connector's account.
 BROWSE_USERS = "Browse users and groups"
 
+# Who may cancel a path (the bot's words for a refusal).
+CANCEL_WHO = "the path's requester or one of its approvers"
+
 CANCEL_SPEC = ActionSpec(
     Action.CANCEL,
     label="Cancel path",
@@ -618,6 +621,18 @@ class ApprovalPathConnector(Connector):
         return actor.vendor_user_id
 
     # -- acting --------------------------------------------------------------------------------
+
+    def permits(self, item: ApprovalItem, action: Action, actor: Actor) -> str | None:
+        """Cancelling deletes the path for everyone, and Approval Path checks only the app key: so
+        only the path's requester or one of the people named on its steps may do it."""
+        if action is not Action.CANCEL:
+            return None
+        allowed = {p.id for g in item.groups for p in g.approvers}
+        if item.requester is not None:
+            allowed.add(item.requester.id)
+        if actor.vendor_user_id and actor.vendor_user_id in allowed:
+            return None
+        return CANCEL_WHO
 
     async def act(
         self,

@@ -32,7 +32,9 @@ class CredentialsRefused(AuthExpired):
 
 
 _CODES: dict[str, Any] = {
-    "issueapproval.credentials.wrong": lambda m: AuthExpired(m),
+    # The password typed for one decision (require_password) was wrong: the person's stored link
+    # (Basic auth, whose failure is Jira's own 401) is fine, so this is bad input, not expiry.
+    "issueapproval.credentials.wrong": lambda m: InvalidInput(m, field="password"),
     "username.notcorrespond": lambda m: NotAllowed(m, reason="wrong_user"),
     "issueapproval.action.unauthorized": lambda m: NotAllowed(m, reason="not_approver"),
     "issueapproval.action.disabled": lambda m: NotAllowed(m, reason="action_disabled"),

@@ -37,7 +37,7 @@ from connectors.base import (
     Status,
     VendorIdentity,
 )
-from connectors.errors import AlreadyDecided, NotAllowed, NotFound, TransientError, Unsupported
+from connectors.errors import AlreadyDecided, InvalidInput, NotAllowed, NotFound, TransientError, Unsupported
 from connectors.herzum import HerzumSettings
 from connectors.herzum.client import CredentialsRefused, HerzumClient, Scheme
 from connectors.http import Sleep
@@ -65,6 +65,18 @@ WIRE_ACTIONS = {
     Action.ABSTAIN: "ABSTAIN",
     Action.RESET: "RESET",
 }
+
+
+# Slack has no masked input: the person must know the password shows as typed and passes through Slack.
+PASSWORD_NOTE = (
+    "Jira asks for your password on each decision. Slack cannot hide what you type here: it shows "
+    "on your screen and passes through Slack to this bot, which sends it to Jira for this one "
+    "decision only and never stores or logs it."
+)
+WRONG_PASSWORD = (
+    "the Jira password you typed for this decision is wrong. Your linked account is unchanged; "
+    "click again and retype it"
+)
 
 
 def parse_date(text: Any) -> datetime | None:
@@ -299,7 +311,7 @@ class HerzumConnector(Connector):
                 "Your Jira password",
                 kind="password",
                 required=True,
-                description="Herzum asks for it on each decision; it is used once and never stored.",
+                description=PASSWORD_NOTE,
             ),
         )
         inputs = password if self.settings.require_password else ()
@@ -340,6 +352,10 @@ class HerzumConnector(Connector):
             wire = await self._as_person(
                 username, actor.credentials.get("secret", ""), lambda c: c.act(item.external_id, body)
             )
+        except InvalidInput as exc:
+            if exc.field == "password":
+                raise InvalidInput(str(exc), field="password", detail=WRONG_PASSWORD) from exc
+            raise
         except NotAllowed as exc:
             if exc.reason == "action_disabled":
                 self.disabled.add(action)
