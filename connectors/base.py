@@ -244,6 +244,9 @@ class Actor:
     display_name: str = ""
     email: str | None = None
     credentials: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # One of the bot's [slack] admins: a vendor-side guard the bot applies itself (Connector.permits)
+    # lets them through, since the config names them as allowed.
+    admin: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -134,3 +134,44 @@ async def test_unsigned_or_badly_signed_webhooks_are_refused_and_change_nothing(
     assert first.status_code == 200 and first.json() == {"ok": True}
     assert again.status_code == 200 and again.json().get("duplicate") is True
     await bot.wait_card(alice_card, "Approved")
+
+
+async def test_an_admin_may_reassign_someone_elses_slot_with_their_own_token(
+    db_url: str, secret_key: str, slack: SlackSandbox, kit: GreenhouseKit
+) -> None:
+    settings: dict[str, Any] = {
+        "base_url": kit.sandbox.url,
+        "auth_url": kit.sandbox.auth_url,
+        "client_id": kit.sandbox.client_id,
+        "client_secret": kit.sandbox.client_secret,
+        "service_user_id": kit.service,
+    }
+    running = await start_bot(
+        database_url=db_url,
+        secret_key=secret_key,
+        slack=slack,
+        connectors=[connector_config("hiring", "greenhouse", settings, channel="C0APPROVALS")],
+        admins=["U0CAROL"],
+    )
+    try:
+        ids = kit.ids
+        job = kit.new_job("Support Lead")
+        kit.sandbox.add_flow(
+            job, [([ids["carol"]], 1), ([ids["dave"]], 1)], sequential=False, requested_by=kit.recruiter
+        )
+        await running.poll()
+        carol_card = running.card("U0CAROL", "Support Lead")
+        await running.click("carol", carol_card, "Reassign")
+        await running.slack.wait_for(lambda: running.slack.open_modals("carol"), what="the reassign modal")
+        await running.slack.submit_view(
+            running.url,
+            user="carol",
+            values={"Approver to replace": "Group 2: Dave Deployer", "New approver": "U0BOB"},
+        )
+        await running.slack.wait_for(lambda: kit.sandbox.writes, what="the replace_approver call")
+        (write,) = kit.sandbox.writes
+        assert write.path.endswith("/replace_approver")
+        assert write.sub == ids["carol"], "the admin acts with their own token, not a shared one"
+        assert write.status == 200
+    finally:
+        await running.stop()

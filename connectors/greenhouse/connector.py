@@ -395,7 +395,7 @@ class GreenhouseConnector(Connector):
                 detail="That approver is no longer in a group that has yet to decide.",
             )
         slot = choices[picked]
-        if slot.user_id != acting and flow.flow.requested_by_id != acting:
+        if slot.user_id != acting and flow.flow.requested_by_id != acting and not actor.admin:
             raise NotAllowed(
                 f"user {acting} may not replace user {slot.user_id} in flow {flow_id}",
                 reason="not_your_slot",
