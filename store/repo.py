@@ -7,21 +7,19 @@ credential box, so nothing outside this module decrypts or writes rows.
 from __future__ import annotations
 
 import asyncio
-import functools
-import json
 import sys
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from connectors.base import ApprovalItem, LinkedUser, Status
+from store import audit, cards, outbox
+from store.audit import decision_row
 from store.crypto import CredentialBox, SecretKeyError
 from store.db import Database
 from store.models import (
@@ -33,11 +31,7 @@ from store.models import (
     OutboxRow,
     ProcessedEventRow,
 )
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
-
+from store.outbox import Entry, now_utc
 
 # Rows decoded between two turns of the event loop (see pending_items).
 DECODE_SLICE = 100
@@ -67,29 +61,10 @@ class Identity:
     broken: bool
 
 
-# Called with the ids of items whose snapshots changed together (a sync passes all of a cycle's).
-ChangeHook = Callable[[AsyncSession, Sequence[ItemRow], datetime], Awaitable[None]]
-
-
 class Store:
     def __init__(self, db: Database, box: CredentialBox) -> None:
         self.db = db
         self.box = box
-        # Called inside the transaction that wrote a new vendor snapshot of an item (sync or click),
-        # so features (channel notifications, reminders) enqueue their Slack work atomically with it.
-        self.change_hooks: list[ChangeHook] = []
-
-    async def item_changed(self, session: AsyncSession, *, item_id: int, now: datetime) -> None:
-        await self.items_changed(session, item_ids=[item_id], now=now)
-
-    async def items_changed(self, session: AsyncSession, *, item_ids: Sequence[int], now: datetime) -> None:
-        """Hooks get the whole batch, read once, so a sync of thousands of items costs a few
-        queries, not a few per item and hook."""
-        if not item_ids or not self.change_hooks:
-            return
-        rows = await self.item_rows(session, item_ids=item_ids)
-        for hook in self.change_hooks:
-            await hook(session, rows, now)
 
     # ---- items -------------------------------------------------------------------------------
 
@@ -194,7 +169,7 @@ class Store:
             "first_seen_at": now,
             **values,
         }
-        stmt = _insert(session, table).values(**insert_values)
+        stmt = outbox.insert(session, table).values(**insert_values)
         stmt = stmt.on_conflict_do_update(
             index_elements=["connector", "external_id"], set_=values, where=guard
         )
@@ -224,7 +199,7 @@ class Store:
         for start in range(0, len(items), 500):
             chunk = items[start : start + 500]
             stmt = (
-                _insert(session, table)
+                outbox.insert(session, table)
                 .on_conflict_do_nothing(index_elements=["connector", "external_id"])
                 .returning(table.c.id, table.c.connector, table.c.external_id)
             )
@@ -245,8 +220,11 @@ class Store:
             ids.update({(c, e): int(i) for i, c, e in result.all()})
         return ids
 
-    async def claim(self, *, item_id: int, slack_user: str, action: str) -> bool:
-        """pending → acting, atomically: only one click wins, on any replica."""
+    async def claim(
+        self, *, item_id: int, slack_user: str, action: str, entries: Sequence[Entry] = ()
+    ) -> bool:
+        """pending → acting, atomically: only one click wins, on any replica. `entries` (the
+        "Working…" redraw of every copy) are queued in the same transaction, only by the winner."""
         async with self.db.transaction() as s:
             result = await s.exec(
                 sa.update(ItemRow)
@@ -259,7 +237,7 @@ class Store:
             )
             if not result.rowcount:
                 return False
-            await self.enqueue_item_cards(s, item_id=item_id, now=now_utc())  # "Working…" on every copy
+            await outbox.enqueue(s, entries=entries, now=now_utc())
             return True
 
     async def finish_claim(
@@ -272,9 +250,10 @@ class Store:
         comment: str | None = None,
         error: str | None = None,
         audit: Sequence[DecisionRow] = (),
+        entries: Sequence[Entry] = (),
     ) -> None:
         """Release the claim; record the vendor's new snapshot and the local decision or failure,
-        and the audit of the attempt, in one transaction."""
+        the audit of the attempt and the Slack work it causes (`entries`), in one transaction."""
         now = now_utc()
         async with self.db.transaction() as s:
             s.add_all(audit)
@@ -291,192 +270,25 @@ class Store:
             await s.exec(sa.update(ItemRow).where(col(ItemRow.id) == item_id).values(**values))
             if item is not None:
                 await self.save_item(s, item=item, now=now, existing_id=item_id, closed=item.status.final)
-                await self.item_changed(s, item_id=item_id, now=now)
-            await self.enqueue_item_cards(s, item_id=item_id, now=now)
+            await outbox.enqueue(s, entries=entries, now=now)
 
-    # ---- cards and outbox --------------------------------------------------------------------
+    # ---- cards and outbox (store/cards.py, store/outbox.py) ----------------------------------
 
     async def cards(self, *, item_id: int) -> list[CardRow]:
-        async with self.db.session() as s:
-            return list((await s.exec(select(CardRow).where(CardRow.item_id == item_id))).all())
+        return await cards.cards(self.db, item_id=item_id)
+
+    async def cards_of(self, *, item_ids: Sequence[int]) -> dict[int, list[CardRow]]:
+        return await cards.cards_of(self.db, item_ids=item_ids)
 
     async def items_by_ids(self, *, item_ids: Sequence[int]) -> dict[int, StoredItem]:
         async with self.db.session() as s:
             return {r.id: _decode(r) for r in await self.item_rows(s, item_ids=item_ids) if r.id is not None}
 
-    async def cards_of(self, *, item_ids: Sequence[int]) -> dict[int, list[CardRow]]:
-        """Every card of these items, by item id (one query per 500 items)."""
-        found: dict[int, list[CardRow]] = {i: [] for i in item_ids}
-        ids = list(found)
-        async with self.db.session() as s:
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                for card in (await s.exec(select(CardRow).where(col(CardRow.item_id).in_(chunk)))).all():
-                    found[card.item_id].append(card)
-        return found
-
-    async def settle(
-        self,
-        *,
-        done: Sequence[OutboxRow],
-        posted: Sequence[Mapping[str, Any]] = (),
-        rendered: Sequence[tuple[int, str]] = (),
-    ) -> None:
-        """What a delivery pass did, in one transaction: cards posted (recorded with the outbox rows
-        that asked for them, so a crash can't leave one without the other), cards updated, work done.
-
-        An outbox row re-enqueued meanwhile (newer enqueued_at) stays: it still has work to do.
-        """
-        async with self.db.transaction() as s:
-            if posted:
-                table = CardRow.__table__  # type: ignore[attr-defined]
-                stmt = _insert(s, table).on_conflict_do_nothing(index_elements=["item_id", "target"])
-                cards = [{k: v for k, v in p.items() if not k.startswith("seen_")} for p in posted]
-                await s.exec(stmt, params=[{**c, "posted_at": now_utc()} for c in cards])
-                await self._redraw_if_moved(s, posted)
-            if rendered:
-                table = CardRow.__table__  # type: ignore[attr-defined]
-                stmt = (
-                    sa.update(table)
-                    .where(table.c.id == sa.bindparam("card_id"))
-                    .values(rendered=sa.bindparam("digest"))
-                )
-                await s.exec(stmt, params=[{"card_id": i, "digest": r} for i, r in rendered])
-            if done:
-                table = OutboxRow.__table__  # type: ignore[attr-defined]
-                stmt = sa.delete(table).where(
-                    table.c.id == sa.bindparam("row_id"), table.c.enqueued_at == sa.bindparam("at")
-                )
-                await s.exec(stmt, params=[{"row_id": r.id, "at": r.enqueued_at} for r in done])
-
-    async def _redraw_if_moved(self, session: AsyncSession, posted: Sequence[Mapping[str, Any]]) -> None:
-        """A card posted but not yet recorded is invisible to a click that came meanwhile (its
-        redraw finds no card to update). Each posted card carries the item's state it was drawn
-        from (`seen_updated_at`, `seen_claim_by`); when the item has moved since, the card is
-        drawn again."""
-        ids = list({int(p["item_id"]) for p in posted})
-        now_state: dict[int, tuple[Any, Any]] = {}
-        for start in range(0, len(ids), 500):
-            rows = await session.exec(
-                select(ItemRow.id, ItemRow.updated_at, ItemRow.claim_by).where(
-                    col(ItemRow.id).in_(ids[start : start + 500])
-                )
-            )
-            now_state.update({int(i or 0): (u, c) for i, u, c in rows.all()})
-        moved = [
-            p
-            for p in posted
-            if "seen_updated_at" in p
-            and now_state.get(int(p["item_id"]), (p["seen_updated_at"], p["seen_claim_by"]))
-            != (p["seen_updated_at"], p["seen_claim_by"])
-        ]
-        await self.enqueue_many(
-            session,
-            work=[
-                {
-                    "key": f"card:{p['item_id']}:{p['target']}",
-                    "kind": "card",
-                    "item_id": p["item_id"],
-                    "target": p["target"],
-                }
-                for p in moved
-            ],
-            now=now_utc(),
-        )
-
-    async def enqueue(
-        self,
-        session: AsyncSession,
-        *,
-        key: str,
-        kind: str,
-        item_id: int | None = None,
-        target: str | None = None,
-        payload: Mapping[str, Any] | None = None,
-        now: datetime | None = None,
-    ) -> None:
-        """Add Slack work unless the same key already waits (then it is the same work)."""
-        work = {"key": key, "kind": kind, "item_id": item_id, "target": target, "payload": payload}
-        await self.enqueue_many(session, work=[work], now=now or now_utc())
-
-    async def enqueue_many(
-        self,
-        session: AsyncSession,
-        *,
-        work: Sequence[Mapping[str, Any]],
-        now: datetime,
-        delay: timedelta = timedelta(0),
-    ) -> None:
-        """`enqueue` for many rows at once (each a mapping of key, kind, item_id, target).
-
-        `delay`: due that much later. Work already waiting keeps its own due time, so repeats
-        coalesce into it instead of postponing it."""
-        if not work:
-            return
-        stmt = _enqueue_statement(_dialect(session))
-        rows = [
-            {
-                "key": w["key"],
-                "kind": w["kind"],
-                "item_id": w.get("item_id"),
-                "target": w.get("target"),
-                "payload": json.dumps(w["payload"]) if w.get("payload") is not None else None,
-                "not_before": now + delay,
-                "attempts": 0,
-                "enqueued_at": now,
-                "last_error": None,
-            }
-            for w in {
-                w["key"]: w for w in work
-            }.values()  # one row per key: a statement may not touch a row twice
-        ]
-        for start in range(0, len(rows), 500):
-            await session.exec(stmt, params=rows[start : start + 500])
-
-    async def enqueue_card(self, session: AsyncSession, *, item_id: int, target: str, now: datetime) -> None:
-        await self.enqueue(
-            session, key=f"card:{item_id}:{target}", kind="card", item_id=item_id, target=target, now=now
-        )
-
-    async def enqueue_item_cards(self, session: AsyncSession, *, item_id: int, now: datetime) -> None:
-        targets = (await session.exec(select(CardRow.target).where(CardRow.item_id == item_id))).all()
-        for target in targets:
-            await self.enqueue_card(session, item_id=item_id, target=target, now=now)
-
-    async def refresh_cards(self, *, item_id: int) -> None:
-        async with self.db.transaction() as s:
-            await self.enqueue_item_cards(s, item_id=item_id, now=now_utc())
-
     async def due_outbox(self, *, limit: int = 100, now: datetime | None = None) -> list[OutboxRow]:
-        async with self.db.session() as s:
-            rows = await s.exec(
-                select(OutboxRow)
-                .where(col(OutboxRow.not_before) <= (now or now_utc()))
-                .order_by(col(OutboxRow.id))
-                .limit(limit)
-            )
-            return list(rows.all())
+        return await outbox.due(self.db, limit=limit, now=now)
 
     async def outbox_size(self) -> int:
-        async with self.db.session() as s:
-            return int((await s.exec(select(sa.func.count()).select_from(OutboxRow))).one())
-
-    async def outbox_done(self, *, row: OutboxRow) -> None:
-        """Delete the row unless it was re-enqueued meanwhile (a newer state still to deliver)."""
-        async with self.db.transaction() as s:
-            await s.exec(
-                sa.delete(OutboxRow).where(
-                    col(OutboxRow.id) == row.id, col(OutboxRow.enqueued_at) == row.enqueued_at
-                )
-            )
-
-    async def outbox_retry(self, *, row: OutboxRow, error: str, delay: timedelta) -> None:
-        async with self.db.transaction() as s:
-            await s.exec(
-                sa.update(OutboxRow)
-                .where(col(OutboxRow.id) == row.id)
-                .values(attempts=row.attempts + 1, last_error=error[:500], not_before=now_utc() + delay)
-            )
+        return await outbox.size(self.db)
 
     # ---- identities --------------------------------------------------------------------------
 
@@ -579,11 +391,7 @@ class Store:
     # ---- audit, health, events ---------------------------------------------------------------
 
     async def decisions(self, *, item_id: int | None = None) -> list[DecisionRow]:
-        async with self.db.session() as s:
-            stmt = select(DecisionRow)
-            if item_id is not None:
-                stmt = stmt.where(DecisionRow.item_id == item_id)
-            return list((await s.exec(stmt.order_by(col(DecisionRow.id)))).all())
+        return await audit.decisions(self.db, item_id=item_id)
 
     async def connector_states(self) -> dict[str, ConnectorStateRow]:
         async with self.db.session() as s:
@@ -611,7 +419,7 @@ class Store:
     async def first_time_event(self, *, event_id: str) -> bool:
         """True once per event id (Slack retries an event up to three times)."""
         async with self.db.transaction() as s:
-            stmt = _insert(s, ProcessedEventRow.__table__).values(event_id=event_id, at=now_utc())  # type: ignore[attr-defined]
+            stmt = outbox.insert(s, ProcessedEventRow.__table__).values(event_id=event_id, at=now_utc())  # type: ignore[attr-defined]
             result = await s.exec(stmt.on_conflict_do_nothing(index_elements=["event_id"]))
             return bool(result.rowcount)
 
@@ -626,49 +434,4 @@ def _decode(row: ItemRow) -> StoredItem:
     return StoredItem(row=row, item=ApprovalItem.from_json(row.data))
 
 
-def decision_row(
-    *,
-    item_id: int | None,
-    connector: str,
-    external_id: str,
-    slack_user_id: str,
-    vendor_user_id: str | None,
-    action: str,
-    comment: str | None,
-    outcome: str,
-    vendor_answer: str | None,
-) -> DecisionRow:
-    """One audit line: who tried what on which item, and what the vendor answered."""
-    return DecisionRow(
-        item_id=item_id,
-        connector=connector,
-        external_id=external_id,
-        slack_user_id=slack_user_id,
-        vendor_user_id=vendor_user_id,
-        action=action,
-        comment=comment,
-        outcome=outcome,
-        vendor_answer=(vendor_answer or "")[:1000] or None,
-        at=now_utc(),
-    )
-
-
-def _dialect(session: AsyncSession) -> str:
-    return session.bind.dialect.name if session.bind is not None else "sqlite"
-
-
-def _insert(session: AsyncSession, table: Any) -> Any:
-    return pg_insert(table) if _dialect(session) == "postgresql" else sqlite_insert(table)
-
-
-@functools.cache
-def _enqueue_statement(dialect: str) -> Any:
-    """Built once: the upsert's `excluded` is a new alias of the whole table each time it is built,
-    a web of reference cycles that only a garbage collection frees (pauses under a burst of clicks)."""
-    table = OutboxRow.__table__  # type: ignore[attr-defined]
-    stmt = pg_insert(table) if dialect == "postgresql" else sqlite_insert(table)
-    return stmt.on_conflict_do_update(index_elements=["key"], set_={"enqueued_at": stmt.excluded.enqueued_at})
-
-
-def targets_of(cards: Sequence[CardRow]) -> set[str]:
-    return {c.target for c in cards}
+__all__ = ["Identity", "Store", "StoredItem", "decision_row", "now_utc"]

@@ -15,6 +15,7 @@ from bot.config import Config, ConnectorConfig, Reminders
 from bot.runtime import Runtime, SlackSettings
 from bot.sandbox.slack_api import SlackSandbox, StoredMessage
 from bot.server import build_web
+from bot.slack.gateway import Tiers
 from connectors.base import Connector
 from connectors.registry import specs
 
@@ -48,7 +49,7 @@ class Bot:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while await self.runtime.store.outbox_size():
-            self.runtime.notifier.kick()
+            self.runtime.delivery.kick()
             if loop.time() > deadline:
                 raise TimeoutError("the outbox did not drain")
             await asyncio.sleep(0.02)
@@ -126,6 +127,7 @@ async def start_bot(
         deliver_interval=0.05,
         connectors=instances,
         slack_rate=(1000.0, 1000.0),
+        slack_tiers=Tiers().scaled(1000.0),
         home_settle=home_settle,
     )
     await runtime.start(background=True, poll=False)

@@ -250,8 +250,17 @@ class SlackGateway:
         """Seconds until `method` may be called again after a 429 (0 when it may now)."""
         return max(0.0, self._held.get(self._pace_key(method, channel), 0.0) - self._clock())
 
-    async def _call(self, method: str, channel: str | None, patience: float, call: Callable[[], Any]) -> Any:
+    async def _call(
+        self,
+        method: str,
+        channel: str | None,
+        patience: float,
+        call: Callable[[], Any],
+        paced: asyncio.Event | None = None,
+    ) -> Any:
         await self._pace(method, channel, patience)
+        if paced is not None:  # the caller may start its next call: Slack receives them in order
+            paced.set()
         try:
             response = await call()
         except SlackApiError as exc:
@@ -289,6 +298,7 @@ class SlackGateway:
         thread_ts: str | None = None,
         reply_broadcast: bool | None = None,
         patience: float = math.inf,
+        paced: asyncio.Event | None = None,
     ) -> tuple[str, str]:
         """Post; returns the (channel, ts) Slack stored it under (a DM's D… id for a user id)."""
         extra: dict[str, Any] = {}
@@ -303,17 +313,26 @@ class SlackGateway:
             lambda: self._client.chat_postMessage(
                 channel=channel, text=text, blocks=blocks, unfurl_links=False, **extra
             ),
+            paced,
         )
         return str(response["channel"]), str(response["ts"])
 
     async def update_message(
-        self, *, channel: str, ts: str, text: str, blocks: list[dict[str, Any]], patience: float = math.inf
+        self,
+        *,
+        channel: str,
+        ts: str,
+        text: str,
+        blocks: list[dict[str, Any]],
+        patience: float = math.inf,
+        paced: asyncio.Event | None = None,
     ) -> None:
         await self._call(
             "chat.update",
             channel,
             patience,
             lambda: self._client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks),
+            paced,
         )
 
     async def publish_home(self, *, user: str, view: dict[str, Any], patience: float = URGENT) -> None:
