@@ -21,6 +21,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from store.db import Database
 from store.models import CardRow, ItemRow, OutboxRow, ReminderRow
 
+# The transaction handle callers pass around: they hold it, only store/ uses it.
+Session = AsyncSession
+
 
 def now_utc() -> datetime:
     return datetime.now(UTC)

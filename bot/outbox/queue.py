@@ -10,15 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from bot.config import Config
 from bot.outbox.effects import Audience, Change, after_claim, after_decision
 from bot.outbox.jobs import Job, entries
 from connectors.base import ApprovalItem
 from store import cards, subscriptions
 from store import outbox as table
-from store.outbox import Entry
+from store.outbox import Entry, Session
 from store.repo import Store, now_utc
 
 
@@ -36,7 +34,7 @@ class Outbox:
     def entries(self, jobs: Sequence[Job]) -> list[Entry]:
         return entries(jobs, home_settle=self.home_settle)
 
-    async def enqueue(self, jobs: Sequence[Job], *, session: AsyncSession | None = None) -> None:
+    async def enqueue(self, jobs: Sequence[Job], *, session: Session | None = None) -> None:
         """Queue jobs: inside the caller's transaction when given one (atomic with the change that
         caused them; the caller kicks delivery once it committed), else in a transaction of their
         own, and delivery is kicked."""
@@ -57,7 +55,7 @@ class Outbox:
             return self.entries(after_claim(item_id, audience.cards.get(item_id, ())))
         return self.entries(after_decision(Change(item_id, before, after), audience, decided=decided))
 
-    async def audience(self, session: AsyncSession, *, connector: str, item_ids: Sequence[int]) -> Audience:
+    async def audience(self, session: Session, *, connector: str, item_ids: Sequence[int]) -> Audience:
         """The plain facts effects need about `connector` and these items, read in `session`."""
         config = self.config.connector(connector)
         subscribed = (await subscriptions.channels(session, connectors=[connector]))[connector]
