@@ -216,7 +216,7 @@ class Services:
             if fresh is not None and fresh.item.status.final:
                 return blocks.notice(self._final_words(fresh, connector))
             return self._claimed_words(fresh or stored, slack_user)
-        self.outbox.kick()
+        self.outbox.kick(urgent=True)
         await self.yield_to()
         return await self._act(stored, connector, action, actor, comment, inputs or {})
 
@@ -257,7 +257,7 @@ class Services:
             await self.store.finish_claim(
                 item_id=stored.id, item=fresh, error=error, audit=pending, entries=entries
             )
-            self.outbox.kick()
+            self.outbox.kick(urgent=True)
 
         try:
             after = await connector.act(item, action, actor, comment=comment, inputs=inputs)
@@ -353,7 +353,7 @@ class Services:
             audit=pending,
             entries=entries,
         )
-        self.outbox.kick()
+        self.outbox.kick(urgent=True)
         if not final and action is Action.APPROVE:
             return blocks.notice(
                 f"Your approval was recorded in {vendor}; it still needs other approvers before it goes through."

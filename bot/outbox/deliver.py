@@ -139,6 +139,9 @@ class Deliverer:
         self._clock = clock
         self._lock = asyncio.Lock()
         self._kick = asyncio.Event()
+        # Set when someone acted on an item while a pass runs: the pass's other lanes stop at their
+        # next row, so the next pass starts with that person's card instead of after a backlog.
+        self._urgent = asyncio.Event()
         # Called with (channel, ts, message, "post"/"update") after each card call (the demo shows them).
         self.on_card: Callable[[str, str, Message, str], Awaitable[None]] | None = None
         # Awaited before each delivery, so acknowledging clicks goes first (see bot/ack_first.py).
@@ -165,9 +168,12 @@ class Deliverer:
 
     # ---- the loop -------------------------------------------------------------------------------
 
-    def kick(self) -> None:
-        """Ask the delivery loop to run now (after a click or a sync queued jobs)."""
+    def kick(self, urgent: bool = False) -> None:
+        """Ask the delivery loop to run now (after a click or a sync queued jobs); `urgent`: an
+        ACTED job was queued, cut short the pass under way."""
         self._kick.set()
+        if urgent:
+            self._urgent.set()
 
     async def wait_for_kick(self, timeout: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -182,6 +188,7 @@ class Deliverer:
         pass (its rows stay due). Returns how many rows were done.
         """
         async with self._lock:
+            self._urgent.clear()
             lanes: dict[str, list[tuple[OutboxRow, Job]]] = {}
             due = await queue.due(self.store.db, limit=limit)
             for row in due:
@@ -218,6 +225,8 @@ class Deliverer:
         flying: deque[tuple[OutboxRow, Job, asyncio.Future[CardWrite | None]]] = deque()
         stopped = False
         for index, (row, job) in enumerate(pairs):
+            if row.priority > Priority.ACTED and self._urgent.is_set():
+                break  # someone just acted: their card goes first, in the next pass
             if index + 1 < len(pairs) and isinstance(pairs[index + 1][1], CardJob):
                 # Render the next card while this row waits on Slack: the two overlap.
                 nxt_row, nxt = pairs[index + 1]

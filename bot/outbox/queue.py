@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from bot.config import Config
 from bot.outbox.effects import Audience, Change, after_claim, after_decision
-from bot.outbox.jobs import Job, entries
+from bot.outbox.jobs import Job, Priority, entries
 from connectors.base import ApprovalItem
 from store import cards, subscriptions
 from store import outbox as table
@@ -22,14 +22,19 @@ from store.repo import Store, now_utc
 
 class Outbox:
     def __init__(
-        self, *, store: Store, config: Config, kick: Callable[[], None], home_settle: float = 2.0
+        self, *, store: Store, config: Config, kick: Callable[[bool], None], home_settle: float = 2.0
     ) -> None:
         self.store = store
         self.config = config
-        self.kick = kick
+        self._kick = kick
         # Seconds a changed App Home waits before it is republished, so a burst of changes (a sync,
         # several clicks) gives one views.publish instead of one each.
         self.home_settle = timedelta(seconds=home_settle)
+
+    def kick(self, *, urgent: bool = False) -> None:
+        """Wake delivery; `urgent` after queuing the card of someone who just acted (it cuts a
+        delivery pass of other work short, so that card goes next)."""
+        self._kick(urgent)
 
     def entries(self, jobs: Sequence[Job]) -> list[Entry]:
         return entries(jobs, home_settle=self.home_settle)
@@ -43,7 +48,7 @@ class Outbox:
             await table.enqueue(session, entries=rows, now=now_utc())
             return
         await table.enqueue_now(self.store.db, entries=rows)
-        self.kick()
+        self.kick(urgent=any(j.priority == Priority.ACTED for j in jobs))
 
     async def decision_entries(
         self, *, item_id: int, before: ApprovalItem, after: ApprovalItem | None, decided: bool = False
