@@ -241,7 +241,8 @@ class Runtime:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
-            await self.delivery.deliver(limit=10_000)
+            if await self.delivery.deliver(limit=10_000):
+                self.schedule.rearm()  # cards posted bring their first reminders
             due = await self.store.due_outbox(limit=1)
             if not due or loop.time() > deadline:
                 return

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -115,8 +115,10 @@ async def start_bot(
     notify_channel: str | None = None,
     instances: Mapping[str, Connector] | None = None,
     home_settle: float = 0.0,
+    slack_tiers: Tiers | None = None,
 ) -> Bot:
     """`instances`: connectors built by the test (e.g. with short timeouts), by name.
+    `slack_tiers`: Slack's limits as the bot paces them (default: scaled far up, out of the way).
     `home_settle` is 0 unless a test is about it: an App Home republished at once keeps tests short."""
     config = Config(connectors=tuple(connectors), notify_channel=notify_channel)
     runtime = Runtime(
@@ -127,7 +129,7 @@ async def start_bot(
         deliver_interval=0.05,
         connectors=instances,
         slack_rate=(1000.0, 1000.0),
-        slack_tiers=Tiers().scaled(1000.0),
+        slack_tiers=slack_tiers or Tiers().scaled(1000.0),
         home_settle=home_settle,
     )
     await runtime.start(background=True, poll=False)
@@ -150,6 +152,8 @@ async def start_flexdeploy_bot(
     notify_channel: str | None = None,
     timeout: float = 15.0,
     home_settle: float = 0.0,
+    reminders: Reminders | None = None,
+    slack_tiers: Tiers | None = None,
 ) -> Bot:
     """The bot with one FlexDeploy connector `deploys` (channel C0DEPLOYS) on the given sandbox."""
     from connectors.flexdeploy import FlexDeploySettings
@@ -164,9 +168,15 @@ async def start_flexdeploy_bot(
         secret_key=secret_key,
         slack=slack,
         notify_channel=notify_channel,
-        connectors=[connector_config("deploys", "flexdeploy", settings, channel="C0DEPLOYS")],
+        connectors=[
+            replace(
+                connector_config("deploys", "flexdeploy", settings, channel="C0DEPLOYS"),
+                reminders=reminders or Reminders(),
+            )
+        ],
         instances={"deploys": connector},
         home_settle=home_settle,
+        slack_tiers=slack_tiers,
     )
 
 
