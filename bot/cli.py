@@ -158,7 +158,7 @@ async def _check(config: Config, env: Env) -> int:
 
         gateway = SlackGateway(token=token, api_url=env.slack_api_url)
         try:
-            auth = await gateway.auth_test()
+            auth = await gateway.whoami()
             print(f"ok: Slack: connected as {auth.get('user')} in {auth.get('team')}")
         except SlackFailure as exc:
             if exc.kind.name == "RETRY" and exc.error not in ("ratelimited", "rate_limited"):

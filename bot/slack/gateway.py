@@ -219,7 +219,7 @@ class SlackGateway:
         """Bolt needs a client of its own to authorize requests (auth.test); it makes no other call."""
         return self._client
 
-    async def auth_test(self) -> dict[str, Any]:
+    async def whoami(self) -> dict[str, Any]:
         """Who the token belongs to (for `approvals-bot check`); raises SlackFailure when refused."""
         response = await self._call("auth.test", None, URGENT, self._client.auth_test)
         return dict(response.data) if isinstance(response.data, dict) else {}
