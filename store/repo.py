@@ -1,64 +1,27 @@
-"""Store operations the bot needs, each one short transaction with keyword-only arguments.
+"""The store as the bot sees it: one object holding the database and the credential box.
 
-Why a class over the Database: the services get one object that knows both the tables and the
-credential box, so nothing outside this module decrypts or writes rows.
+Why a thin facade over store/items.py, identities.py, cards.py, outbox.py, health.py, audit.py:
+call sites stay short (`store.item(...)`) while each module keeps to what it stores. New code may
+call the modules directly; they take the database (and, for identities, the box) as arguments.
 """
 
 from __future__ import annotations
 
-import asyncio
-import sys
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-import sqlalchemy as sa
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from connectors.base import ApprovalItem, LinkedUser, Status
-from store import audit, cards, outbox
+from connectors.base import ApprovalItem, LinkedUser
+from store import audit, cards, health, identities, outbox
+from store import items as stored_items
 from store.audit import decision_row
-from store.crypto import CredentialBox, SecretKeyError
+from store.crypto import CredentialBox
 from store.db import Database
-from store.models import (
-    CardRow,
-    ConnectorStateRow,
-    DecisionRow,
-    IdentityRow,
-    ItemRow,
-    OutboxRow,
-    ProcessedEventRow,
-)
+from store.identities import Identity
+from store.items import StoredItem
+from store.models import CardRow, ConnectorStateRow, DecisionRow, ItemRow, OutboxRow
 from store.outbox import Entry, now_utc
-
-# Rows decoded between two turns of the event loop (see pending_items).
-DECODE_SLICE = 100
-
-
-@dataclass(frozen=True)
-class StoredItem:
-    """An item row decoded: the vendor snapshot plus the bot's own state."""
-
-    row: ItemRow
-    item: ApprovalItem
-
-    @property
-    def id(self) -> int:
-        assert self.row.id is not None
-        return self.row.id
-
-
-@dataclass(frozen=True)
-class Identity:
-    slack_user_id: str
-    connector: str
-    vendor_user_id: str
-    display_name: str
-    email: str | None
-    credentials: Mapping[str, str]
-    broken: bool
 
 
 class Store:
@@ -66,69 +29,23 @@ class Store:
         self.db = db
         self.box = box
 
-    # ---- items -------------------------------------------------------------------------------
-
     async def item(self, *, connector: str, external_id: str) -> StoredItem | None:
-        async with self.db.session() as s:
-            row = (
-                await s.exec(
-                    select(ItemRow).where(ItemRow.connector == connector, ItemRow.external_id == external_id)
-                )
-            ).first()
-            return _decode(row) if row else None
+        return await stored_items.item(self.db, connector=connector, external_id=external_id)
 
     async def item_by_id(self, *, item_id: int) -> StoredItem | None:
-        async with self.db.session() as s:
-            row = await s.get(ItemRow, item_id)
-            return _decode(row) if row else None
+        return await stored_items.item_by_id(self.db, item_id=item_id)
 
     async def item_rows(self, session: AsyncSession, *, item_ids: Sequence[int]) -> list[ItemRow]:
-        """Rows by id inside the caller's transaction (chunked: databases cap bound parameters)."""
-        rows: list[ItemRow] = []
-        ids = list(dict.fromkeys(item_ids))
-        for start in range(0, len(ids), 500):
-            found = await session.exec(select(ItemRow).where(col(ItemRow.id).in_(ids[start : start + 500])))
-            rows.extend(found.all())
-        return rows
+        return await stored_items.item_rows(session, item_ids=item_ids)
 
     async def versions(self, *, connector: str) -> dict[str, tuple[str, str, int]]:
-        """external id → (version, status, row id) of every open item of a connector (for the diff)."""
-        stmt = select(ItemRow.external_id, ItemRow.version, ItemRow.status, ItemRow.id).where(
-            ItemRow.connector == connector, col(ItemRow.closed_at).is_(None)
-        )
-        found: dict[str, tuple[str, str, int]] = {}
-        async with self.db.session() as s:
-            # Streamed in partitions: at 100k items a fully buffered result is a second copy.
-            result = await s.stream(stmt)
-            async for partition in result.partitions(2000):
-                found.update(
-                    (ext, (ver, sys.intern(status), int(rid or 0))) for ext, ver, status, rid in partition
-                )
-        return found
+        return await stored_items.versions(self.db, connector=connector)
 
     async def pending_items(self, *, connectors: Iterable[str] | None = None) -> list[StoredItem]:
-        async with self.db.session() as s:
-            stmt = select(ItemRow).where(ItemRow.status == Status.PENDING.value)
-            if connectors is not None:
-                stmt = stmt.where(col(ItemRow.connector).in_(list(connectors)))
-            rows = (await s.exec(stmt.order_by(col(ItemRow.first_seen_at)))).all()
-        # Decoded a slice at a time, letting the event loop in between: hundreds of items (a busy
-        # person's App Home) would otherwise hold up every click arriving meanwhile.
-        items: list[StoredItem] = []
-        for start in range(0, len(rows), DECODE_SLICE):
-            items.extend(_decode(r) for r in rows[start : start + DECODE_SLICE])
-            await asyncio.sleep(0)
-        return items
+        return await stored_items.pending_items(self.db, connectors=connectors)
 
     async def stale_claims(self, *, older_than: timedelta) -> list[StoredItem]:
-        cutoff = now_utc() - older_than
-        async with self.db.session() as s:
-            rows = (
-                await s.exec(
-                    select(ItemRow).where(col(ItemRow.claim_by).is_not(None), col(ItemRow.claim_at) < cutoff)
-                )
-            ).all()
-            return [_decode(r) for r in rows]
+        return await stored_items.stale_claims(self.db, older_than=older_than)
 
     async def save_item(
         self,
@@ -140,105 +57,21 @@ class Store:
         closed: bool = False,
         if_older_than: datetime | None = None,
     ) -> int | None:
-        """Insert or update the snapshot (inside the caller's transaction); returns the row id.
-
-        `if_older_than`: a sync passes the time its fetch started, so a snapshot fetched before a
-        click finished (or during one) never overwrites what the click learned. Returns None when
-        the write was skipped for that reason.
-        """
-        values: dict[str, Any] = {
-            "status": item.status.value,
-            "version": item.fingerprint(),
-            "data": item.to_json(),
-            "updated_at": now,
-            "closed_at": now if closed else None,
-        }
-        table = ItemRow.__table__  # type: ignore[attr-defined]
-        guard = None
-        if if_older_than is not None:
-            guard = sa.and_(table.c.updated_at < if_older_than, table.c.claim_by.is_(None))
-        if existing_id is not None:
-            stmt = sa.update(table).where(table.c.id == existing_id).values(**values)
-            if guard is not None:
-                stmt = stmt.where(guard)
-            result = await session.exec(stmt)
-            return existing_id if result.rowcount else None
-        insert_values = {
-            "connector": item.connector,
-            "external_id": item.external_id,
-            "first_seen_at": now,
-            **values,
-        }
-        stmt = outbox.insert(session, table).values(**insert_values)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["connector", "external_id"], set_=values, where=guard
+        return await stored_items.save_item(
+            session, item=item, now=now, existing_id=existing_id, closed=closed, if_older_than=if_older_than
         )
-        result = await session.exec(stmt)
-        if not result.rowcount:
-            return None
-        row_id = (
-            await session.exec(
-                select(ItemRow.id).where(
-                    ItemRow.connector == item.connector, ItemRow.external_id == item.external_id
-                )
-            )
-        ).one()
-        assert row_id is not None
-        return int(row_id)
 
     async def insert_items(
         self, session: AsyncSession, *, items: Sequence[ApprovalItem], now: datetime
     ) -> dict[tuple[str, str], int]:
-        """Store new items in a few multi-row statements; (connector, external id) → row id.
-
-        An item some other writer stored meanwhile is left out (not overwritten): the next cycle
-        sees it as known and compares versions as usual.
-        """
-        table = ItemRow.__table__  # type: ignore[attr-defined]
-        ids: dict[tuple[str, str], int] = {}
-        for start in range(0, len(items), 500):
-            chunk = items[start : start + 500]
-            stmt = (
-                outbox.insert(session, table)
-                .on_conflict_do_nothing(index_elements=["connector", "external_id"])
-                .returning(table.c.id, table.c.connector, table.c.external_id)
-            )
-            rows = [
-                {
-                    "connector": i.connector,
-                    "external_id": i.external_id,
-                    "status": i.status.value,
-                    "version": i.fingerprint(),
-                    "data": i.to_json(),
-                    "first_seen_at": now,
-                    "updated_at": now,
-                    "closed_at": now if i.status.final else None,
-                }
-                for i in chunk
-            ]
-            result = await session.exec(stmt, params=rows)
-            ids.update({(c, e): int(i) for i, c, e in result.all()})
-        return ids
+        return await stored_items.insert_items(session, items=items, now=now)
 
     async def claim(
         self, *, item_id: int, slack_user: str, action: str, entries: Sequence[Entry] = ()
     ) -> bool:
-        """pending → acting, atomically: only one click wins, on any replica. `entries` (the
-        "Working…" redraw of every copy) are queued in the same transaction, only by the winner."""
-        async with self.db.transaction() as s:
-            result = await s.exec(
-                sa.update(ItemRow)
-                .where(
-                    col(ItemRow.id) == item_id,
-                    col(ItemRow.claim_by).is_(None),
-                    col(ItemRow.status) == Status.PENDING.value,
-                )
-                .values(claim_by=slack_user, claim_action=action, claim_at=now_utc(), last_error=None)
-            )
-            if not result.rowcount:
-                return False
-            await outbox.enqueue(s, entries=entries, now=now_utc())
-            return True
+        return await stored_items.claim(
+            self.db, item_id=item_id, slack_user=slack_user, action=action, entries=entries
+        )
 
     async def finish_claim(
         self,
@@ -252,45 +85,20 @@ class Store:
         audit: Sequence[DecisionRow] = (),
         entries: Sequence[Entry] = (),
     ) -> None:
-        """Release the claim; record the vendor's new snapshot and the local decision or failure,
-        the audit of the attempt and the Slack work it causes (`entries`), in one transaction."""
-        now = now_utc()
-        async with self.db.transaction() as s:
-            s.add_all(audit)
-            values: dict[str, Any] = {
-                "claim_by": None,
-                "claim_action": None,
-                "claim_at": None,
-                "last_error": error,
-            }
-            if decided_by is not None:
-                values.update(
-                    decided_by=decided_by, decided_action=action, decided_at=now, decided_comment=comment
-                )
-            await s.exec(sa.update(ItemRow).where(col(ItemRow.id) == item_id).values(**values))
-            if item is not None:
-                await self.save_item(s, item=item, now=now, existing_id=item_id, closed=item.status.final)
-            await outbox.enqueue(s, entries=entries, now=now)
-
-    # ---- cards and outbox (store/cards.py, store/outbox.py) ----------------------------------
-
-    async def cards(self, *, item_id: int) -> list[CardRow]:
-        return await cards.cards(self.db, item_id=item_id)
-
-    async def cards_of(self, *, item_ids: Sequence[int]) -> dict[int, list[CardRow]]:
-        return await cards.cards_of(self.db, item_ids=item_ids)
+        return await stored_items.finish_claim(
+            self.db,
+            item_id=item_id,
+            item=item,
+            decided_by=decided_by,
+            action=action,
+            comment=comment,
+            error=error,
+            audit=audit,
+            entries=entries,
+        )
 
     async def items_by_ids(self, *, item_ids: Sequence[int]) -> dict[int, StoredItem]:
-        async with self.db.session() as s:
-            return {r.id: _decode(r) for r in await self.item_rows(s, item_ids=item_ids) if r.id is not None}
-
-    async def due_outbox(self, *, limit: int = 100, now: datetime | None = None) -> list[OutboxRow]:
-        return await outbox.due(self.db, limit=limit, now=now)
-
-    async def outbox_size(self) -> int:
-        return await outbox.size(self.db)
-
-    # ---- identities --------------------------------------------------------------------------
+        return await stored_items.items_by_ids(self.db, item_ids=item_ids)
 
     async def link(
         self,
@@ -302,136 +110,66 @@ class Store:
         email: str | None,
         credentials: Mapping[str, str] | None,
     ) -> None:
-        sealed = self.box.seal(credentials) if credentials else None
-        async with self.db.transaction() as s:
-            await s.exec(
-                sa.delete(IdentityRow).where(
-                    col(IdentityRow.slack_user_id) == slack_user_id, col(IdentityRow.connector) == connector
-                )
-            )
-            s.add(
-                IdentityRow(
-                    slack_user_id=slack_user_id,
-                    connector=connector,
-                    vendor_user_id=vendor_user_id,
-                    display_name=display_name,
-                    email=email,
-                    credentials_enc=sealed,
-                    linked_at=now_utc(),
-                )
-            )
+        return await identities.link(
+            self.db,
+            box=self.box,
+            slack_user_id=slack_user_id,
+            connector=connector,
+            vendor_user_id=vendor_user_id,
+            display_name=display_name,
+            email=email,
+            credentials=credentials,
+        )
 
     async def unlink(self, *, slack_user_id: str, connector: str) -> bool:
-        async with self.db.transaction() as s:
-            result = await s.exec(
-                sa.delete(IdentityRow).where(
-                    col(IdentityRow.slack_user_id) == slack_user_id, col(IdentityRow.connector) == connector
-                )
-            )
-            return bool(result.rowcount)
+        return await identities.unlink(self.db, slack_user_id=slack_user_id, connector=connector)
 
     async def mark_broken(self, *, slack_user_id: str, connector: str) -> None:
-        async with self.db.transaction() as s:
-            await s.exec(
-                sa.update(IdentityRow)
-                .where(
-                    col(IdentityRow.slack_user_id) == slack_user_id, col(IdentityRow.connector) == connector
-                )
-                .values(broken_at=now_utc())
-            )
+        return await identities.mark_broken(self.db, slack_user_id=slack_user_id, connector=connector)
 
     async def identity(self, *, slack_user_id: str, connector: str) -> Identity | None:
-        async with self.db.session() as s:
-            row = (
-                await s.exec(
-                    select(IdentityRow).where(
-                        IdentityRow.slack_user_id == slack_user_id, IdentityRow.connector == connector
-                    )
-                )
-            ).first()
-        return self._identity(row) if row else None
+        return await identities.identity(
+            self.db, box=self.box, slack_user_id=slack_user_id, connector=connector
+        )
 
     async def identities(
         self, *, connector: str | None = None, slack_user_id: str | None = None
     ) -> list[Identity]:
-        async with self.db.session() as s:
-            stmt = select(IdentityRow)
-            if connector is not None:
-                stmt = stmt.where(IdentityRow.connector == connector)
-            if slack_user_id is not None:
-                stmt = stmt.where(IdentityRow.slack_user_id == slack_user_id)
-            rows = (await s.exec(stmt.order_by(col(IdentityRow.id)))).all()
-        return [self._identity(r) for r in rows]
-
-    async def linked_users(self, *, connector: str) -> list[LinkedUser]:
-        return [
-            LinkedUser(i.slack_user_id, i.vendor_user_id, i.email, i.credentials)
-            for i in await self.identities(connector=connector)
-            if not i.broken
-        ]
-
-    def _identity(self, row: IdentityRow) -> Identity:
-        credentials: Mapping[str, str] = {}
-        broken = row.broken_at is not None
-        if row.credentials_enc:
-            try:
-                credentials = self.box.open(row.credentials_enc)
-            except SecretKeyError:
-                broken = True
-        return Identity(
-            row.slack_user_id,
-            row.connector,
-            row.vendor_user_id,
-            row.display_name,
-            row.email,
-            credentials,
-            broken,
+        return await identities.identities(
+            self.db, box=self.box, connector=connector, slack_user_id=slack_user_id
         )
 
-    # ---- audit, health, events ---------------------------------------------------------------
-
-    async def decisions(self, *, item_id: int | None = None) -> list[DecisionRow]:
-        return await audit.decisions(self.db, item_id=item_id)
+    async def linked_users(self, *, connector: str) -> list[LinkedUser]:
+        return await identities.linked_users(self.db, box=self.box, connector=connector)
 
     async def connector_states(self) -> dict[str, ConnectorStateRow]:
-        async with self.db.session() as s:
-            return {r.name: r for r in (await s.exec(select(ConnectorStateRow))).all()}
+        return await health.connector_states(self.db)
 
     async def record_sync(
         self, session: AsyncSession, *, name: str, ok: bool, error: str | None, pending: int | None
     ) -> None:
-        now = now_utc()
-        row = await session.get(ConnectorStateRow, name)
-        if row is None:
-            row = ConnectorStateRow(name=name)
-            session.add(row)
-        row.last_sync_at = now
-        if ok:
-            row.last_success_at = now
-            row.failures = 0
-            row.last_error = None
-        else:
-            row.failures += 1
-            row.last_error = error
-        if pending is not None:
-            row.pending = pending
+        return await health.record_sync(session, name=name, ok=ok, error=error, pending=pending)
 
     async def first_time_event(self, *, event_id: str) -> bool:
-        """True once per event id (Slack retries an event up to three times)."""
-        async with self.db.transaction() as s:
-            stmt = outbox.insert(s, ProcessedEventRow.__table__).values(event_id=event_id, at=now_utc())  # type: ignore[attr-defined]
-            result = await s.exec(stmt.on_conflict_do_nothing(index_elements=["event_id"]))
-            return bool(result.rowcount)
+        return await health.first_time_event(self.db, event_id=event_id)
 
     async def forget_events(self, *, older_than: timedelta) -> None:
-        async with self.db.transaction() as s:
-            await s.exec(
-                sa.delete(ProcessedEventRow).where(col(ProcessedEventRow.at) < now_utc() - older_than)
-            )
+        return await health.forget_events(self.db, older_than=older_than)
 
+    async def cards(self, *, item_id: int) -> list[CardRow]:
+        return await cards.cards(self.db, item_id=item_id)
 
-def _decode(row: ItemRow) -> StoredItem:
-    return StoredItem(row=row, item=ApprovalItem.from_json(row.data))
+    async def cards_of(self, *, item_ids: Sequence[int]) -> dict[int, list[CardRow]]:
+        return await cards.cards_of(self.db, item_ids=item_ids)
+
+    async def due_outbox(self, *, limit: int = 100, now: datetime | None = None) -> list[OutboxRow]:
+        return await outbox.due(self.db, limit=limit, now=now)
+
+    async def outbox_size(self) -> int:
+        return await outbox.size(self.db)
+
+    async def decisions(self, *, item_id: int | None = None) -> list[DecisionRow]:
+        return await audit.decisions(self.db, item_id=item_id)
 
 
 __all__ = ["Identity", "Store", "StoredItem", "decision_row", "now_utc"]
