@@ -102,17 +102,28 @@ async def due(db: Database, *, now: datetime, limit: int = 1000) -> list[DueRemi
 
 
 async def earliest(db: Database) -> datetime | None:
-    """When the next reminder of a pending, unclaimed item is due (None: none is)."""
+    """When the next reminder of a pending, unclaimed item is due (None: none is). Walks the
+    next_at index from the front; `forget_closed` keeps rows of ended items from piling up there."""
     stmt = (
-        select(sa.func.min(ReminderRow.next_at))
+        select(ReminderRow.next_at)
         .join(ItemRow, col(ItemRow.id) == col(ReminderRow.item_id))
         .where(col(ReminderRow.next_at).is_not(None), _pending())
+        .order_by(col(ReminderRow.next_at))
+        .limit(1)
     )
     async with db.session() as s:
-        value = (await s.exec(stmt)).one()
-    if value is None:
-        return None
-    return ReminderRow.__table__.c.next_at.type.process_result_value(value, None)  # type: ignore[attr-defined,no-any-return]
+        return (await s.exec(stmt)).first()
+
+
+async def forget_closed(db: Database, *, now: datetime) -> None:
+    """Due reminders of items no longer pending will never be sent: they stop being due."""
+    closed = select(ItemRow.id).where(col(ItemRow.status) != Status.PENDING.value)
+    async with db.transaction() as s:
+        await s.exec(
+            sa.update(ReminderRow)
+            .where(col(ReminderRow.next_at) <= now, col(ReminderRow.item_id).in_(closed))
+            .values(next_at=None)
+        )
 
 
 async def reschedule(db: Database, *, changes: Sequence[tuple[int, datetime | None]]) -> None:

@@ -57,6 +57,7 @@ class ReminderPasses:
         """Queue every reminder (and escalation) due at `now`; returns how many were queued."""
         changes: list[tuple[int, datetime | None]] = []
         queued = 0
+        await table.forget_closed(self.store.db, now=now)
         for due in await table.due(self.store.db, now=now):
             config = self.configs.get(due.item.connector)
             if config is None or not still_theirs(due):
