@@ -83,16 +83,15 @@ class CardJob(Job):
 
 
 @dataclass(frozen=True)
-class FlowJob(Job):
-    """The one status message of a flow in a subscribed channel, posted or updated in place."""
+class _NoticeJob(Job):
+    """Work about one item in one subscribed channel."""
 
-    kind: ClassVar[str] = "flow"
     item: int
     channel: str
 
     @property
     def key(self) -> str:
-        return f"flow:{self.item}:{self.channel}"
+        return f"{self.kind}:{self.item}:{self.channel}"
 
     @property
     def priority(self) -> Priority:
@@ -104,24 +103,17 @@ class FlowJob(Job):
 
 
 @dataclass(frozen=True)
-class ThreadReplyJob(Job):
+class FlowJob(_NoticeJob):
+    """The one status message of a flow in a subscribed channel, posted or updated in place."""
+
+    kind: ClassVar[str] = "flow"
+
+
+@dataclass(frozen=True)
+class ThreadReplyJob(_NoticeJob):
     """Under a flow's status message, a reply per decision made through the bot not yet replied."""
 
     kind: ClassVar[str] = "reply"
-    item: int
-    channel: str
-
-    @property
-    def key(self) -> str:
-        return f"reply:{self.item}:{self.channel}"
-
-    @property
-    def priority(self) -> Priority:
-        return Priority.NOTICES
-
-    @property
-    def target(self) -> str:
-        return self.channel
 
 
 @dataclass(frozen=True)
