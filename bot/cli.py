@@ -167,24 +167,26 @@ async def _check(config: Config, env: Env) -> int:
     if not token:
         problems.append("Slack: SLACK_BOT_TOKEN is not set, so Slack was not checked")
     else:
-        from slack_sdk.errors import SlackApiError
-        from slack_sdk.web.async_client import AsyncWebClient
+        from bot.slack.gateway import SlackFailure, SlackGateway
 
-        client = AsyncWebClient(token=token, base_url=env.slack_api_url)
+        gateway = SlackGateway(token=token, api_url=env.slack_api_url)
         try:
-            auth = await client.auth_test()
+            auth = await gateway.whoami()
             print(f"ok: Slack: connected as {auth.get('user')} in {auth.get('team')}")
             if config.admins:
                 from bot.authz import problems_with_ids
 
-                bad = await problems_with_ids(client, config.admins)
+                bad = await problems_with_ids(gateway, config.admins)
                 problems.extend(bad)
                 if not bad:
                     print(f"ok: Slack: [slack] admins ({len(config.admins)}) are known to this workspace")
-        except SlackApiError as exc:
-            problems.append(f"Slack: auth.test failed: {exc.response.get('error')}")
-        except Exception as exc:  # unreachable host, TLS, DNS
-            problems.append(f"Slack: could not reach {env.slack_api_url}: {type(exc).__name__}")
+        except SlackFailure as exc:
+            if exc.kind.name == "RETRY" and exc.error not in ("ratelimited", "rate_limited"):
+                problems.append(f"Slack: could not reach {env.slack_api_url}: {exc.error}")
+            else:
+                problems.append(f"Slack: auth.test failed: {exc.error}")
+        finally:
+            await gateway.aclose()
     if not env.socket_mode and not (env.slack_signing_secret and env.slack_signing_secret.get_secret_value()):
         problems.append("SLACK_SIGNING_SECRET is not set (required in HTTP mode)")
     if problems:
