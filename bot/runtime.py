@@ -31,7 +31,7 @@ from connectors.base import Connector
 from connectors.registry import specs
 from store.crypto import CredentialBox
 from store.db import Database
-from store.leader import Leadership
+from store.leader import DEFAULT_LEASE, Elector, LostLeadership
 from store.repo import Store, now_utc
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,7 @@ class Runtime:
         clock: Callable[[], datetime] = now_utc,
         slack_rate: tuple[float, float] = (1.0, 3.0),
         home_settle: float = 2.0,
+        lease: float = DEFAULT_LEASE,
     ) -> None:
         self.slack_rate = slack_rate
         self.ack_first = AckFirst()
@@ -73,7 +74,10 @@ class Runtime:
         self.slack = slack
         self.db = Database(database_url)
         self.store = Store(self.db, CredentialBox(secret_key))
-        self.leader = Leadership(self.db)
+        # The one place that knows whether this replica leads (store/leader.py); started with the
+        # background work, which is all it governs.
+        self.leader = Elector(database_url, lease=lease)
+        self._electing = False
         self.connectors: dict[str, Connector] = dict(connectors or build_connectors(config))
         self.deliver_interval = deliver_interval
         self.session: aiohttp.ClientSession | None = None
@@ -130,6 +134,8 @@ class Runtime:
         }
         setup_features(self)
         if background:
+            await self.leader.start()
+            self._electing = True
             self._start_background(poll=poll)
 
     def _start_background(self, *, poll: bool = True) -> None:
@@ -178,15 +184,20 @@ class Runtime:
         self.scheduler = scheduler
 
     async def _sync_job(self, name: str) -> None:
-        if not await self.leader.check():
-            return
-        await self.coordinators[name].run_once()
+        await self._leader_only(self.coordinators[name].run_once)()
         self.notifier.kick()
 
-    def _leader_only(self, func: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+    def _leader_only(self, func: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[None]]:
+        """Runs `func` only while leading, with every store transaction in it fenced."""
+
         async def run() -> None:
-            if await self.leader.check():
-                await func()
+            if not self.leader.is_leader:
+                return
+            try:
+                with self.leader.fenced():
+                    await func()
+            except LostLeadership as exc:
+                log.info("background job stopped: %s", exc)
 
         return run
 
@@ -198,8 +209,11 @@ class Runtime:
             done = 0
             try:
                 await self.ack_first.wait()
-                if await self.leader.check():
-                    done = await self.notifier.deliver(limit=batch)
+                if self.leader.is_leader:
+                    with self.leader.fenced():
+                        done = await self.notifier.deliver(limit=batch)
+            except LostLeadership as exc:
+                log.info("outbox delivery stopped: %s", exc)
             except Exception:  # one bad delivery pass must not end delivery for good
                 log.exception("outbox delivery pass failed")
             if done < batch:  # a full batch done: more is likely due, so no pause before the next
@@ -241,7 +255,8 @@ class Runtime:
                 self._delivery.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._delivery
-        await self.leader.release()
+        if self._electing:
+            await self.leader.stop()
         for connector in self.connectors.values():
             await connector.aclose()
         if self.session is not None:
