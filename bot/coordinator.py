@@ -18,7 +18,7 @@ from bot import metrics
 from bot.sync import SyncPlan, card_targets, diff
 from bot.wording import explain_failure
 from connectors.base import ApprovalItem, Connector, Status
-from connectors.errors import ConnectorError, NotFound
+from connectors.errors import ConnectorError, NotFound, VendorUnavailable
 from store.repo import Store, now_utc
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,10 @@ class Coordinator:
             fetched = await self.connector.fetch_pending(linked)
         except ConnectorError as exc:
             return await self._failed(exc)
+        except Exception as exc:  # a bug or an answer no client classified: still a failed sync
+            if not self.failing:  # the trace once, like the warning _failed gives
+                log.exception("connector %s: listing raised %s", self.name, type(exc).__name__)
+            return await self._failed(VendorUnavailable(f"unexpected {type(exc).__name__} while listing"))
         stored = await self.store.versions(connector=self.name)
         plan = diff(stored, [i for i in fetched if i.connector == self.name])
         del fetched, stored  # at 100k items, both are large; only the plan's few are needed now

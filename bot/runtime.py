@@ -31,7 +31,7 @@ from connectors.base import Connector
 from connectors.registry import specs
 from store.crypto import CredentialBox
 from store.db import Database
-from store.leader import DEFAULT_LEASE, Elector, LostLeadership
+from store.leader import DEFAULT_LEASE, Elector, LeaseStatus, LostLeadership
 from store.repo import Store, now_utc
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,10 @@ class Runtime:
         self.clock = clock
         # Periodic work added by features (reminders, digests): (id, seconds, coroutine function).
         self.jobs: list[tuple[str, int, Callable[[], Awaitable[None]]]] = []
+
+    def leadership(self) -> LeaseStatus | None:
+        """Who leads, as this replica's elector last saw; None when this process runs no background work."""
+        return self.leader.status() if self._electing else None
 
     def add_job(self, job_id: str, seconds: int, func: Callable[[], Awaitable[None]]) -> None:
         self.jobs.append((job_id, seconds, func))

@@ -152,6 +152,7 @@ class Elector:
             self._task = None
         fence = self._fence
         self._fence = None
+        self._seen = None  # gone: this process no longer knows who leads
         if fence is not None:
             try:
                 connection = await self._connect()
