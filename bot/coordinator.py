@@ -140,7 +140,12 @@ class Coordinator:
         if stored is None:
             return None
         try:
-            return await self.connector.refresh(stored.item)
+            final = await self.connector.refresh(stored.item)
+            if final.status.final and stored.row.decided_at is None:  # decided outside Slack
+                metrics.observe_decision(
+                    connector=self.name, first_card=stored.row.first_seen_at, decided=now_utc()
+                )
+            return final
         except NotFound:
             return stored.item.with_status(
                 Status.CANCELLED, decision_note=f"No longer found in {self.connector.vendor_label}"

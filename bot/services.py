@@ -333,7 +333,11 @@ class Services:
             comment=comment,
             audit=pending,
         )
-        if not final:
+        if final:
+            metrics.observe_decision(
+                connector=connector.name, first_card=stored.row.first_seen_at, decided=now_utc()
+            )
+        else:
             await self._card_new_recipients(stored.id, after)
         self.notifier.kick()
         if not final and action is Action.APPROVE:
