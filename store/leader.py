@@ -84,7 +84,7 @@ class Elector:
         self._seen: Lease | None = None
         self._seen_at = 0.0
         self._task: asyncio.Task[None] | None = None
-        self._changed = asyncio.Event()
+        self._unreachable = False
 
     # -- what the rest of the process reads -------------------------------------------------
 
@@ -130,12 +130,6 @@ class Elector:
         if seen.expires_at <= now and not leading:
             return LeaseStatus(leading, None, seen.fence, now - seen.renewed_at, None)
         return LeaseStatus(leading, seen.holder, seen.fence, now - seen.renewed_at, now - seen.acquired_at)
-
-    async def wait_changed(self, timeout: float) -> None:
-        """Sleep until leadership changes here, or `timeout` seconds (lets delivery start at once)."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._changed.wait(), timeout)
-        self._changed.clear()
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -190,15 +184,18 @@ class Elector:
         except Exception as exc:  # the database or the connection: we cannot know we still lead
             if self._fence is not None:
                 self._step_down(f"could not renew its lease ({type(exc).__name__})")
-            else:
-                log.info("leader election: database not reachable (%s)", type(exc).__name__)
+            elif not self._unreachable:  # once, not every few seconds while it lasts
+                log.warning("leader election: the database does not answer (%s)", type(exc).__name__)
+            self._unreachable = True
             await self._drop()
             return False
+        if self._unreachable:
+            log.info("leader election: the database answers again")
+            self._unreachable = False
         self._seen, self._seen_at = lease, self._clock()
         if lease is not None and lease.holder == self.holder and lease.live:
             if self._fence != lease.fence:
                 log.info("this replica now leads the background work (fence %d)", lease.fence)
-                self._changed.set()
             self._fence = lease.fence
             # Counted from before the statement was sent: the database's expiry is later than this.
             self._valid_until = sent + self.lease * 0.9
@@ -210,7 +207,6 @@ class Elector:
     def _step_down(self, why: str) -> None:
         if self._fence is not None:
             log.warning("this replica stops leading: %s", why)
-            self._changed.set()
         self._fence = None
 
     async def _connect(self) -> AsyncConnection:
