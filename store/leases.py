@@ -7,9 +7,10 @@ replicas with skewed clocks still agree on when a lease ends.
 
 The fencing number grows by one each time the lease changes hands. Leader-only transactions check,
 inside themselves, that the row still names their holder and number and has not expired
-(`verify_fence`); on PostgreSQL they hold the row FOR SHARE until they commit, so a takeover (an
-UPDATE of that row) waits for them, and whatever they wrote lands before the new leader starts,
-never after.
+(`verify_fence`); on PostgreSQL they hold the row FOR KEY SHARE until they commit, and a takeover
+locks it FOR UPDATE first, so it waits for them: whatever they wrote lands before the new leader
+starts, never after. Renewals by the holder do not wait for them (a long sync does not cost the
+leader its lease).
 """
 
 from __future__ import annotations
@@ -78,6 +79,16 @@ async def take_or_renew(connection: AsyncConnection, *, name: str, holder: str, 
         """
     )
     async with connection.begin():
+        if connection.dialect.name == "postgresql":
+            # A takeover first waits for the leader's transactions under way (they hold the row
+            # FOR KEY SHARE, see verify_fence); a renewal matches nothing here and waits for none.
+            await connection.execute(
+                sa.text(
+                    "SELECT 1 FROM leases WHERE name = :name "
+                    f"AND NOT (holder = :holder AND expires_at > {now}) FOR UPDATE"
+                ),
+                {"name": name, "holder": holder},
+            )
         row = (await connection.execute(statement, {"name": name, "holder": holder, "ttl": ttl})).first()
     return None if row is None else Lease(*row)
 
@@ -117,7 +128,9 @@ def verify_fence(connection: sa.Connection, *, name: str, holder: str, fence: in
     calls inside its async bridge.
     """
     dialect = connection.dialect.name
-    lock = " FOR SHARE" if dialect == "postgresql" else ""
+    # KEY SHARE: leader transactions do not wait for each other, nor block the leader's own
+    # renewals (an UPDATE of non-key columns); only a takeover's FOR UPDATE waits for them.
+    lock = " FOR KEY SHARE" if dialect == "postgresql" else ""
     row = connection.execute(
         sa.text(
             "SELECT fence FROM leases WHERE name = :name AND holder = :holder AND fence = :fence "

@@ -167,3 +167,29 @@ async def test_the_elector_leaves_no_transaction_open(kind: str, db: Database) -
     finally:
         for elector in electors:
             await elector.stop()
+
+
+async def test_a_takeover_waits_for_the_write_under_way_and_renewals_do_not(
+    kind: str, db: Database, secret_key: str
+) -> None:
+    if kind != "postgres":
+        pytest.skip("row locks are PostgreSQL's; SQLite serialises every writer anyway")
+    leader, other = Elector(db.url, lease=LEASE, clock=FrozenClock()), Elector(db.url, lease=LEASE)
+    store = Store(db, CredentialBox(secret_key))
+    try:
+        assert await leader.step()
+        with leader.fenced():
+            async with db.transaction() as session:
+                await store.record_sync(session, name="under-way", ok=True, error=None, pending=1)
+                await session.flush()
+                assert await leader.step(), "the leader renews while its own write is under way"
+                await asyncio.sleep(LEASE * 1.2)  # then its lease runs out, the write still open
+                assert not await other.step(), "no takeover while the old leader's write is under way"
+        assert await other.step(), "once it committed, the other replica takes over"
+        assert await _recorded(db, secret_key) == {"under-way"}
+        with pytest.raises(LostLeadership), leader.fenced():
+            await _record(db, secret_key, "too-late")
+        assert await _recorded(db, secret_key) == {"under-way"}
+    finally:
+        await leader.stop()
+        await other.stop()
