@@ -48,8 +48,8 @@ async def _refresh_metrics(runtime: Runtime) -> None:
     try:
         states = await runtime.store.connector_states()
         backlog = await outbox_backlog(runtime.db)
-    except Exception:  # an unreachable store shows in /healthz; the process's own figures still serve
-        log.warning("metrics: the store could not be read")
+    except Exception as exc:  # an unreachable store shows in /healthz; the process's own figures still serve
+        log.warning("metrics: the store could not be read (%s: %s)", type(exc).__name__, exc)
         return
     metrics.observe_store(
         last_success={name: state.last_success_at for name, state in states.items()},

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-import sqlalchemy as sa
+from sqlmodel import col, func, select
 
 from store.db import Database
 from store.models import OutboxRow
@@ -22,9 +22,8 @@ class OutboxBacklog:
 
 
 async def outbox_backlog(db: Database) -> OutboxBacklog:
-    enqueued = OutboxRow.__table__.c.enqueued_at  # type: ignore[attr-defined]
     async with db.session() as session:
-        row = (await session.execute(sa.select(sa.func.count(), sa.func.min(enqueued)))).one()
+        row = (await session.exec(select(func.count(), func.min(col(OutboxRow.enqueued_at))))).one()
     oldest = row[1]
     if oldest is not None and oldest.tzinfo is None:  # SQLite hands aggregates back naive (UTC)
         from datetime import UTC
