@@ -78,6 +78,7 @@ class Runtime:
         # background work, which is all it governs.
         self.leader = Elector(database_url, lease=lease)
         self._electing = False
+        self._elector_start: asyncio.Task[None] | None = None
         self.connectors: dict[str, Connector] = dict(connectors or build_connectors(config))
         self.deliver_interval = deliver_interval
         self.session: aiohttp.ClientSession | None = None
@@ -143,6 +144,9 @@ class Runtime:
             self._start_background(poll=poll)
 
     def _start_background(self, *, poll: bool = True) -> None:
+        if not self._electing:  # started without `background` (the demo wires itself first)
+            self._electing = True
+            self._elector_start = asyncio.create_task(self.leader.start(), name="leader-first-attempt")
         self._delivery = asyncio.create_task(self._deliver_forever(), name="outbox-delivery")
         if not poll:
             return
@@ -195,6 +199,7 @@ class Runtime:
         """Runs `func` only while leading, with every store transaction in it fenced."""
 
         async def run() -> None:
+            await self.leader.started()
             if not self.leader.is_leader:
                 return
             try:
@@ -213,6 +218,7 @@ class Runtime:
             done = 0
             try:
                 await self.ack_first.wait()
+                await self.leader.started()
                 if self.leader.is_leader:
                     with self.leader.fenced():
                         done = await self.notifier.deliver(limit=batch)
@@ -246,9 +252,11 @@ class Runtime:
         await self.ack_first.drain(15)
         self._stopping.set()
         if self.scheduler is not None:
-            self.scheduler.shutdown(wait=False)
+            self.scheduler.pause()  # no new runs; shutting down now would cancel a sync mid-write
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.gather(*(c.idle() for c in self.coordinators.values())), 15)
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
         if self._delivery is not None:
             # Let the delivery pass under way finish (cancelling it mid-query would leave a database
             # call completing after the loop is gone), then stop.
@@ -259,6 +267,8 @@ class Runtime:
                 self._delivery.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._delivery
+        if self._elector_start is not None:
+            await asyncio.wait([self._elector_start], timeout=10)  # never stop halfway into starting
         if self._electing:
             await self.leader.stop()
         for connector in self.connectors.values():

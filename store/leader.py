@@ -85,6 +85,7 @@ class Elector:
         self._seen_at = 0.0
         self._task: asyncio.Task[None] | None = None
         self._unreachable = False
+        self._tried = asyncio.Event()  # set once the first attempt has an answer
 
     # -- what the rest of the process reads -------------------------------------------------
 
@@ -135,8 +136,15 @@ class Elector:
 
     async def start(self) -> None:
         """Try once now (a lone replica leads before it serves), then keep renewing in the background."""
-        await self.step()
+        try:
+            await self.step()
+        finally:
+            self._tried.set()
         self._task = asyncio.create_task(self._run(), name="leader-elector")
+
+    async def started(self) -> None:
+        """Returns once the first attempt is answered (jobs scheduled at start wait for it)."""
+        await self._tried.wait()
 
     async def stop(self) -> None:
         if self._task is not None:
