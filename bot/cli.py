@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from bot.config import Config, ConfigError, Env, load_config
+from bot.config import Config, ConfigError, Env, load_config, parse_duration
 
 log = logging.getLogger("approvals-bot")
 
@@ -100,6 +100,7 @@ def _runtime(config: Config, env: Env) -> object:
         slack=SlackSettings(
             token=token, api_url=env.slack_api_url, signing_secret=secret, socket_mode=env.socket_mode
         ),
+        lease=parse_duration(env.approvals_lease).total_seconds(),
     )
 
 

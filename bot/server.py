@@ -15,6 +15,9 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot import metrics, webhooks
 from bot.authz import health_detail_allowed
+from store.leader import LeaseStatus
+from store.repo import now_utc
+from store.stats import outbox_backlog
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -24,6 +27,38 @@ log = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024
 # Payload types whose answer carries nothing for Slack, so they are answered before Bolt runs.
 EARLY = frozenset({"block_actions"})
+
+
+def _leader_json(lease: LeaseStatus) -> dict[str, object]:
+    return {
+        "this_replica": lease.leading,
+        "holder": lease.holder,
+        "fence": lease.fence,
+        "lease_age_seconds": None if lease.age is None else round(lease.age, 1),
+        "held_seconds": None if lease.held_for is None else round(lease.held_for, 1),
+    }
+
+
+async def _refresh_metrics(runtime: Runtime) -> None:
+    """The figures that live in the store or the elector, read when Prometheus asks."""
+    lease = runtime.leadership()
+    if lease is not None:
+        metrics.observe_lease(
+            leading=lease.leading, holder=lease.holder, fence=lease.fence, age=lease.age, held=lease.held_for
+        )
+    try:
+        states = await runtime.store.connector_states()
+        backlog = await outbox_backlog(runtime.db)
+    except Exception as exc:  # an unreachable store shows in /healthz; the process's own figures still serve
+        log.warning("metrics: the store could not be read (%s: %s)", type(exc).__name__, exc)
+        return
+    metrics.observe_store(
+        last_success={name: state.last_success_at for name, state in states.items()},
+        failures={name: state.failures for name, state in states.items()},
+        outbox_depth=backlog.depth,
+        outbox_oldest=backlog.oldest,
+        now=now_utc(),
+    )
 
 
 def build_web(runtime: Runtime, *, slack: bool = True, healthz_token: str | None = None) -> web.Application:
@@ -73,25 +108,30 @@ def build_web(runtime: Runtime, *, slack: bool = True, healthz_token: str | None
 
     async def healthz(request: web.Request) -> web.Response:
         store_ok = await runtime.db.ping()
-        status = 200 if store_ok else 503
+        lease = runtime.leadership()
+        # This process runs the background work: some replica must lead it, or nothing moves.
+        led = lease is None or lease.holder is not None
+        ok = store_ok and led
+        status = 200 if ok else 503
         detail = health_detail_allowed(
             remote=request.remote, authorization=request.headers.get("Authorization"), token=healthz_token
         )
         if not detail:
             # Anyone else learns only ok or not ok: connector names and vendor errors stay inside.
-            return web.json_response(
-                {"ok": store_ok, "status": "ok" if store_ok else "not ok"}, status=status
-            )
+            return web.json_response({"ok": ok, "status": "ok" if ok else "not ok"}, status=status)
         body: dict[str, object] = {
-            "ok": store_ok,
+            "ok": ok,
             "store": "ok" if store_ok else "unreachable",
             "connectors": {},
         }
         if store_ok:
             body["connectors"] = await runtime.services.health()
+        if lease is not None:
+            body["leader"] = _leader_json(lease)
         return web.json_response(body, status=status)
 
     async def prometheus(_: web.Request) -> web.Response:
+        await _refresh_metrics(runtime)
         payload = generate_latest(metrics.REGISTRY)
         return web.Response(body=payload, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

@@ -442,6 +442,10 @@ class Services:
             entries=entries,
         )
         self.outbox.kick(urgent=True)
+        if final:
+            metrics.observe_decision(
+                connector=connector.name, first_card=stored.row.first_seen_at, decided=now_utc()
+            )
         if not final and action is Action.APPROVE:
             return blocks.notice(
                 f"Your approval was recorded in {vendor}; it still needs other approvers before it goes through."
