@@ -16,16 +16,13 @@ from bot.config import Config, ConfigError, Env, load_config
 log = logging.getLogger("approvals-bot")
 
 
-def _setup_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+def _add_log_options(parser: argparse.ArgumentParser) -> None:
+    from bot.logs import FORMATS, LEVELS
+
+    parser.add_argument("--log-level", choices=LEVELS, default="info")
+    parser.add_argument(
+        "--log-format", choices=FORMATS, default="text", help="text for people, json for a log collector"
     )
-    # httpx logs every request URL at INFO; query strings can carry notes, so keep it quiet.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def _problems(lines: Sequence[str]) -> int:
@@ -47,9 +44,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--config")
     run.add_argument("--host", default="0.0.0.0")
     run.add_argument("--port", type=int, default=3000)
+    _add_log_options(run)
     demo = sub.add_parser("demo", help="everything on this machine with no accounts")
     demo.add_argument("--port", type=int, default=3000)
     demo.add_argument("--dir", default="./demo-data", help="working folder for the demo database")
+    _add_log_options(demo)
     check = sub.add_parser("check", help="validate the config and reach every vendor and Slack")
     check.add_argument("--config")
     poll = sub.add_parser("poll", help="one sync cycle, then exit")
@@ -57,7 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     poll.add_argument("--connector")
     poll.add_argument("--config")
     args = parser.parse_args(argv)
-    _setup_logging()
+    from bot.logs import setup_logging
+
+    setup_logging(getattr(args, "log_level", "info"), getattr(args, "log_format", "text"))
     env = Env()
     try:
         if args.command == "demo":
@@ -161,6 +162,7 @@ async def _check(config: Config, env: Env) -> int:
         try:
             auth = await client.auth_test()
             print(f"ok: Slack: connected as {auth.get('user')} in {auth.get('team')}")
+            problems.extend(await _slack_install_problems(client, config, dict(auth.headers)))
         except SlackApiError as exc:
             problems.append(f"Slack: auth.test failed: {exc.response.get('error')}")
         except Exception as exc:  # unreachable host, TLS, DNS
@@ -171,6 +173,31 @@ async def _check(config: Config, env: Env) -> int:
         return _problems(problems)
     print("all checks passed")
     return 0
+
+
+async def _slack_install_problems(client: object, config: Config, headers: dict[str, str]) -> list[str]:
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    from bot.slack_install import channel_problems, configured_channels, granted_scopes, missing_scopes
+
+    assert isinstance(client, AsyncWebClient)
+    problems: list[str] = []
+    missing = missing_scopes(granted_scopes(headers))
+    if missing:
+        problems.append(
+            f"Slack: the token lacks the scope{'s' if len(missing) > 1 else ''} {', '.join(missing)}: "
+            "add them (manifest.yml lists them all) and reinstall the app"
+        )
+    else:
+        print("ok: Slack: every scope the bot uses is granted")
+    channels = configured_channels([config.notify_channel, *(c.channel for c in config.connectors)])
+    if "channels:read" in missing:
+        return problems  # conversations.info would only answer missing_scope
+    found = await channel_problems(client, channels)
+    problems.extend(found)
+    if channels and not found:
+        print(f"ok: Slack: the bot is in every configured channel ({', '.join(channels)})")
+    return problems
 
 
 def _explain(exc: BaseException) -> str:

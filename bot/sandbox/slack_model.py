@@ -29,7 +29,9 @@ BOT_ID = "B0APPROVALS"
 BOT_USER_ID = "U0APPROVALSBOT"
 BOT_NAME = "approvals-bot"
 # The bot scopes of manifest.yml (DESIGN.md, Slack surface).
-DEFAULT_SCOPES = frozenset({"chat:write", "commands", "im:write", "users:read", "users:read.email"})
+DEFAULT_SCOPES = frozenset(
+    {"channels:read", "chat:write", "commands", "groups:read", "users:read", "users:read.email"}
+)
 
 MESSAGE_BLOCKS_MAX = 50
 VIEW_BLOCKS_MAX = 100
