@@ -59,6 +59,8 @@ ROLES = {
     DAVE.slack_id: "requester",
     MALLORY.slack_id: "no vendor account",
 }
+# Herzum is set to ask for a comment (in the sandbox and in the connector), so the tour shows it.
+TOUR_SETTINGS: dict[str, dict[str, Any]] = {"herzum": {"require_comment": True}}
 # Reminders in seconds, at any hour, so one arrives while a newcomer is still looking.
 DEMO_REMINDERS = Reminders(
     first_after=timedelta(seconds=5),
@@ -114,7 +116,7 @@ async def start_demo(
         setup = await spec.demo()
         sandboxes[type_name] = setup
         _tune_for_the_tour(type_name, setup)
-        settings = spec.settings.model_validate(dict(setup.connector))
+        settings = spec.settings.model_validate(dict(setup.connector) | TOUR_SETTINGS.get(type_name, {}))
         connectors.append(
             ConnectorConfig(
                 name=type_name.replace("_", "-"),
