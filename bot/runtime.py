@@ -94,7 +94,8 @@ class Runtime:
     async def start(self, *, background: bool = True, poll: bool = True) -> None:
         """Migrate, wire, and (with `background`) start delivery and, with `poll`, the schedule."""
         await self.db.migrate()
-        self.session = aiohttp.ClientSession()
+        # trust_env: HTTPS_PROXY/NO_PROXY apply to response_url posts too, as they do to slack_sdk and httpx.
+        self.session = aiohttp.ClientSession(trust_env=True)
         client = make_client(token=self.slack.token, base_url=self.slack.api_url, session=self.session)
         views = {
             c.name: ConnectorView(c.name, self.connectors[c.name].vendor_label, c.channel)
