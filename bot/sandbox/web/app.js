@@ -46,20 +46,22 @@ function emojify(text) {
   return text.replace(/:([a-z][a-z0-9_+-]*):/g, (whole, code) => EMOJI[code] || whole);
 }
 
-function inline(text) {
-  // *bold*, _italic_, ~strike~, `code`; anything else stays as text.
+function inline(raw) {
+  // *bold*, _italic_, ~strike~, `code`, at word boundaries as Slack reads them; emoji codes first,
+  // so the underscores of :large_orange_circle: are not read as italics.
+  const text = emojify(raw);
   const out = [];
-  const pattern = /(`[^`\n]+`|\*[^*\n]+\*|_[^_\n]+_|~[^~\n]+~)/g;
+  const pattern = /(`[^`\n]+`|(?<![\w*])\*[^*\n]+\*(?![\w*])|(?<![\w_])_[^_\n]+_(?![\w_])|(?<![\w~])~[^~\n]+~(?![\w~]))/g;
   let last = 0;
   for (const match of text.matchAll(pattern)) {
-    if (match.index > last) out.push(...lines(emojify(text.slice(last, match.index))));
+    if (match.index > last) out.push(...lines(text.slice(last, match.index)));
     const token = match[0];
     const inner = token.slice(1, -1);
     const tag = { "`": "code", "*": "strong", _: "em", "~": "s" }[token[0]];
-    out.push(el(tag, {}, tag === "code" ? inner : lines(emojify(inner))));
+    out.push(el(tag, {}, tag === "code" ? inner : lines(inner)));
     last = match.index + token.length;
   }
-  if (last < text.length) out.push(...lines(emojify(text.slice(last))));
+  if (last < text.length) out.push(...lines(text.slice(last)));
   return out;
 }
 
