@@ -189,3 +189,29 @@ async def test_a_failing_vendor_shows_a_private_error_and_the_card_stays(browser
     await expect(error).to_contain_text("Only visible to you")
     await expect(card.get_by_role("button", name="Approve", exact=True)).to_be_visible()
     assert demo.sandboxes["flexdeploy"].extra["sandbox"].decisions == []
+
+
+async def test_a_greenhouse_approver_is_reassigned_from_the_card(browser: Any, demo: Demo) -> None:
+    from playwright.async_api import expect
+
+    page = await _open(browser, demo, "alice")
+    await page.locator('[data-conv="D0ALICE"]').click()
+    card = await _wait_card(page, "Offer to Jordan Rivera")
+    await card.get_by_role("button", name="Reassign").click()
+    modal = page.get_by_role("dialog", name="Reassign")
+    await expect(modal).to_be_visible(timeout=WAIT)
+    await modal.get_by_label("Approver to replace").select_option(label="Group 1: Alice Approver")
+    await modal.get_by_label("New approver").select_option(label="dave (Dave Deployer)")
+    await modal.get_by_role("button", name="Reassign").click()
+    await expect(modal).to_be_hidden(timeout=WAIT)
+    greenhouse = demo.sandboxes["greenhouse"].extra["sandbox"]
+    seated = {email: uid for uid, user in greenhouse.users.items() for email in user.emails}
+    offer = next(f for f in greenhouse.flows.values() if f.approval_type == "offer_candidate")
+    first = min(offer.groups, key=lambda g: g.priority)
+    await demo.slack.wait_for(
+        lambda: {s.user_id for s in first.seats} == {seated["dave@example.com"], seated["bob@example.com"]},
+        timeout=WAIT / 1000,
+        what="Dave in Alice's seat of the offer's first group, in Greenhouse",
+    )
+    await expect(card).to_contain_text("no longer waits on you", timeout=WAIT)
+    await expect(card.get_by_role("button", name="Reassign")).to_have_count(0)

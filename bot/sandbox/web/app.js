@@ -8,7 +8,7 @@ const EMOJI = {
   warning: "⚠️", alarm_clock: "⏰", no_entry_sign: "🚫", large_yellow_circle: "🟡", large_orange_circle: "🟠",
   large_green_circle: "🟢", white_circle: "⚪", red_circle: "🔴", lock: "🔒", link: "🔗", bell: "🔔",
   wave: "👋", inbox_tray: "📥", rotating_light: "🚨", tada: "🎉", bust_in_silhouette: "👤", memo: "📝",
-  speech_balloon: "💬", arrows_counterclockwise: "🔄", rocket: "🚀", clipboard: "📋", busts_in_silhouette: "👥",
+  speech_balloon: "💬", information_source: "ℹ️", arrows_counterclockwise: "🔄", rocket: "🚀", clipboard: "📋", busts_in_silhouette: "👥",
 };
 
 const page = {
