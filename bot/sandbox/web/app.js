@@ -65,28 +65,31 @@ function inline(raw) {
   return out;
 }
 
+// Links and mentions are read first and stand in the text as placeholders, so emphasis around
+// them (*<url|title>*) works as in Slack; lines() puts the nodes back.
+let placed = [];
+
 function lines(text) {
   const out = [];
   text.split("\n").forEach((line, i) => {
     if (i) out.push(el("br"));
-    out.push(line);
+    line.split(/\uE000(\d+)\uE001/).forEach((part, j) => {
+      if (j % 2) out.push(placed[Number(part)]);
+      else if (part) out.push(part);
+    });
   });
   return out;
 }
 
 function mrkdwn(text, plain) {
-  if (plain) return lines(emojify(text || ""));
-  const out = [];
-  const pattern = /<([^<>|]+)(?:\|([^<>]*))?>/g;
-  let last = 0;
-  const source = text || "";
-  for (const match of source.matchAll(pattern)) {
-    if (match.index > last) out.push(...inline(unescapeSlack(source.slice(last, match.index))));
-    out.push(angle(match[1], match[2] === undefined ? null : unescapeSlack(match[2])));
-    last = match.index + match[0].length;
-  }
-  if (last < source.length) out.push(...inline(unescapeSlack(source.slice(last))));
-  return out;
+  if (plain) return lines(emojify((text || "").replace(/[\uE000\uE001]/g, "")));
+  placed = [];
+  const source = (text || "").replace(/[\uE000\uE001]/g, "");
+  const marked = source.replace(/<([^<>|]+)(?:\|([^<>]*))?>/g, (whole, target, label) => {
+    placed.push(angle(target, label === undefined ? null : unescapeSlack(label)));
+    return `\uE000${placed.length - 1}\uE001`;
+  });
+  return inline(unescapeSlack(marked));
 }
 
 function angle(target, label) {
@@ -385,6 +388,7 @@ function renderMain() {
     const form = el("div", { class: "home", style: "padding: 0 18px" });
     form.append(...renderBlocks(s.home.view.blocks, { where: "view", view_id: s.home.id, form }));
     box.replaceChildren(form);
+    box.scrollTop = 0;
     return;
   }
   page.homeKey = "";
