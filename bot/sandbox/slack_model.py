@@ -147,6 +147,7 @@ class StoredMessage:
     at: float
     thread_ts: str | None = None
     from_bot: bool = True
+    broadcast: bool = False  # a thread reply also shown in the channel (reply_broadcast)
     history: list[Revision] = field(default_factory=list)
 
     @property

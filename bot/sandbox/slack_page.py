@@ -162,7 +162,11 @@ class PageSurface(SocketModeSurface):
             shown = self._visible_messages(cid, uid)
             messages[cid] = shown
             last_read = self._reads.get((uid, cid), "0.0")
-            unread = sum(1 for m in shown if not m["thread_ts"] and _ts_key(m["ts"]) > _ts_key(last_read))
+            unread = sum(
+                1
+                for m in shown
+                if (not m["thread_ts"] or m["broadcast"]) and _ts_key(m["ts"]) > _ts_key(last_read)
+            )
             rows.append({"id": cid, "name": name, "kind": kind, "unread": unread})
         stack = [self._view_json(v) for v in self.open_modals(uid)]
         home_id = self._home_ids.get(uid)
@@ -198,6 +202,7 @@ class PageSurface(SocketModeSurface):
                         "thread_ts": m.thread_ts,
                         "edited": m.edits > 0,
                         "ephemeral": False,
+                        "broadcast": m.broadcast,
                     }
                 )
         for e in self.ephemerals:
@@ -211,6 +216,7 @@ class PageSurface(SocketModeSurface):
                         "thread_ts": e.thread_ts,
                         "edited": bool(e.history),
                         "ephemeral": True,
+                        "broadcast": False,
                     }
                 )
         shown.sort(key=lambda m: _ts_key(m["ts"]))

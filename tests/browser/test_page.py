@@ -215,3 +215,32 @@ async def test_a_greenhouse_approver_is_reassigned_from_the_card(browser: Any, d
     )
     await expect(card).to_contain_text("no longer waits on you", timeout=WAIT)
     await expect(card.get_by_role("button", name="Reassign")).to_have_count(0)
+
+
+async def test_an_approval_added_in_the_vendor_arrives_as_a_card(browser: Any, demo: Demo) -> None:
+    from playwright.async_api import expect
+
+    page = await _open(browser, demo, "alice")
+    await _wait_card(page, GATE)
+    await page.locator("#vendors-toggle").click()
+    await (
+        page.locator('.vendor[data-vendor="flexdeploy"]')
+        .get_by_role("button", name="Add an approval")
+        .click()
+    )
+    await page.locator("#vendors-toggle").click()
+    card = await _wait_card(page, "Payments 2.5")
+    await expect(card.get_by_role("button", name="Approve", exact=True)).to_be_visible()
+
+
+async def test_a_reminder_arrives_in_a_thread_of_the_dm(browser: Any, demo: Demo) -> None:
+    """The demo's reminders are due seconds after a card; the reminder pass runs once a minute."""
+    from playwright.async_api import expect
+
+    page = await _open(browser, demo, "alice")
+    await page.locator('[data-conv="D0ALICE"]').click()
+    replies = page.locator(".main .msg .replies").first
+    await expect(replies).to_be_visible(timeout=90_000)
+    await replies.click()
+    await expect(page.locator("#thread-messages")).to_contain_text("reminder 1 of", timeout=WAIT)
+    await screenshot(page, "reminder")

@@ -74,14 +74,18 @@ async def test_the_page_and_its_assets_are_served(sandbox: SlackSandbox) -> None
 async def test_state_is_per_viewer_with_unread_marks_and_private_messages(
     sandbox: SlackSandbox, api: AsyncWebClient
 ) -> None:
-    await api.chat_postMessage(channel="C0DEPLOYS", text="card", blocks=CARD)
+    card = await api.chat_postMessage(channel="C0DEPLOYS", text="card", blocks=CARD)
     await api.chat_postEphemeral(channel="C0DEPLOYS", user="U0ALICE", text="only for alice")
+    await api.chat_postMessage(channel="C0DEPLOYS", thread_ts=card["ts"], text="quiet reply")
+    await api.chat_postMessage(channel="C0DEPLOYS", thread_ts=card["ts"], text="loud", reply_broadcast=True)
     alice = sandbox.page_state(sandbox.person("alice"))
     bob = sandbox.page_state(sandbox.person("bob"))
     deploys = next(c for c in alice["conversations"] if c["id"] == "C0DEPLOYS")
-    assert deploys["unread"] == 2
-    assert [m["text"] for m in alice["messages"]["C0DEPLOYS"]] == ["card", "only for alice"]
-    assert [m["text"] for m in bob["messages"]["C0DEPLOYS"]] == ["card"]
+    assert deploys["unread"] == 3  # the card, the private message, the reply also sent to the channel
+    shown = alice["messages"]["C0DEPLOYS"]
+    assert [m["text"] for m in shown] == ["card", "only for alice", "quiet reply", "loud"]
+    assert [(m["replies"], m["broadcast"]) for m in shown] == [(2, False), (0, False), (0, False), (0, True)]
+    assert [m["text"] for m in bob["messages"]["C0DEPLOYS"]] == ["card", "quiet reply", "loud"]
     assert alice["names"]["U0ALICE"] == "alice"  # mentions read "@alice", as the README says
     assert any(c["kind"] == "dm" and c["id"] == sandbox.dm_channel("alice") for c in alice["conversations"])
 

@@ -328,7 +328,8 @@ function renderMessage(m, ctx, inThread) {
   const body = el("div", { class: "body" },
     el("div", { class: "meta" }, el("strong", {}, who(m.user)),
       m.user === page.state.bot.id ? el("span", { class: "private" }, "APP ") : null,
-      m.ephemeral ? el("span", { class: "private" }, "Only visible to you") : null),
+      m.ephemeral ? el("span", { class: "private" }, "Only visible to you") : null,
+      !inThread && m.broadcast ? el("button", { class: "replies", type: "button", onclick: () => openThread(m.thread_ts) }, "replied to a thread") : null),
     m.blocks && m.blocks.length ? renderBlocks(m.blocks, mctx) : el("div", {}, mrkdwn(m.text)),
     m.edited ? el("span", { class: "edited" }, "(edited)") : null,
     !inThread && m.replies ? el("button", { class: "replies", type: "button", onclick: () => openThread(m.ts) },
@@ -396,7 +397,8 @@ function renderMain() {
   const conv = s.conversations.find((c) => c.id === page.current);
   title.textContent = (conv.kind === "dm" ? "" : "#") + conv.name;
   const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
-  const roots = (s.messages[page.current] || []).filter((m) => !m.thread_ts);
+  // Thread replies stay in their thread, unless sent "also to the channel" (reply_broadcast).
+  const roots = (s.messages[page.current] || []).filter((m) => !m.thread_ts || m.broadcast);
   box.replaceChildren(...roots.map((m) => renderMessage(m, { channel: page.current }, false)));
   if (atBottom || !box.dataset.seen) box.scrollTop = box.scrollHeight;
   box.dataset.seen = "1";
