@@ -69,7 +69,8 @@ class VendorPanels:
             if item not in dict(panel.items()):
                 raise ValueError(f"{item} is not pending in {panel.label} any more")
             panel.decide(item, option == "approve")
-            return f"{option.capitalize()}d in {panel.label}; the card follows on the bot's next poll."
+            done = "Approved" if option == "approve" else "Rejected"
+            return f"{done} in {panel.label}; the card follows on the bot's next poll."
         if action == "fail":
             if option not in FAULTS:
                 raise ValueError(f"choose one of {', '.join(FAULTS)}")
@@ -91,10 +92,10 @@ def _flexdeploy(sandbox: FlexDeploySandbox) -> Panel:
     def fail(fault: str) -> None:
         sandbox.fail_next({"reset": "drop", "rate limit": "429"}.get(fault, fault), method="PUT")  # type: ignore[arg-type]
 
-    panel = Panel("flexdeploy", "FlexDeploy", items, lambda i, ok: None, fail)
-
     def decide(item: str, ok: bool) -> None:
         sandbox.decide(item, Status.APPROVED if ok else Status.REJECTED, notes="decided in FlexDeploy")
+
+    panel = Panel("flexdeploy", "FlexDeploy", items, decide, fail)
 
     def add() -> str:
         n = next(panel.counter)
@@ -108,7 +109,7 @@ def _flexdeploy(sandbox: FlexDeploySandbox) -> Panel:
         )
         return f"release gate task {task}"
 
-    panel.decide, panel.add = decide, add
+    panel.add = add
     return panel
 
 
