@@ -22,6 +22,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.ack_first import AckFirst
 from bot.app import build_app
+from bot.authz import Admins
 from bot.config import Config
 from bot.coordinator import Coordinator, SyncResult
 from bot.listeners.deps import Deps
@@ -117,6 +118,7 @@ class Runtime:
             notifier=self.notifier,
         )
         self.services.yield_to = self.notifier.yield_to = self.ack_first.wait
+        self.services.admins = Admins(self.config.admins, client)
         self.deps = Deps(services=self.services, notifier=self.notifier, ack_first=self.ack_first)
         self.app = build_app(
             self.deps,

@@ -1,4 +1,4 @@
-"""The HTTP surface of `run`: /slack/events (Bolt), /healthz, /metrics."""
+"""The HTTP surface of `run`: /slack/events (Bolt), /healthz, /metrics, /greenhouse/webhook/<connector>."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 
-from bot import metrics
+from bot import metrics, webhooks
+from bot.authz import health_detail_allowed
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -25,7 +26,8 @@ MAX_BODY = 1024 * 1024
 EARLY = frozenset({"block_actions"})
 
 
-def build_web(runtime: Runtime, *, slack: bool = True) -> web.Application:
+def build_web(runtime: Runtime, *, slack: bool = True, healthz_token: str | None = None) -> web.Application:
+    """`healthz_token`: APPROVALS_HEALTHZ_TOKEN, which shows /healthz detail to callers beyond loopback."""
     app = web.Application(client_max_size=MAX_BODY)
     secret = runtime.slack.signing_secret
     verifier = SignatureVerifier(secret) if secret and not runtime.slack.socket_mode else None
@@ -69,8 +71,17 @@ def build_web(runtime: Runtime, *, slack: bool = True) -> web.Application:
             return web.json_response({"error": "malformed request"}, status=400)
         return await to_aiohttp_response(response)
 
-    async def healthz(_: web.Request) -> web.Response:
+    async def healthz(request: web.Request) -> web.Response:
         store_ok = await runtime.db.ping()
+        status = 200 if store_ok else 503
+        detail = health_detail_allowed(
+            remote=request.remote, authorization=request.headers.get("Authorization"), token=healthz_token
+        )
+        if not detail:
+            # Anyone else learns only ok or not ok: connector names and vendor errors stay inside.
+            return web.json_response(
+                {"ok": store_ok, "status": "ok" if store_ok else "not ok"}, status=status
+            )
         body: dict[str, object] = {
             "ok": store_ok,
             "store": "ok" if store_ok else "unreachable",
@@ -78,7 +89,7 @@ def build_web(runtime: Runtime, *, slack: bool = True) -> web.Application:
         }
         if store_ok:
             body["connectors"] = await runtime.services.health()
-        return web.json_response(body, status=200 if store_ok else 503)
+        return web.json_response(body, status=status)
 
     async def prometheus(_: web.Request) -> web.Response:
         payload = generate_latest(metrics.REGISTRY)
@@ -88,4 +99,5 @@ def build_web(runtime: Runtime, *, slack: bool = True) -> web.Application:
         app.router.add_post("/slack/events", slack_events)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", prometheus)
+    webhooks.add_routes(app, runtime)
     return app

@@ -15,7 +15,15 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 # The bot scopes of manifest.yml: exactly what the code calls (tests/test_manifest.py keeps them equal).
 REQUIRED_SCOPES = frozenset(
-    {"channels:read", "chat:write", "commands", "groups:read", "users:read", "users:read.email"}
+    {
+        "channels:read",
+        "chat:write",
+        "commands",
+        "groups:read",
+        "usergroups:read",
+        "users:read",
+        "users:read.email",
+    }
 )
 
 

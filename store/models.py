@@ -121,6 +121,10 @@ class DecisionRow(SQLModel, table=True):
     comment: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
     outcome: str = Field(max_length=16)  # ok | refused | failed | unknown | already_decided
     vendor_answer: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    # The card the click came through ("C…/ts", or the channel of a modal); None from App Home lists.
+    via: str | None = Field(default=None, max_length=64)
+    # Why the bot itself refused before asking the vendor (not_linked, not_permitted, …); None otherwise.
+    reason: str | None = Field(default=None, max_length=64)
     at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False, index=True))
 
 

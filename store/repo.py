@@ -11,7 +11,7 @@ import functools
 import json
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -63,8 +63,8 @@ class Identity:
     vendor_user_id: str
     display_name: str
     email: str | None
-    credentials: Mapping[str, str]
-    broken: bool
+    credentials: Mapping[str, str] = field(repr=False)  # decrypted: never in a repr or a log line
+    broken: bool = False
 
 
 # Called with the ids of items whose snapshots changed together (a sync passes all of a cycle's).

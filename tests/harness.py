@@ -114,10 +114,12 @@ async def start_bot(
     notify_channel: str | None = None,
     instances: Mapping[str, Connector] | None = None,
     home_settle: float = 0.0,
+    admins: Sequence[str] = (),
 ) -> Bot:
     """`instances`: connectors built by the test (e.g. with short timeouts), by name.
-    `home_settle` is 0 unless a test is about it: an App Home republished at once keeps tests short."""
-    config = Config(connectors=tuple(connectors), notify_channel=notify_channel)
+    `home_settle` is 0 unless a test is about it: an App Home republished at once keeps tests short.
+    `admins`: the config's [slack] admins."""
+    config = Config(connectors=tuple(connectors), notify_channel=notify_channel, admins=tuple(admins))
     runtime = Runtime(
         config=config,
         database_url=database_url,
@@ -148,6 +150,7 @@ async def start_flexdeploy_bot(
     notify_channel: str | None = None,
     timeout: float = 15.0,
     home_settle: float = 0.0,
+    admins: Sequence[str] = (),
 ) -> Bot:
     """The bot with one FlexDeploy connector `deploys` (channel C0DEPLOYS) on the given sandbox."""
     from connectors.flexdeploy import FlexDeploySettings
@@ -165,6 +168,7 @@ async def start_flexdeploy_bot(
         connectors=[connector_config("deploys", "flexdeploy", settings, channel="C0DEPLOYS")],
         instances={"deploys": connector},
         home_settle=home_settle,
+        admins=admins,
     )
 
 

@@ -23,6 +23,9 @@ METHOD_SCOPES: dict[str, set[str]] = {
     "chat.postEphemeral": {"chat:write"},
     "chat.delete": {"chat:write"},
     "conversations.info": {"channels:read", "groups:read"},
+    "conversations.members": {"channels:read", "groups:read"},
+    "usergroups.list": {"usergroups:read"},
+    "usergroups.users.list": {"usergroups:read"},
     "conversations.open": {"im:write"},
     "conversations.join": {"channels:join"},
     "users.info": {"users:read"},
@@ -32,7 +35,9 @@ METHOD_SCOPES: dict[str, set[str]] = {
     "views.update": set(),
     "views.publish": set(),
 }
-CALL = re.compile(r"\.(chat|views|users|conversations|auth|reactions|team|files|bots|apps)_([A-Za-z]+)\(")
+CALL = re.compile(
+    r"\.(chat|views|users|usergroups|conversations|auth|reactions|team|files|bots|apps)_([A-Za-z_]+)\("
+)
 
 
 def _manifest() -> dict[str, Any]:
@@ -57,7 +62,7 @@ def _called_methods() -> set[str]:
     methods: set[str] = set()
     for path in _sources():
         for family, name in CALL.findall(path.read_text()):
-            methods.add(f"{family}.{name[0].lower()}{name[1:]}")
+            methods.add(f"{family}.{name.replace('_', '.')}")
     return methods
 
 

@@ -78,7 +78,7 @@ async def _handle_click(
         return
     await deps.ack_first.wait()
     services = deps.services
-    check = await services.precheck(ref=ref, action=chosen, slack_user=user)
+    check = await services.precheck(ref=ref, action=chosen, slack_user=user, origin=origin)
     if check.reply is not None or check.item is None:
         if check.reply is not None:
             await deps.notifier.tell(
@@ -90,7 +90,7 @@ async def _handle_click(
     if spec.needs_modal or force_comment:
         await open_decide_modal(deps, body, check.item.item, spec, force_comment=force_comment)
         return
-    reply = await services.decide(ref=ref, action=chosen, slack_user=user, checked=check)
+    reply = await services.decide(ref=ref, action=chosen, slack_user=user, checked=check, origin=origin)
     if reply is not None:
         await deps.notifier.tell(
             user=user, message=reply, response_url=origin.response_url, channel=origin.channel

@@ -43,8 +43,18 @@ def register(app: AsyncApp, deps: Deps) -> None:
             else:
                 message = await deps.services.unlink(connector_name=args[0], slack_user=user)
         elif sub == "status":
-            lines = await deps.services.status_lines()
-            message = blocks.notice("*Connectors*\n" + ("\n".join(lines) or "No connectors are configured."))
+            admin = await deps.services.is_admin(user)
+            lines = await deps.services.status_lines(detail=admin)
+            note = (
+                ""
+                if admin
+                else "\n_Vendor errors, failure counts and sync times are shown to this bot's admins._"
+            )
+            message = blocks.notice(
+                "*Connectors*\n"
+                + ("\n".join(lines) or "No connectors are configured.")
+                + (note if lines else "")
+            )
         elif sub == "start":
             await open_request(deps, user, args, body.get("trigger_id"), origin)
             return

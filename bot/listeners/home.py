@@ -32,9 +32,9 @@ async def publish_home(deps: Deps, user: str) -> None:
     ]
     # Rendered in a worker thread: a full Home is up to 100 blocks checked by slack_sdk, a CPU
     # burst that would otherwise hold up every click being acknowledged meanwhile.
-    view = await asyncio.to_thread(
-        blocks.home_view, states, accounts=accounts, status=await services.status_lines()
-    )
+    # Connector detail (vendor errors, counts, sync times) is for admins; others see working or failing.
+    status = await services.status_lines(detail=await services.is_admin(user))
+    view = await asyncio.to_thread(blocks.home_view, states, accounts=accounts, status=status)
     try:
         await deps.notifier.client.views_publish(user_id=user, view=view)
     except SlackApiError as exc:

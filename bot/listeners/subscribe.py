@@ -47,6 +47,9 @@ async def subscribe(deps: Deps, user: str, args: list[str], body: dict[str, Any]
     name, channel = args[0], parse_channel(args[1])
     assert channel is not None
     connector = deps.services.connectors[name]
+    refusal = await deps.services.may_follow(connector_name=name, channel=channel, slack_user=user)
+    if refusal is not None:
+        return refusal
     try:
         # Meant for the channel: everyone there learns what it now follows (and it proves the bot can post).
         await deps.notifier.client.chat_postMessage(
@@ -78,9 +81,15 @@ async def subscribe(deps: Deps, user: str, args: list[str], body: dict[str, Any]
 
 
 async def unsubscribe(deps: Deps, user: str, args: list[str], body: dict[str, Any]) -> Message:
-    if len(args) < 2 or parse_channel(args[1]) is None:
+    if len(args) < 2 or args[0] not in deps.services.connectors or parse_channel(args[1]) is None:
         return _usage("unsubscribe", deps)
     name, channel = args[0], parse_channel(args[1])
+    assert channel is not None
+    refusal = await deps.services.may_follow(
+        connector_name=name, channel=channel, slack_user=user, word="unsubscribe"
+    )
+    if refusal is not None:
+        return refusal
     async with deps.services.store.db.transaction() as s:
         result = await s.exec(
             sa.delete(SubscriptionRow).where(

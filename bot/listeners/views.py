@@ -11,6 +11,7 @@ from slack_bolt.async_app import AsyncApp
 from bot import blocks
 from bot.ids import ItemRef, ViewId
 from bot.listeners.deps import Deps, metadata, user_id, view_values
+from bot.services import Origin
 from connectors.base import Action, InputDef
 from connectors.errors import ConnectorError
 
@@ -103,8 +104,9 @@ def register(app: AsyncApp, deps: Deps) -> None:
             await ack(response_action="errors", errors=errors)
             return
         await ack()
+        origin = Origin(channel=str(meta.get("ch") or "") or None, ts=str(meta.get("ts") or "") or None)
         reply = await deps.services.decide(
-            ref=ref, action=action, slack_user=user, comment=comment, inputs=inputs
+            ref=ref, action=action, slack_user=user, comment=comment, inputs=inputs, origin=origin
         )
         if reply is not None:
             await deps.notifier.tell(user=user, message=reply, channel=meta.get("ch") or None)

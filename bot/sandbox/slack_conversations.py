@@ -31,6 +31,9 @@ class ConversationsSurface(SandboxCore):
             "conversations.open": self._conversations_open,
             "conversations.join": self._conversations_join,
             "conversations.info": self._conversations_info,
+            "conversations.members": self._conversations_members,
+            "usergroups.list": self._usergroups_list,
+            "usergroups.users.list": self._usergroups_users_list,
             "users.info": self._users_info,
             "users.lookupByEmail": self._users_lookup_by_email,
         }
@@ -113,6 +116,47 @@ class ConversationsSurface(SandboxCore):
         if info is not None and info.private and not info.bot_member:
             raise _Refused("channel_not_found")
         return {"channel": self._channel_info(channel)}
+
+    async def _conversations_members(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Member ids a page at a time (`limit`, `cursor`); same scope rules as conversations.info."""
+        channel = self._conversation(args.get("channel"), user_ids_as_dm=False)
+        info = self.channels.get(channel)
+        if info is None:
+            raise _Refused("channel_not_found")
+        needed = "groups:read" if info.private else "channels:read"
+        if needed not in self.scopes:
+            raise _Refused("missing_scope", needed=needed)
+        if info.private and not info.bot_member:
+            raise _Refused("channel_not_found")
+        members = sorted(info.members if info.members is not None else self.people)
+        try:
+            start = int(str(args.get("cursor") or "0"))
+            limit = max(1, min(1000, int(str(args.get("limit") or "100"))))
+        except ValueError as exc:
+            raise _Refused("invalid_cursor") from exc
+        page = members[start : start + limit]
+        following = str(start + limit) if start + limit < len(members) else ""
+        return {"members": page, "response_metadata": {"next_cursor": following}}
+
+    async def _usergroups_list(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "usergroups": [
+                {
+                    "id": gid,
+                    "team_id": TEAM_ID,
+                    "handle": gid.lower(),
+                    "date_delete": 0,
+                    "user_count": len(users),
+                }
+                for gid, users in sorted(self.usergroups.items())
+            ]
+        }
+
+    async def _usergroups_users_list(self, args: dict[str, Any]) -> dict[str, Any]:
+        group = str(args.get("usergroup") or "")
+        if group not in self.usergroups:
+            raise _Refused("no_such_subteam")
+        return {"users": sorted(self.usergroups[group])}
 
     def _user_object(self, person: DemoPerson) -> dict[str, Any]:
         try:

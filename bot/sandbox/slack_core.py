@@ -80,6 +80,8 @@ class SandboxCore:
         self.people: dict[str, DemoPerson] = {p.slack_id: p for p in people}
         self.channels: dict[str, Channel] = dict(channels if channels is not None else default_channels())
         self.scopes: set[str] = set(scopes)
+        # User groups (S… id → member user ids), for usergroups.list and usergroups.users.list.
+        self.usergroups: dict[str, frozenset[str]] = {}
         self.clock = clock
         self.bot_url = bot_url
         self.on_post = on_post

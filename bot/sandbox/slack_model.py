@@ -30,7 +30,15 @@ BOT_USER_ID = "U0APPROVALSBOT"
 BOT_NAME = "approvals-bot"
 # The bot scopes of manifest.yml (DESIGN.md, Slack surface).
 DEFAULT_SCOPES = frozenset(
-    {"channels:read", "chat:write", "commands", "groups:read", "users:read", "users:read.email"}
+    {
+        "channels:read",
+        "chat:write",
+        "commands",
+        "groups:read",
+        "usergroups:read",
+        "users:read",
+        "users:read.email",
+    }
 )
 
 MESSAGE_BLOCKS_MAX = 50
@@ -59,6 +67,8 @@ METHOD_SCOPES = {
     "conversations.join": "channels:join",
     "users.info": "users:read",
     "users.lookupByEmail": "users:read.email",
+    "usergroups.list": "usergroups:read",
+    "usergroups.users.list": "usergroups:read",
 }
 
 # Long names Slack gives in users.info `tz_label`, keyed by the zone's abbreviation.

@@ -67,4 +67,5 @@ def test_the_bot_accepts_the_example() -> None:
     config = parse_config({**raw, "connectors": usable}, env=env, source=str(EXAMPLE))
     assert {c.type for c in config.connectors} == {c["type"] for c in usable}
     assert config.notify_channel == "C0APPROVALLOG"
+    assert config.admins == ("U0123ADMIN", "S0456LEADS")
     assert config.reminders.max == 3
