@@ -15,12 +15,15 @@ import json
 import math
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet
 
+from bot.config import Config, ConnectorConfig, Reminders
 from bot.coordinator import Coordinator
+from bot.outbox.queue import Outbox
 from connectors.greenhouse.connector import GreenhouseConnector
 from connectors.greenhouse.sandbox import GreenhouseSandbox
 from connectors.greenhouse.settings import GreenhouseSettings
@@ -57,7 +60,20 @@ async def measure(approvers: int, flows: int) -> dict[str, Any]:
         }
     )
     connector = GreenhouseConnector("hiring", settings)
-    coordinator = Coordinator(connector=connector, store=store, channel="C0HIRING")
+    config = Config(
+        connectors=(
+            ConnectorConfig(
+                name="hiring",
+                type="greenhouse",
+                poll_interval=timedelta(seconds=60),
+                channel="C0HIRING",
+                reminders=Reminders(),
+                settings=settings,
+            ),
+        )
+    )
+    outbox = Outbox(store=store, config=config, kick=lambda urgent: None)
+    coordinator = Coordinator(connector=connector, store=store, outbox=outbox)
     try:
         started = time.perf_counter()
         first = await coordinator.run_once()

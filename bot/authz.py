@@ -18,8 +18,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
+from bot.slack.gateway import Deferred, SlackFailure, SlackGateway
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +36,7 @@ class Admins:
     def __init__(
         self,
         ids: Sequence[str] = (),
-        client: AsyncWebClient | None = None,
+        gateway: SlackGateway | None = None,
         *,
         ttl: float = GROUP_TTL,
         clock: Callable[[], float] = time.monotonic,
@@ -45,7 +44,7 @@ class Admins:
         self.users = frozenset(i for i in ids if not i.startswith("S"))
         self.groups = tuple(i for i in ids if i.startswith("S"))
         self.ids = tuple(ids)
-        self.client = client
+        self.gateway = gateway
         self.ttl = ttl
         self.clock = clock
         self._members: dict[str, tuple[float, frozenset[str]]] = {}
@@ -70,13 +69,12 @@ class Admins:
         if cached is not None and now - cached[0] < self.ttl:
             return cached[1]
         members: frozenset[str] = frozenset()
-        if self.client is not None:
+        if self.gateway is not None:
             try:
-                answer = await self.client.usergroups_users_list(usergroup=group)
-                members = frozenset(str(u) for u in answer.get("users") or [])
-            except SlackApiError as exc:
+                members = frozenset(await self.gateway.usergroup_members(group))
+            except SlackFailure as exc:
                 # Fail closed, and say why once per ttl (e.g. missing usergroups:read).
-                log.warning("admins: members of %s unknown: %s", group, exc.response.get("error"))
+                log.warning("admins: members of %s unknown: %s", group, exc.error)
         self._members[group] = (now, members)
         return members
 
@@ -89,23 +87,24 @@ class MembershipUnknown(Exception):
         self.error = error
 
 
-async def in_channel(client: AsyncWebClient, *, channel: str, user: str) -> bool:
+async def in_channel(gateway: SlackGateway, *, channel: str, user: str) -> bool:
     """Whether `user` is a member of `channel`, page by page through conversations.members."""
     cursor: str | None = None
     for _ in range(200):  # 200 pages of 1,000: beyond any real channel
         try:
-            answer = await client.conversations_members(channel=channel, limit=1000, cursor=cursor)
-        except SlackApiError as exc:
-            raise MembershipUnknown(str(exc.response.get("error") or "unknown_error")) from exc
-        if user in (answer.get("members") or []):
+            members, cursor = await gateway.channel_members(channel, cursor=cursor)
+        except SlackFailure as exc:
+            raise MembershipUnknown(exc.error) from exc
+        except Deferred as exc:
+            raise MembershipUnknown("ratelimited") from exc
+        if user in members:
             return True
-        cursor = ((answer.get("response_metadata") or {}).get("next_cursor")) or None
         if not cursor:
             return False
     return False
 
 
-async def problems_with_ids(client: AsyncWebClient, ids: Sequence[str]) -> list[str]:
+async def problems_with_ids(gateway: SlackGateway, ids: Sequence[str]) -> list[str]:
     """`approvals-bot check`: one line per admin id Slack does not know (or cannot be asked about)."""
     problems: list[str] = []
     groups: dict[str, dict[str, object]] | None = None
@@ -113,10 +112,9 @@ async def problems_with_ids(client: AsyncWebClient, ids: Sequence[str]) -> list[
         if admin.startswith("S"):
             if groups is None:
                 try:
-                    answer = await client.usergroups_list(include_disabled=True)
-                    groups = {str(g.get("id")): g for g in answer.get("usergroups") or []}
-                except SlackApiError as exc:
-                    error = exc.response.get("error")
+                    groups = {str(g.get("id")): g for g in await gateway.usergroups()}
+                except SlackFailure as exc:
+                    error = exc.error
                     problems.append(
                         f"[slack] admins: cannot list user groups ({error}); "
                         "the app needs the usergroups:read scope"
@@ -131,13 +129,10 @@ async def problems_with_ids(client: AsyncWebClient, ids: Sequence[str]) -> list[
                 problems.append(f"[slack] admins: user group {admin} is disabled")
             continue
         try:
-            answer = await client.users_info(user=admin)
-        except SlackApiError as exc:
-            problems.append(
-                f"[slack] admins: {admin}: {exc.response.get('error')} (not a user of this workspace)"
-            )
+            user = await gateway.user_info(admin)
+        except SlackFailure as exc:
+            problems.append(f"[slack] admins: {admin}: {exc.error} (not a user of this workspace)")
             continue
-        user = answer.get("user") or {}
         if user.get("deleted"):
             problems.append(f"[slack] admins: {admin} is a deactivated user")
         elif user.get("is_bot"):

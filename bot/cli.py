@@ -168,25 +168,29 @@ async def _check(config: Config, env: Env) -> int:
     if not token:
         problems.append("Slack: SLACK_BOT_TOKEN is not set, so Slack was not checked")
     else:
-        from slack_sdk.errors import SlackApiError
-        from slack_sdk.web.async_client import AsyncWebClient
+        from bot.slack.gateway import SlackFailure, SlackGateway
 
-        client = AsyncWebClient(token=token, base_url=env.slack_api_url)
+        gateway = SlackGateway(token=token, api_url=env.slack_api_url)
         try:
-            auth = await client.auth_test()
+            auth = await gateway.whoami()
             print(f"ok: Slack: connected as {auth.get('user')} in {auth.get('team')}")
-            problems.extend(await _slack_install_problems(client, config, dict(auth.headers)))
+            problems.extend(
+                await _slack_install_problems(gateway, config, str(auth.get("granted_scopes", "")))
+            )
             if config.admins:
                 from bot.authz import problems_with_ids
 
-                bad = await problems_with_ids(client, config.admins)
+                bad = await problems_with_ids(gateway, config.admins)
                 problems.extend(bad)
                 if not bad:
                     print(f"ok: Slack: [slack] admins ({len(config.admins)}) are known to this workspace")
-        except SlackApiError as exc:
-            problems.append(f"Slack: auth.test failed: {exc.response.get('error')}")
-        except Exception as exc:  # unreachable host, TLS, DNS
-            problems.append(f"Slack: could not reach {env.slack_api_url}: {type(exc).__name__}")
+        except SlackFailure as exc:
+            if exc.kind.name == "RETRY" and exc.error not in ("ratelimited", "rate_limited"):
+                problems.append(f"Slack: could not reach {env.slack_api_url}: {exc.error}")
+            else:
+                problems.append(f"Slack: auth.test failed: {exc.error}")
+        finally:
+            await gateway.aclose()
     if not env.socket_mode and not (env.slack_signing_secret and env.slack_signing_secret.get_secret_value()):
         problems.append("SLACK_SIGNING_SECRET is not set (required in HTTP mode)")
     if problems:
@@ -195,14 +199,13 @@ async def _check(config: Config, env: Env) -> int:
     return 0
 
 
-async def _slack_install_problems(client: object, config: Config, headers: dict[str, str]) -> list[str]:
-    from slack_sdk.web.async_client import AsyncWebClient
-
+async def _slack_install_problems(gateway: object, config: Config, scopes: str) -> list[str]:
+    from bot.slack.gateway import SlackGateway
     from bot.slack_install import channel_problems, configured_channels, granted_scopes, missing_scopes
 
-    assert isinstance(client, AsyncWebClient)
+    assert isinstance(gateway, SlackGateway)
     problems: list[str] = []
-    missing = missing_scopes(granted_scopes(headers))
+    missing = missing_scopes(granted_scopes(scopes))
     if missing:
         problems.append(
             f"Slack: the token lacks the scope{'s' if len(missing) > 1 else ''} {', '.join(missing)}: "
@@ -213,7 +216,7 @@ async def _slack_install_problems(client: object, config: Config, headers: dict[
     channels = configured_channels([config.notify_channel, *(c.channel for c in config.connectors)])
     if "channels:read" in missing:
         return problems  # conversations.info would only answer missing_scope
-    found = await channel_problems(client, channels)
+    found = await channel_problems(gateway, channels)
     problems.extend(found)
     if channels and not found:
         print(f"ok: Slack: the bot is in every configured channel ({', '.join(channels)})")

@@ -152,7 +152,7 @@ async def start_demo(
             demo_ref["d"].printed.append(chunk)
         out(chunk)
 
-    runtime.notifier.on_card = show
+    runtime.delivery.on_card = show
 
     async def show_private(channel: str, ts: str, text: str, blocks: list[dict[str, Any]], kind: str) -> None:
         if kind == "ephemeral":

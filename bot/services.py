@@ -19,8 +19,9 @@ from bot.authz import Admins, MembershipUnknown, in_channel
 from bot.blocks import ACTION_LABELS, CardState, Message
 from bot.config import ConnectorConfig
 from bot.ids import ItemRef
-from bot.notifier import Notifier
-from bot.sync import card_targets
+from bot.outbox.effects import after_claim
+from bot.outbox.queue import Outbox
+from bot.slack.gateway import SlackGateway
 from connectors.base import Action, Actor, ApprovalItem, Connector, Status
 from connectors.errors import (
     AlreadyDecided,
@@ -33,6 +34,7 @@ from connectors.errors import (
     Unsupported,
 )
 from store import audit as audit_trail
+from store import cards
 from store.models import DecisionRow
 from store.repo import Identity, Store, StoredItem, decision_row, now_utc
 
@@ -130,13 +132,17 @@ class Services:
         store: Store,
         connectors: Mapping[str, Connector],
         configs: Mapping[str, ConnectorConfig],
-        notifier: Notifier,
+        gateway: SlackGateway,
+        outbox: Outbox,
+        card_state: Callable[[StoredItem], CardState],
     ) -> None:
         self.store = store
         self.connectors = connectors
         self.configs = configs
-        self.notifier = notifier
-        # [slack] admins (the runtime sets them with the Slack client that resolves user groups).
+        self.gateway = gateway
+        self.outbox = outbox
+        self.card_state = card_state
+        # [slack] admins (the runtime sets them with the gateway that resolves user groups).
         self.admins = Admins()
         # Awaited between the steps of a click's work, so acknowledgements of other clicks go
         # first (the runtime sets AckFirst.wait; alone, it does not wait).
@@ -281,8 +287,14 @@ class Services:
         if isinstance(actor, Message):
             return actor
         await self.yield_to()
-        # The claim also asks for "Working…" on every copy (buttons gone), in the same transaction.
-        if not await self.store.claim(item_id=stored.id, slack_user=slack_user, action=action.value):
+        # The claim also asks for "Working…" on every copy (buttons gone), in the same transaction,
+        # ahead of anything else waiting.
+        working = self.outbox.entries(
+            after_claim(stored.id, await cards.targets_now(self.store.db, item_id=stored.id))
+        )
+        if not await self.store.claim(
+            item_id=stored.id, slack_user=slack_user, action=action.value, entries=working
+        ):
             fresh = await self.store.item_by_id(item_id=stored.id)
             reason = (
                 audit_trail.ALREADY_HANDLED if fresh and fresh.item.status.final else audit_trail.IN_PROGRESS
@@ -291,7 +303,7 @@ class Services:
             if fresh is not None and fresh.item.status.final:
                 return blocks.notice(self._final_words(fresh, connector))
             return self._claimed_words(fresh or stored, slack_user)
-        self.notifier.kick()
+        self.outbox.kick(urgent=True)
         await self.yield_to()
         return await self._act(stored, connector, action, actor, comment, inputs or {}, via)
 
@@ -329,8 +341,11 @@ class Services:
             pending.append(row)
 
         async def release(fresh: ApprovalItem | None = None, error: str | None = None) -> None:
-            await self.store.finish_claim(item_id=stored.id, item=fresh, error=error, audit=pending)
-            self.notifier.kick()
+            entries = await self.outbox.decision_entries(item_id=stored.id, before=item, after=fresh)
+            await self.store.finish_claim(
+                item_id=stored.id, item=fresh, error=error, audit=pending, entries=entries
+            )
+            self.outbox.kick(urgent=True)
 
         try:
             after = await connector.act(item, action, actor, comment=comment, inputs=inputs)
@@ -413,6 +428,10 @@ class Services:
                 )
         await audit("ok", f"status {after.status.value}")
         final = after.status.final
+        # The clicked card first; then flow notices with a thread reply, new approvers' cards, Homes.
+        entries = await self.outbox.decision_entries(
+            item_id=stored.id, before=item, after=after, decided=True
+        )
         await self.store.finish_claim(
             item_id=stored.id,
             item=after,
@@ -420,10 +439,9 @@ class Services:
             action=action.value,
             comment=comment,
             audit=pending,
+            entries=entries,
         )
-        if not final:
-            await self._card_new_recipients(stored.id, after)
-        self.notifier.kick()
+        self.outbox.kick(urgent=True)
         if not final and action is Action.APPROVE:
             return blocks.notice(
                 f"Your approval was recorded in {vendor}; it still needs other approvers before it goes through."
@@ -431,19 +449,6 @@ class Services:
         if action in (Action.REASSIGN, Action.RESET, Action.ABSTAIN):
             return blocks.notice(f"Done: you {PAST[action]} “{blocks.escape(item.title)}” in {vendor}.")
         return None
-
-    async def _card_new_recipients(self, item_id: int, item: ApprovalItem) -> None:
-        """After a reassign (or any action that moves the turn), the new approvers get their cards now."""
-        config = self.configs.get(item.connector)
-        linked = await self.store.identities(connector=item.connector)
-        targets = card_targets(
-            item,
-            channel=config.channel if config else None,
-            slack_by_vendor={i.vendor_user_id: i.slack_user_id for i in linked},
-        )
-        async with self.store.db.transaction() as session:
-            for target in targets:
-                await self.store.enqueue_card(session, item_id=item_id, target=target, now=now_utc())
 
     async def _reread(self, connector: Connector, item: ApprovalItem) -> ApprovalItem | None:
         try:
@@ -454,8 +459,9 @@ class Services:
             return None
 
     async def _redraw(self, item_id: int) -> None:
-        await self.store.refresh_cards(item_id=item_id)
-        self.notifier.kick()
+        await self.outbox.enqueue(
+            after_claim(item_id, await cards.targets_now(self.store.db, item_id=item_id))
+        )
 
     def _final_words(self, stored: StoredItem, connector: Connector) -> str:
         status = stored.item.status.value
@@ -589,7 +595,7 @@ class Services:
 
     async def _profile(self, slack_user: str) -> dict[str, str]:
         try:
-            return await self.notifier.user_profile(slack_user)
+            return await self.gateway.user_profile(slack_user)
         except Exception as exc:  # Slack unreachable: linking still works without the email
             log.info("users.info for %s failed: %s", slack_user, type(exc).__name__)
             return {}
@@ -641,7 +647,7 @@ class Services:
                 audit_trail.NOT_LINKED, f"You have no working {vendor} identity here ({how})."
             )
         try:
-            member = await in_channel(self.notifier.client, channel=channel, user=slack_user)
+            member = await in_channel(self.gateway, channel=channel, user=slack_user)
         except MembershipUnknown as exc:
             log.info("conversations.members for %s failed: %s", channel, exc.error)
             return await refuse(
@@ -674,7 +680,7 @@ class Services:
             recipients = {p.id for p in stored.item.recipients}
             if recipients and identity.vendor_user_id not in recipients:
                 continue
-            states.append(self.notifier.card_state(stored))
+            states.append(self.card_state(stored))
         states.sort(key=lambda s: s.item.created_at or s.now)
         return states
 

@@ -8,10 +8,9 @@ bot is a member, so both can be named before anything is posted.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 
-from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
+from bot.slack.gateway import SlackFailure, SlackGateway
 
 # The bot scopes of manifest.yml: exactly what the code calls (tests/test_manifest.py keeps them equal).
 REQUIRED_SCOPES = frozenset(
@@ -27,12 +26,9 @@ REQUIRED_SCOPES = frozenset(
 )
 
 
-def granted_scopes(headers: Mapping[str, str]) -> set[str]:
-    """Scopes from Slack's `x-oauth-scopes` header (comma-separated); header names are case-blind."""
-    for name, value in headers.items():
-        if name.lower() == "x-oauth-scopes":
-            return {s.strip() for s in value.split(",") if s.strip()}
-    return set()
+def granted_scopes(header: str) -> set[str]:
+    """Scopes from Slack's `x-oauth-scopes` header value (comma-separated)."""
+    return {s.strip() for s in header.split(",") if s.strip()}
 
 
 def missing_scopes(granted: Iterable[str]) -> list[str]:
@@ -48,14 +44,14 @@ def configured_channels(channels: Iterable[str | None]) -> list[str]:
     return list(seen)
 
 
-async def channel_problems(client: AsyncWebClient, channels: Sequence[str]) -> list[str]:
+async def channel_problems(gateway: SlackGateway, channels: Sequence[str]) -> list[str]:
     """A line per configured channel the bot cannot post to, saying how to fix it."""
     problems: list[str] = []
     for channel in channels:
         try:
-            answer = await client.conversations_info(channel=channel)
-        except SlackApiError as exc:
-            error = exc.response.get("error")
+            info = await gateway.channel_info(channel)
+        except SlackFailure as exc:
+            error = exc.error
             if error == "channel_not_found":
                 problems.append(
                     f"Slack: channel {channel} not found (private channels: invite the bot first, "
@@ -64,7 +60,6 @@ async def channel_problems(client: AsyncWebClient, channels: Sequence[str]) -> l
             else:
                 problems.append(f"Slack: conversations.info on {channel} failed: {error}")
             continue
-        info = answer.get("channel") or {}
         if info.get("is_archived"):
             problems.append(f"Slack: channel #{info.get('name', channel)} ({channel}) is archived")
         elif not info.get("is_member") and not info.get("is_im"):

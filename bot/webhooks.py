@@ -96,5 +96,5 @@ async def _sync(runtime: Runtime, name: str) -> object:
     coordinator = runtime.coordinators[name]
     await coordinator.idle()  # a poll already running may have read before the approval
     result = await coordinator.run_once()
-    runtime.notifier.kick()
+    runtime.outbox.kick()
     return result

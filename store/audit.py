@@ -15,7 +15,8 @@ from datetime import datetime
 from sqlmodel import col, select
 
 from store.db import Database
-from store.models import DecisionRow, ItemRow, utcnow
+from store.models import DecisionRow, ItemRow
+from store.outbox import now_utc
 
 # Reasons the bot itself refuses a click before any vendor call (DecisionRow.reason).
 UNKNOWN_CONNECTOR = "unknown_connector"
@@ -82,7 +83,7 @@ def refusal(
         outcome="refused",
         reason=reason[:64],
         via=via[:64] if via else None,
-        at=utcnow(),
+        at=now_utc(),
     )
 
 
@@ -130,4 +131,45 @@ def _record(row: DecisionRow, data: str | None) -> AuditRecord:
         vendor_answer=row.vendor_answer or "",
         via=row.via or "",
         comment=row.comment or "",
+    )
+
+
+async def decisions(
+    db: Database, *, item_id: int | None = None, after_id: int | None = None, ok_only: bool = False
+) -> list[DecisionRow]:
+    async with db.session() as s:
+        stmt = select(DecisionRow)
+        if item_id is not None:
+            stmt = stmt.where(DecisionRow.item_id == item_id)
+        if after_id is not None:
+            stmt = stmt.where(col(DecisionRow.id) > after_id)
+        if ok_only:
+            stmt = stmt.where(DecisionRow.outcome == "ok")
+        return list((await s.exec(stmt.order_by(col(DecisionRow.id)))).all())
+
+
+def decision_row(
+    *,
+    item_id: int | None,
+    connector: str,
+    external_id: str,
+    slack_user_id: str,
+    vendor_user_id: str | None,
+    action: str,
+    comment: str | None,
+    outcome: str,
+    vendor_answer: str | None,
+) -> DecisionRow:
+    """One audit line: who tried what on which item, and what the vendor answered."""
+    return DecisionRow(
+        item_id=item_id,
+        connector=connector,
+        external_id=external_id,
+        slack_user_id=slack_user_id,
+        vendor_user_id=vendor_user_id,
+        action=action,
+        comment=comment,
+        outcome=outcome,
+        vendor_answer=(vendor_answer or "")[:1000] or None,
+        at=now_utc(),
     )

@@ -15,7 +15,8 @@ from sqlmodel import col, select
 
 from store.crypto import CredentialBox, SecretKeyError
 from store.db import Database
-from store.models import IdentityRow, utcnow
+from store.models import IdentityRow
+from store.outbox import now_utc
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ async def rotate_credentials(*, db: Database, box: CredentialBox, batch: int = 2
                     fresh = box.rotate(sealed)
                 except SecretKeyError:
                     report.unreadable.append(Unreadable(slack_user_id, connector))
-                    await s.exec(sa.update(IdentityRow).where(same).values(broken_at=utcnow()))
+                    await s.exec(sa.update(IdentityRow).where(same).values(broken_at=now_utc()))
                     continue
                 await s.exec(sa.update(IdentityRow).where(same).values(credentials_enc=fresh))
                 report.rotated += 1

@@ -155,7 +155,7 @@ async def test_an_admin_may_reassign_someone_elses_slot_with_their_own_token(
     )
     try:
         ids = kit.ids
-        job = kit.new_job("Support Lead")
+        job = kit.new_job("Support Lead", access=[ids["alice"]])
         kit.sandbox.add_flow(
             job, [([ids["carol"]], 1), ([ids["dave"]], 1)], sequential=False, requested_by=kit.recruiter
         )
@@ -166,7 +166,7 @@ async def test_an_admin_may_reassign_someone_elses_slot_with_their_own_token(
         await running.slack.submit_view(
             running.url,
             user="carol",
-            values={"Approver to replace": "Group 2: Dave Deployer", "New approver": "U0BOB"},
+            values={"Approver to replace": "Group 2: Dave Deployer", "New approver": "U0ALICE"},
         )
         await running.slack.wait_for(lambda: kit.sandbox.writes, what="the replace_approver call")
         (write,) = kit.sandbox.writes

@@ -65,7 +65,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
         else:
             message = await help_for(deps, user, prefix=f"I don't know `{blocks.escape(sub)}`. ")
         if message is not None:
-            await deps.notifier.tell(
+            await deps.gateway.tell(
                 user=user, message=message, response_url=origin.response_url, channel=origin.channel
             )
 
@@ -119,12 +119,12 @@ async def open_connect(deps: Deps, user: str, name: str, trigger_id: Any, origin
             fields=connector.credential_fields,
         )
         view["private_metadata"] = json.dumps({"c": name, "ch": origin.channel})
-        error = await deps.notifier.open_view(trigger_id=str(trigger_id or ""), view=view)
+        error = await deps.gateway.open_view(trigger_id=str(trigger_id or ""), view=view)
         if error is None:
             return
         log.info("views.open for connect failed: %s", error)
         message = blocks.notice("Slack did not open the form in time. Please run the command again.")
-    await deps.notifier.tell(
+    await deps.gateway.tell(
         user=user, message=message, response_url=origin.response_url, channel=origin.channel
     )
 
@@ -142,7 +142,7 @@ async def open_request(deps: Deps, user: str, args: list[str], trigger_id: Any, 
                 else "None of the configured connectors can start approvals."
             )
         )
-        await deps.notifier.tell(
+        await deps.gateway.tell(
             user=user, message=message, response_url=origin.response_url, channel=origin.channel
         )
         return
@@ -150,13 +150,13 @@ async def open_request(deps: Deps, user: str, args: list[str], trigger_id: Any, 
     target = args[1] if len(args) > 1 else None
     if not connector.capabilities.request:
         message = blocks.notice(f"{connector.vendor_label} cannot start approvals from Slack.")
-        await deps.notifier.tell(
+        await deps.gateway.tell(
             user=user, message=message, response_url=origin.response_url, channel=origin.channel
         )
         return
     actor = await services.actor(connector, user)
     if isinstance(actor, blocks.Message):
-        await deps.notifier.tell(
+        await deps.gateway.tell(
             user=user, message=actor, response_url=origin.response_url, channel=origin.channel
         )
         return
@@ -168,7 +168,7 @@ async def open_request(deps: Deps, user: str, args: list[str], trigger_id: Any, 
         message = blocks.notice(
             f"{connector.vendor_label} did not list what you can start: {blocks.escape(str(exc))}"
         )
-        await deps.notifier.tell(
+        await deps.gateway.tell(
             user=user, message=message, response_url=origin.response_url, channel=origin.channel
         )
         return
@@ -177,7 +177,7 @@ async def open_request(deps: Deps, user: str, args: list[str], trigger_id: Any, 
         message = blocks.notice(
             f"There is nothing you can start in {connector.vendor_label}{where} right now."
         )
-        await deps.notifier.tell(
+        await deps.gateway.tell(
             user=user, message=message, response_url=origin.response_url, channel=origin.channel
         )
         return
@@ -188,10 +188,10 @@ async def open_request(deps: Deps, user: str, args: list[str], trigger_id: Any, 
         target=target,
         channel=origin.channel,
     )
-    error = await deps.notifier.open_view(trigger_id=str(trigger_id or ""), view=view)
+    error = await deps.gateway.open_view(trigger_id=str(trigger_id or ""), view=view)
     if error is not None:
         message = blocks.notice("Slack did not open the form in time. Please run the command again.")
-        await deps.notifier.tell(
+        await deps.gateway.tell(
             user=user, message=message, response_url=origin.response_url, channel=origin.channel
         )
 

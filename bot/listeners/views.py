@@ -45,7 +45,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
                 return
             await ack()
             if outcome.message:
-                await deps.notifier.tell(user=user, message=outcome.message, channel=meta.get("ch"))
+                await deps.gateway.tell(user=user, message=outcome.message, channel=meta.get("ch"))
             return
         # The vendor is slow: keep the modal open with a "Checking…" page and finish there.
         await ack(response_action="update", view=blocks.checking_view(connector.vendor_label))
@@ -59,14 +59,13 @@ def register(app: AsyncApp, deps: Deps) -> None:
             )
         else:
             text = outcome.message.text if outcome.message else "Done."
-        try:
-            await deps.notifier.client.views_update(
-                view_id=view_id, view=blocks.checking_view(connector.vendor_label, text)
-            )
-        except Exception as exc:  # the person may have closed the modal; tell them in a DM instead
-            log.info("views.update after slow verify failed: %s", type(exc).__name__)
+        error = await deps.gateway.update_view(
+            view_id=str(view_id or ""), view=blocks.checking_view(connector.vendor_label, text)
+        )
+        if error is not None:  # the person may have closed the modal; tell them in a DM instead
+            log.info("views.update after slow verify failed: %s", error)
             if outcome.message:
-                await deps.notifier.tell(user=user, message=outcome.message)
+                await deps.gateway.tell(user=user, message=outcome.message)
 
     @app.view(ViewId.DECIDE.value)
     async def decide_submitted(ack: Any, body: dict[str, Any]) -> None:
@@ -109,7 +108,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
             ref=ref, action=action, slack_user=user, comment=comment, inputs=inputs, origin=origin
         )
         if reply is not None:
-            await deps.notifier.tell(user=user, message=reply, channel=meta.get("ch") or None)
+            await deps.gateway.tell(user=user, message=reply, channel=meta.get("ch") or None)
 
     @app.view(ViewId.REQUEST.value)
     async def request_submitted(ack: Any, body: dict[str, Any]) -> None:
@@ -127,7 +126,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
         await ack()
         actor = await deps.services.actor(connector, user)
         if isinstance(actor, blocks.Message):
-            await deps.notifier.tell(user=user, message=actor, channel=meta.get("ch") or None)
+            await deps.gateway.tell(user=user, message=actor, channel=meta.get("ch") or None)
             return
         try:
             item = await connector.request(actor, chosen, inputs)
@@ -140,13 +139,13 @@ def register(app: AsyncApp, deps: Deps) -> None:
             message = blocks.notice(
                 f":white_check_mark: Started {title} in {connector.vendor_label}. Approvers get their cards on the next sync."
             )
-        await deps.notifier.tell(user=user, message=message, channel=meta.get("ch") or None)
+        await deps.gateway.tell(user=user, message=message, channel=meta.get("ch") or None)
 
 
 async def _vendor_user(deps: Deps, connector: Any, slack_user: str) -> tuple[str | None, str | None]:
     """A picked Slack user → their vendor id, by their Slack email (never by trusting a name)."""
     try:
-        profile = await deps.notifier.user_profile(slack_user)
+        profile = await deps.gateway.user_profile(slack_user)
     except Exception:
         return None, "Could not read that person's Slack profile. Try again."
     email = profile.get("email")

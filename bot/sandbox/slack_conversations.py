@@ -1,5 +1,5 @@
 """The users and conversations surface of the Slack sandbox: conversations.open/join/info,
-users.info and users.lookupByEmail, with Slack's scope rules.
+users.info and users.lookupByEmail, conversations.members and usergroups.*, with Slack's scope rules.
 """
 
 from __future__ import annotations
