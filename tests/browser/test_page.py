@@ -207,7 +207,7 @@ async def test_a_greenhouse_approver_is_reassigned_from_the_card(browser: Any, d
     greenhouse = demo.sandboxes["greenhouse"].extra["sandbox"]
     seated = {email: uid for uid, user in greenhouse.users.items() for email in user.emails}
     offer = next(f for f in greenhouse.flows.values() if f.approval_type == "offer_candidate")
-    first = min(offer.groups, key=lambda g: g.priority)
+    first = min(offer.groups, key=lambda g: g.sort_order)
     await demo.slack.wait_for(
         lambda: {s.user_id for s in first.seats} == {seated["dave@example.com"], seated["bob@example.com"]},
         timeout=WAIT / 1000,
