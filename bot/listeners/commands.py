@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Any
 
@@ -108,7 +107,7 @@ async def open_connect(deps: Deps, user: str, name: str, trigger_id: Any, origin
             vendor_label=connector.vendor_label,
             fields=connector.credential_fields,
         )
-        view["private_metadata"] = json.dumps({"c": name, "ch": origin.channel})
+        view["private_metadata"] = blocks.metadata_json({"c": name}, origin={"ch": origin.channel or ""})
         error = await deps.notifier.open_view(trigger_id=str(trigger_id or ""), view=view)
         if error is None:
             return

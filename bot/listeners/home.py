@@ -10,9 +10,18 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 
 from bot import blocks
-from bot.bulk import approve_all, bulk_candidates, bulk_modal, results_view, selected_refs, working_view
+from bot.bulk import (
+    approve_all,
+    bulk_candidates,
+    bulk_modal,
+    resolve,
+    results_view,
+    selected_values,
+    working_view,
+)
 from bot.ids import ActionId, ViewId
 from bot.listeners.deps import Deps, user_id
+from bot.slack_text import escaped
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +90,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
     @app.view(ViewId.BULK.value)
     async def bulk_submitted(ack: Any, body: dict[str, Any]) -> None:
         user = user_id(body)
-        refs = selected_refs(body)
+        refs = await resolve(deps.services.store, selected_values(body))
         if user is None or not refs:
             await ack(response_action="errors", errors={"bulk|0": "Pick at least one."})
             return
@@ -91,7 +100,9 @@ def register(app: AsyncApp, deps: Deps) -> None:
         try:
             await deps.notifier.client.views_update(view_id=view_id, view=results_view(results))
         except SlackApiError:
-            lines = "\n".join(f"{'✅' if ok else '❌'} {t}: {w}" for t, ok, w in results)
+            lines = "\n".join(
+                f"{'✅' if ok else '❌'} {escaped(t, 150)}: {escaped(w, 400)}" for t, ok, w in results
+            )
             await deps.notifier.tell(user=user, message=blocks.notice(lines))
         await publish_home(deps, user)
 
