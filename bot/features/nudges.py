@@ -155,7 +155,7 @@ class Nudges:
     async def _send(self, stored: StoredItem, card: CardRow, number: int, total: int) -> None:
         who = f"<@{card.slack_user}>, this" if card.slack_user else "This"
         text = (
-            f":alarm_clock: {who} still waits for a decision: *{blocks.escape(stored.item.title)}* "
+            f":alarm_clock: {who} still waits for a decision: *{blocks.cut(blocks.escape(stored.item.title), 300)}* "
             f"(reminder {number} of {total})."
         )
         notifier = self.runtime.notifier
@@ -173,7 +173,7 @@ class Nudges:
             return  # a channel card was reminded in the channel already; nobody else to tell
         config = self.runtime.config.connector(stored.item.connector)
         count = config.reminders.max if config else 0
-        title = blocks.escape(stored.item.title)
+        title = blocks.cut(blocks.escape(stored.item.title), 300)
         text = f":rotating_light: <@{card.slack_user}> has not acted on *{title}* after {count} reminders."
         try:
             await self.runtime.notifier.pacer.wait(channel)

@@ -148,7 +148,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
             item = await connector.request(actor, chosen, inputs)
         except ConnectorError as exc:
             message = blocks.notice(
-                f"{connector.vendor_label} did not start it: {blocks.escape(blocks.cut(exc.detail or str(exc), 300))}"
+                f"{connector.vendor_label} did not start it: {blocks.cut(blocks.escape(exc.detail or str(exc)), 300)}"
             )
         else:
             title = f"“{blocks.escape(item.title)}”" if item else "it"

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from slack_sdk.models.views import View
@@ -291,6 +292,7 @@ def assert_recoverable(value: str, connector: str, external_id: str) -> None:
 # ---- the properties --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(state=states)
 def test_every_card_state_fits_and_carries_no_vendor_markup(state: CardState) -> None:
@@ -305,6 +307,7 @@ def test_every_card_state_fits_and_carries_no_vendor_markup(state: CardState) ->
                 assert_recoverable(value, state.item.connector, state.item.external_id)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(
     item=items,
@@ -322,7 +325,8 @@ def test_every_flow_notice_fits(
     check_message(flow_blocks.decision_reply(slack_user="U0ALICE", action=action, comment=comment, at=NOW))
 
 
-@SETTINGS
+@pytest.mark.slow
+@settings(SETTINGS, max_examples=30)
 @given(
     entries=st.lists(states, max_size=60),
     accounts=st.lists(
@@ -339,6 +343,7 @@ def test_app_home_and_lists_fit(
     check_message(blocks.list_message(entries, title="Waiting on you", empty="Nothing"))
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(state=states, spec=specs, channel=st.none() | vendor, ts=st.none() | vendor)
 def test_decide_modal_fits_and_names_its_item(
@@ -359,6 +364,7 @@ def test_decide_modal_fits_and_names_its_item(
                 assert blocks.chosen_value(blocks.option_value(allowed), definition.allowed) == allowed
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(
     options=st.lists(
@@ -401,6 +407,7 @@ def test_request_connect_and_checking_modals_fit(
     check_view(blocks.checking_view(vendor_label, escape(text), title=text), "modal")
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(
     entries=st.lists(states, min_size=1, max_size=30),
