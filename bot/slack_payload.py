@@ -14,7 +14,7 @@ import json
 from typing import Any
 from urllib.parse import parse_qsl
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 
 class Unreadable(ValueError):
@@ -76,7 +76,21 @@ class _Event(_Shape):
     tab: str | None = None
 
 
+# Bolt reads these as objects or lists whenever the key is present ("view" in body → view.get(…)),
+# so a present null breaks it as surely as a number would.
+_NEVER_NULL = ("view", "event", "actions", "container", "authorizations", "message", "state")
+
+
 class _Body(_Shape):
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key in _NEVER_NULL:
+                if key in data and data[key] is None:
+                    raise ValueError(f"{key} is null")
+        return data
+
     type: str | None = None
     token: str | None = None
     enterprise: str | _HasId | None = None

@@ -50,6 +50,7 @@ ODD_BODIES: list[tuple[str, bytes, str]] = [
         ("payload=" + quote(json.dumps({"type": "block_actions", "actions": [1]}))).encode(),
         FORM,
     ),
+    ("view is null", json.dumps({"type": None, "view": None}).encode(), JSON),
     ("not utf-8", b"\xff\xfe\xfd", FORM),
     ("empty", b"", FORM),
 ]
