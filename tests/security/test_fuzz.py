@@ -17,6 +17,7 @@ import asyncio
 import collections
 import hashlib
 import hmac
+import io
 import json
 import logging
 import os
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import aiohttp
 import pytest
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
@@ -59,7 +61,7 @@ class Running:
     slack: SlackSandbox
     fd: FlexDeploySandbox
     refs: list[str]
-    stop: Any = None
+    session: aiohttp.ClientSession
 
     def run(self, coro: Any, timeout: float = 30.0) -> Any:
         future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self.loop)
@@ -119,11 +121,14 @@ def running(tmp_path: Path) -> Iterator[Running]:
                 if isinstance(e.get("value"), str) and e["value"].startswith("1|")
             }
         )
-        return Running(loop, bot, slack, fd, refs)
+        return Running(
+            loop, bot, slack, fd, refs, aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+        )
 
     state: Running = asyncio.run_coroutine_threadsafe(start(), loop).result(60)
 
     async def stop() -> None:
+        await state.session.close()
         await state.bot.stop()
         await state.fd.stop()
         await state.slack.stop()
@@ -403,6 +408,7 @@ def test_2000_signed_odd_requests_never_hurt(running: Running) -> None:
     root.setLevel(logging.INFO)
     before = running.run(_rows(running.bot))
     statuses: dict[int, int] = {}
+    failures: list[str] = []
 
     secret = running.slack.signing_secret.encode()
 
@@ -415,8 +421,10 @@ def test_2000_signed_odd_requests_never_hurt(running: Running) -> None:
             "X-Slack-Request-Timestamp": stamp,
             "X-Slack-Signature": f"v0={digest}",
         }
-        reply = await running.slack.send_raw(running.bot.url, raw, headers)
-        return reply.status
+        # A stream, not bytes: aiohttp warns that a large body sent as bytes holds up the loop.
+        async with running.session.post(running.bot.url, data=io.BytesIO(raw), headers=headers) as reply:
+            await reply.read()
+            return reply.status
 
     @settings(
         max_examples=CASES,
@@ -428,9 +436,15 @@ def test_2000_signed_odd_requests_never_hurt(running: Running) -> None:
     )
     @given(case=cases(running))
     def one(case: tuple[str, str]) -> None:
-        status = running.run(send(*case))
+        # Failures are collected, not raised: Hypothesis would print cases of up to a megabyte.
+        try:
+            status = running.run(send(*case))
+        except Exception as exc:
+            failures.append(f"sending failed ({type(exc).__name__}): {case[0][:300]!r}")
+            return
         statuses[status] = statuses.get(status, 0) + 1
-        assert status < 500 or status == 0, (status, case[0][:300])
+        if status >= 500 or status == 0:
+            failures.append(f"{status} for {case[0][:300]!r}")
 
     try:
         one()
@@ -454,7 +468,7 @@ def test_2000_signed_odd_requests_never_hurt(running: Running) -> None:
         f"{len(writes)} vendor writes"
     )
     assert sent >= min(CASES, 2000)
-    assert not [s for s in statuses if s >= 500 or s == 0], statuses
+    assert not failures, failures[:5]
     assert not tracebacks, [f"{r.name}: {r.getMessage()[:300]}" for r in tracebacks[:5]]
     assert writes == [] and running.fd.decisions == []
     assert after == before
