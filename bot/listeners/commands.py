@@ -10,7 +10,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot import blocks
 from bot.ids import ViewId
-from bot.listeners.deps import Deps
+from bot.listeners.deps import Deps, user_id
 from bot.services import Origin
 
 log = logging.getLogger(__name__)
@@ -20,8 +20,8 @@ def register(app: AsyncApp, deps: Deps) -> None:
     @app.command("/approvals")
     async def approvals(ack: Any, body: dict[str, Any]) -> None:
         await ack()
-        user = body.get("user_id")
-        if not isinstance(user, str):
+        user = user_id(body)  # a Slack id, or nothing (never a 30,000-character string)
+        if user is None:
             return
         origin = Origin(channel=body.get("channel_id"), response_url=body.get("response_url"))
         words = str(body.get("text") or "").split()

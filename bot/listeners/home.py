@@ -53,9 +53,10 @@ async def publish_home(deps: Deps, user: str) -> None:
 def register(app: AsyncApp, deps: Deps) -> None:
     @app.event("app_home_opened")
     async def home_opened(event: dict[str, Any]) -> None:
-        if event.get("tab", "home") != "home" or not isinstance(event.get("user"), str):
+        user = event.get("user")
+        if event.get("tab", "home") != "home" or not isinstance(user, str) or not 0 < len(user) <= 64:
             return
-        await publish_home(deps, event["user"])
+        await publish_home(deps, user)
 
     @app.action(ActionId.DISCONNECT.value)
     async def disconnect(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
