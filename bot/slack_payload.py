@@ -121,31 +121,10 @@ class _Body(_Shape):
     api_app_id: str | None = None
 
 
-def _json_object(text: str, what: str) -> dict[str, Any]:
-    try:
-        data = json.loads(text)
-    except RecursionError:  # nesting Slack never sends, e.g. 100,000 brackets
-        raise Unreadable(f"{what} nests too deeply") from None
-    except ValueError:
-        raise Unreadable(f"{what} is not JSON") from None
+def check(data: Any) -> dict[str, Any]:
+    """`data` (a body as Bolt parsed it) if it is an object of the shape Slack sends, else `Unreadable`."""
     if not isinstance(data, dict):
-        raise Unreadable(f"{what} is not a JSON object")
-    return data
-
-
-def parse(body: str, content_type: str | None) -> dict[str, Any]:
-    """The body as Bolt will read it (the same rules as slack_bolt.request.internals.parse_body),
-    refused with `Unreadable` when Bolt would fail on it or get something Slack never sends."""
-    if not body:
-        return {}
-    if content_type == "application/json" or body.startswith("{"):
-        data = _json_object(body, "the JSON body")
-    elif "payload" in body:
-        params = dict(parse_qsl(body, keep_blank_values=True))
-        payload = params.get("payload")
-        data = _json_object(payload, "payload=") if payload is not None else {}
-    else:
-        data = dict(parse_qsl(body, keep_blank_values=True))
+        raise Unreadable("the body is not a JSON object")
     try:
         _Body.model_validate(data)
     except ValidationError as exc:
@@ -155,3 +134,28 @@ def parse(body: str, content_type: str | None) -> dict[str, Any]:
     except RecursionError:
         raise Unreadable("the body nests too deeply") from None
     return data
+
+
+def parse(body: str, content_type: str | None) -> dict[str, Any]:
+    """The body as Bolt reads it (the rules of slack_bolt.request.internals.parse_body), refused
+    with `Unreadable` when Bolt would fail on it or get something Slack never sends. The server
+    lets Bolt parse (once) and calls `check`; this is the same gate for a body on its own."""
+    if not body:
+        return {}
+    if content_type == "application/json" or body.startswith("{"):
+        data: Any = _json(body, "the JSON body")
+    elif "payload" in body:
+        payload = dict(parse_qsl(body, keep_blank_values=True)).get("payload")
+        data = _json(payload, "payload=") if payload is not None else {}
+    else:
+        data = dict(parse_qsl(body, keep_blank_values=True))
+    return check(data)
+
+
+def _json(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except RecursionError:  # nesting Slack never sends, e.g. 100,000 brackets
+        raise Unreadable(f"{what} nests too deeply") from None
+    except ValueError:
+        raise Unreadable(f"{what} is not JSON") from None

@@ -1,10 +1,11 @@
 """Vendor text made safe for Slack: escaped, cleaned, and cut to Slack's limits without breaking.
 
 Why one module: vendor text (titles, names, comments, labels) reaches Slack in mrkdwn blocks, in
-plain_text labels, in the top-level `text` fallback and in confirm dialogs. Each place must escape
-`& < >` (or a title like `<!channel>` pings a whole channel) and each has a length limit past
-which Slack refuses the whole message (`invalid_blocks`). Escaping lengthens text, so the cut
-comes after it, and it must never end inside `&amp;` or inside one of our own `<…>` sequences.
+the top-level `text` fallback, in confirm dialogs (mrkdwn too) and in plain_text labels. Every
+mrkdwn place must escape `& < >` (or a title like `<!channel>` pings a whole channel), and every
+place has a length limit past which Slack refuses the whole message (`invalid_blocks`). Escaping
+lengthens text, so the cut comes after it, and never ends inside `&amp;` or inside one of our own
+`<…>` sequences. plain_text is not parsed by Slack at all: it is cleaned and cut, not escaped.
 """
 
 from __future__ import annotations
@@ -78,9 +79,13 @@ def escaped(text: str, limit: int) -> str:
 
 
 def plain(text: str, limit: int) -> str:
-    """Vendor text for a plain_text object (header, button, title, option, label): escaped like
-    everywhere else (Slack decodes the three entities in every text object), then cut."""
-    return cut(escape(text), limit) or ELLIPSIS
+    """Vendor text for a plain_text object (header, button, title, option, label): cleaned and cut,
+    not escaped. Slack parses no markup in plain_text (no mentions, no links, no entities), so
+    `<!channel>` there is inert and shows as written, while `&amp;` would show as `&amp;`."""
+    text = clean(text)
+    if len(text) <= limit:
+        return text or ELLIPSIS
+    return text[: max(0, limit - 1)] + ELLIPSIS
 
 
 def link(url: str | None, label: str) -> str:

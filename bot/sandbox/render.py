@@ -78,9 +78,8 @@ def text_of(obj: Any, names: Mapping[str, str] | None = None) -> str:
         return mrkdwn_to_text(obj, names)
     if isinstance(obj, Mapping):
         text = str(obj.get("text", ""))
-        if obj.get("type") == "plain_text":  # no links or mentions; the three entities are decoded
-            shown = _EMOJI.sub(lambda m: EMOJI.get(m.group(1), m.group(0)), text)
-            return shown.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+        if obj.get("type") == "plain_text":  # shown literally: no links, mentions or escapes
+            return _EMOJI.sub(lambda m: EMOJI.get(m.group(1), m.group(0)), text)
         return mrkdwn_to_text(text, names)
     return str(obj)
 

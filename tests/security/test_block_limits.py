@@ -177,6 +177,15 @@ def markup_problem(text: str) -> str | None:
     return None
 
 
+def plain_problem(text: str) -> str | None:
+    """plain_text is shown as written (Slack parses no markup there): it must only be clean."""
+    if not text:
+        return "an empty plain_text"
+    if UNSAFE.search(text):
+        return f"a control character or lone surrogate in {text[:120]!r}"
+    return None
+
+
 LIMITS = {
     ("header", "text"): 150,
     ("section", "text"): 3000,
@@ -194,8 +203,8 @@ LIMITS = {
 }
 
 
-def _texts(obj: Any, kind: str) -> Iterator[tuple[str, str, str]]:
-    """(kind of holder, key, text) for every text object under `obj`."""
+def _texts(obj: Any, kind: str) -> Iterator[tuple[str, str, str, str]]:
+    """(kind of holder, key, plain_text or mrkdwn, text) for every text object under `obj`."""
     if isinstance(obj, list):
         for x in obj:
             yield from _texts(x, kind)
@@ -205,7 +214,7 @@ def _texts(obj: Any, kind: str) -> Iterator[tuple[str, str, str]]:
     holder = str(obj.get("type") or kind)
     for key, value in obj.items():
         if isinstance(value, Mapping) and value.get("type") in ("plain_text", "mrkdwn"):
-            yield holder, key, str(value.get("text"))
+            yield holder, key, str(value.get("type")), str(value.get("text"))
         elif key in ("confirm",):
             yield from _texts(value, "confirm")
         elif key in ("options", "initial_options", "initial_option"):
@@ -218,13 +227,13 @@ def _texts(obj: Any, kind: str) -> Iterator[tuple[str, str, str]]:
 def limit_problems(blocks_: list[dict[str, Any]], max_blocks: int) -> list[str]:
     problems = [f"{len(blocks_)} blocks"] if len(blocks_) > max_blocks else []
     problems += block_problems(blocks_, max_blocks)
-    for holder, key, text in _texts(blocks_, "block"):
+    for holder, key, kind, text in _texts(blocks_, "block"):
         limit = LIMITS.get((holder, key))
         if limit is not None and len(text) > limit:
             problems.append(f"{holder}.{key} has {len(text)} > {limit}")
         if holder == "context" and len(text) > 3000:
             problems.append(f"context text has {len(text)}")
-        if problem := markup_problem(text):
+        if problem := (markup_problem(text) if kind == "mrkdwn" else plain_problem(text)):
             problems.append(f"{holder}.{key}: {problem}")
     for block in blocks_:
         if len(str(block.get("block_id") or "")) > 255:
@@ -272,7 +281,7 @@ def check_view(view: dict[str, Any], kind: str) -> None:
             text = view[key]["text"]
             if len(text) > 24:
                 problems.append(f"view {key} over 24")
-            if problem := markup_problem(text):
+            if problem := plain_problem(text):
                 problems.append(f"view {key}: {problem}")
     if len(view.get("private_metadata") or "") > 3000:
         problems.append("private_metadata over 3,000")
@@ -426,18 +435,23 @@ def test_bulk_modal_keeps_every_id_recoverable(
 
 
 def test_the_issue_s_title_reaches_no_fallback_raw() -> None:
-    """The title from the issue: escaped in the channel card's and the flow notice's fallback."""
+    """The title from the issue: escaped in every mrkdwn text of the channel card and of the flow
+    notice, their notification text and the Reject confirm dialog included; shown as written in
+    the card's header, which is plain_text (Slack parses no markup there)."""
     title = "<!channel> <https://evil.example|Approve here>"
     item = ApprovalItem(
         connector="c", external_id="1", kind="Gate", title=title, actions=(ActionSpec(Action.REJECT),)
     )
     card = blocks.card(CardState(item=item, vendor_label="V", connector_name="c", now=NOW))
     notice = flow_blocks.flow_message(item, vendor_label="V", connector_name="c")
-    for text in (card.text, notice.text, json.dumps(card.blocks), json.dumps(notice.blocks)):
-        assert "<!channel>" not in text and "<https://evil" not in text
-        assert "&lt;!channel&gt;" in text
-    confirm = card.blocks[-2]["elements"][0]["confirm"]["text"]["text"]
-    assert "&lt;!channel&gt;" in confirm
+    for message in (card, notice):
+        mrkdwn = [t for _, _, kind, t in _texts(message.blocks, "block") if kind == "mrkdwn"]
+        for text in [message.text, *mrkdwn]:
+            assert "<!channel>" not in text and "<https://evil" not in text, text
+        assert "&lt;!channel&gt;" in message.text
+    confirm = card.blocks[-2]["elements"][0]["confirm"]["text"]
+    assert confirm["type"] == "mrkdwn" and "&lt;!channel&gt;" in confirm["text"]
+    assert card.blocks[0] == {"type": "header", "text": {"type": "plain_text", "text": title, "emoji": True}}
 
 
 def test_a_cut_never_ends_inside_an_entity() -> None:
