@@ -1,4 +1,4 @@
-"""`approvals-bot run | demo | check | poll --once` (also `python -m bot`)."""
+"""`approvals-bot run | demo | check | poll --once | rotate-key | audit` (also `python -m bot`)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from aiohttp import web
 
@@ -56,9 +57,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     poll.add_argument("--once", action="store_true", required=True)
     poll.add_argument("--connector")
     poll.add_argument("--config")
+    rotate = sub.add_parser(
+        "rotate-key", help="re-encrypt every stored credential under the first key of APPROVALS_SECRET_KEY"
+    )
+    rotate.add_argument("--config", help="accepted for symmetry: rotation needs only the environment")
+    trail = sub.add_parser("audit", help="export who decided or tried what, when, through which card")
+    trail.add_argument("--since", help="a date (YYYY-MM-DD, UTC) or an ISO date-time")
+    trail.add_argument("--connector")
+    trail.add_argument("--format", choices=("csv", "jsonl"), default="csv")
     args = parser.parse_args(argv)
     _setup_logging()
     env = Env()
+    if args.command == "rotate-key":
+        return asyncio.run(_rotate_key(env))
+    if args.command == "audit":
+        return asyncio.run(_audit(env, args.since, args.connector, args.format))
     try:
         if args.command == "demo":
             from bot.demo import run_demo
@@ -106,7 +119,7 @@ async def _run(config: Config, env: Env, host: str, port: int) -> int:
     await runtime.start()
     assert runtime.app is not None
     socket_handler = None
-    web_app = build_web(runtime, slack=not env.socket_mode)
+    web_app = build_web(runtime, slack=not env.socket_mode, healthz_token=env.healthz_token)
     runner = web.AppRunner(web_app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
@@ -154,23 +167,103 @@ async def _check(config: Config, env: Env) -> int:
     if not token:
         problems.append("Slack: SLACK_BOT_TOKEN is not set, so Slack was not checked")
     else:
-        from slack_sdk.errors import SlackApiError
-        from slack_sdk.web.async_client import AsyncWebClient
+        from bot.slack.gateway import SlackFailure, SlackGateway
 
-        client = AsyncWebClient(token=token, base_url=env.slack_api_url)
+        gateway = SlackGateway(token=token, api_url=env.slack_api_url)
         try:
-            auth = await client.auth_test()
+            auth = await gateway.whoami()
             print(f"ok: Slack: connected as {auth.get('user')} in {auth.get('team')}")
-        except SlackApiError as exc:
-            problems.append(f"Slack: auth.test failed: {exc.response.get('error')}")
-        except Exception as exc:  # unreachable host, TLS, DNS
-            problems.append(f"Slack: could not reach {env.slack_api_url}: {type(exc).__name__}")
+            if config.admins:
+                from bot.authz import problems_with_ids
+
+                bad = await problems_with_ids(gateway, config.admins)
+                problems.extend(bad)
+                if not bad:
+                    print(f"ok: Slack: [slack] admins ({len(config.admins)}) are known to this workspace")
+        except SlackFailure as exc:
+            if exc.kind.name == "RETRY" and exc.error not in ("ratelimited", "rate_limited"):
+                problems.append(f"Slack: could not reach {env.slack_api_url}: {exc.error}")
+            else:
+                problems.append(f"Slack: auth.test failed: {exc.error}")
+        finally:
+            await gateway.aclose()
     if not env.socket_mode and not (env.slack_signing_secret and env.slack_signing_secret.get_secret_value()):
         problems.append("SLACK_SIGNING_SECRET is not set (required in HTTP mode)")
     if problems:
         return _problems(problems)
     print("all checks passed")
     return 0
+
+
+async def _rotate_key(env: Env) -> int:
+    from store.crypto import CredentialBox, SecretKeyError
+    from store.db import Database
+    from store.keys import rotate_credentials
+
+    keys = env.approvals_secret_key.get_secret_value() if env.approvals_secret_key else ""
+    if not keys.strip():
+        return _problems(
+            ["APPROVALS_SECRET_KEY is not set: give the new key first, then the old ones, comma-separated"]
+        )
+    try:
+        box = CredentialBox(keys)
+    except SecretKeyError as exc:
+        return _problems([str(exc)])
+    db = Database(env.database_url)
+    try:
+        await db.migrate()
+        report = await rotate_credentials(db=db, box=box)
+    finally:
+        await db.dispose()
+    print(f"rotated: {report.rotated} stored credential(s) now encrypted under the first key")
+    for lost in report.unreadable:
+        print(
+            f"error: no key opens the credentials of Slack user {lost.slack_user_id} on {lost.connector}: "
+            "their link is marked for reconnect (they are asked on their next click)",
+            file=sys.stderr,
+        )
+    if report.unreadable:
+        return 1
+    print("every stored credential opens with the first key: the other keys may now be removed")
+    return 0
+
+
+async def _audit(env: Env, since: str | None, connector: str | None, form: str) -> int:
+    import csv
+    import json
+
+    from store.audit import FIELDS, records
+    from store.db import Database
+
+    start = None
+    if since:
+        start = _parse_since(since)
+        if start is None:
+            return _problems(
+                [f"--since {since}: use a date like 2026-12-01 or a date-time like 2026-12-01T09:00Z"]
+            )
+    db = Database(env.database_url)
+    try:
+        await db.migrate()
+        writer = csv.DictWriter(sys.stdout, fieldnames=FIELDS) if form == "csv" else None
+        if writer is not None:
+            writer.writeheader()
+        async for record in records(db, since=start, connector=connector):
+            if writer is not None:
+                writer.writerow(record.as_dict())
+            else:
+                print(json.dumps(record.as_dict(), ensure_ascii=False))
+    finally:
+        await db.dispose()
+    return 0
+
+
+def _parse_since(text: str) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _explain(exc: BaseException) -> str:

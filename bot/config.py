@@ -16,7 +16,7 @@ from datetime import time, timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connectors.registry import VendorSettings, specs
@@ -37,6 +37,14 @@ class Env(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     approvals_config: str = "./approvals.toml"
     approvals_secret_key: SecretStr | None = None
+    # /healthz shows its per-connector detail to callers presenting this as a bearer token
+    # (loopback callers see it anyway).
+    approvals_healthz_token: SecretStr | None = None
+
+    @property
+    def healthz_token(self) -> str | None:
+        token = self.approvals_healthz_token
+        return token.get_secret_value().strip() if token is not None and _set(token) else None
 
     @property
     def socket_mode(self) -> bool:
@@ -152,6 +160,9 @@ class Config:
     notify_channel: str | None = None
     reminders: Reminders = field(default_factory=Reminders)
     source: str = ""
+    # [slack] admins: Slack user ids (U…/W…) and user-group ids (S…) who may always subscribe
+    # channels, cancel paths, reassign and see /approvals status detail.
+    admins: tuple[str, ...] = ()
 
     def connector(self, name: str) -> ConnectorConfig | None:
         for c in self.connectors:
@@ -219,9 +230,24 @@ def _reminders(raw: Any, where: str, base: Reminders, problems: list[str]) -> Re
 _COMMON_KEYS = {"name", "type", "poll_interval", "channel", "reminders"}
 
 
+ADMIN_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")
+
+
 class _SlackSection(BaseModel):
     model_config = ConfigDict(extra="forbid")
     notify_channel: str | None = None
+    admins: tuple[str, ...] = ()
+
+    @field_validator("admins")
+    @classmethod
+    def _ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [v for v in value if not ADMIN_ID.match(v)]
+        if bad:
+            raise ValueError(
+                f"{', '.join(repr(b) for b in bad)}: give Slack user ids (U…, W…) or user-group ids (S…), "
+                "not names; a profile's ⋮ menu → Copy member ID shows one"
+            )
+        return tuple(dict.fromkeys(value))
 
 
 def parse_config(raw: Mapping[str, Any], *, env: Mapping[str, str], source: str = "") -> Config:
@@ -233,8 +259,10 @@ def parse_config(raw: Mapping[str, Any], *, env: Mapping[str, str], source: str 
             problems.append(f"{key}: unknown section (known: [slack], [reminders], [[connectors]])")
 
     notify_channel = None
+    admins: tuple[str, ...] = ()
     try:
-        notify_channel = _SlackSection.model_validate(data.get("slack") or {}).notify_channel
+        slack_section = _SlackSection.model_validate(data.get("slack") or {})
+        notify_channel, admins = slack_section.notify_channel, slack_section.admins
     except ValidationError as exc:
         problems.extend(_pydantic_lines("slack", exc))
 
@@ -295,7 +323,7 @@ def parse_config(raw: Mapping[str, Any], *, env: Mapping[str, str], source: str 
 
     if problems:
         raise ConfigError(problems)
-    return Config(tuple(connectors), notify_channel, reminders, source)
+    return Config(tuple(connectors), notify_channel, reminders, source, admins)
 
 
 def _pydantic_lines(where: str, exc: ValidationError) -> list[str]:

@@ -1,7 +1,7 @@
 """One sync loop per connector (Home Assistant's DataUpdateCoordinator is the model).
 
-Fetch, diff against the store (pure, bot/sync.py), write snapshots and the Slack work they need in
-one transaction, then let the notifier deliver. Items that left the pending list are re-read once
+Fetch, diff against the store (pure, bot/sync.py), write snapshots and the Slack work they cause
+(pure, bot/outbox/effects.py) in one transaction, then let the outbox deliver. Items that left the pending list are re-read once
 to learn how they ended. A connector that starts failing is logged once, and once when it recovers,
 not every minute in between.
 """
@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from bot import metrics
-from bot.sync import SyncPlan, card_targets, diff
+from bot.outbox import effects
+from bot.outbox.queue import Outbox
+from bot.sync import SyncPlan, diff
 from bot.wording import explain_failure
 from connectors.base import ApprovalItem, Connector, Status
 from connectors.errors import ConnectorError, NotFound
@@ -34,15 +36,11 @@ class SyncResult:
     pending: int = 0
 
 
-def _card_work(item_id: int, target: str) -> dict[str, object]:
-    return {"key": f"card:{item_id}:{target}", "kind": "card", "item_id": item_id, "target": target}
-
-
 class Coordinator:
-    def __init__(self, *, connector: Connector, store: Store, channel: str | None) -> None:
+    def __init__(self, *, connector: Connector, store: Store, outbox: Outbox) -> None:
         self.connector = connector
         self.store = store
-        self.channel = channel
+        self.outbox = outbox
         self.failing = False
         self._lock = asyncio.Lock()
 
@@ -84,25 +82,20 @@ class Coordinator:
             final = await self._reread(row_id, external_id)
             if final is not None:
                 finals.append((row_id, final))
-        slack_by_vendor = {u.vendor_user_id: u.slack_user_id for u in linked}
         now = now_utc()
         pending = (
             plan.unchanged + len(plan.new) + sum(1 for _, i in plan.changed if i.status is Status.PENDING)
         )
         async with self.store.db.transaction() as session:
-            touched: list[int] = []
+            changes: list[effects.Change] = []
             stored_ids = await self.store.insert_items(session, items=plan.new, now=now)
-            cards: list[dict[str, object]] = []
             for item in plan.new:
                 new_id = stored_ids.get((item.connector, item.external_id))
-                if new_id is None:
-                    continue  # stored meanwhile by another writer: the next cycle compares it
-                touched.append(new_id)
-                cards.extend(
-                    _card_work(new_id, target)
-                    for target in card_targets(item, channel=self.channel, slack_by_vendor=slack_by_vendor)
-                )
-            for row_id, item in [*plan.changed, *finals]:
+                if new_id is not None:  # else stored meanwhile by another writer: the next cycle compares it
+                    changes.append(effects.Change(new_id, None, item))
+            updates = [*plan.changed, *finals]
+            before = {r.id: r for r in await self.store.item_rows(session, item_ids=[i for i, _ in updates])}
+            for row_id, item in updates:
                 saved = await self.store.save_item(
                     session,
                     item=item,
@@ -111,19 +104,12 @@ class Coordinator:
                     closed=item.status.final,
                     if_older_than=fetch_started,
                 )
-                if saved is None:
-                    continue
-                touched.append(row_id)
-                if not item.status.final:  # a decided item gets no new cards, only updates of the ones it has
-                    cards.extend(
-                        _card_work(row_id, target)
-                        for target in card_targets(
-                            item, channel=self.channel, slack_by_vendor=slack_by_vendor
-                        )
-                    )
-                await self.store.enqueue_item_cards(session, item_id=row_id, now=now)
-            await self.store.enqueue_many(session, work=cards, now=now)
-            await self.store.items_changed(session, item_ids=touched, now=now)
+                if saved is not None and (old := before.get(row_id)) is not None:
+                    changes.append(effects.Change(row_id, ApprovalItem.from_json(old.data), item))
+            audience = await self.outbox.audience(
+                session, connector=self.name, item_ids=[c.item_id for c in changes]
+            )
+            await self.outbox.enqueue(effects.after_sync(changes, audience), session=session)
             await self.store.record_sync(session, name=self.name, ok=True, error=None, pending=pending)
         metrics.PENDING.labels(connector=self.name).set(pending)
         if self.failing:
@@ -165,6 +151,10 @@ class Coordinator:
                 fresh = await self.connector.refresh(stored.item)
             except ConnectorError:
                 fresh = None
+            entries = await self.outbox.decision_entries(item_id=stored.id, before=stored.item, after=fresh)
             await self.store.finish_claim(
-                item_id=stored.id, item=fresh, error="the last attempt was interrupted; try again"
+                item_id=stored.id,
+                item=fresh,
+                error="the last attempt was interrupted; try again",
+                entries=entries,
             )

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -119,7 +120,7 @@ async def start_demo(
             demo_ref["d"].printed.append(chunk)
         out(chunk)
 
-    runtime.notifier.on_card = show
+    runtime.delivery.on_card = show
 
     async def show_private(channel: str, ts: str, text: str, blocks: list[dict[str, Any]], kind: str) -> None:
         if kind == "ephemeral":
@@ -147,8 +148,11 @@ def _demo_key(folder: Path) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     key_file = folder / "secret.key"
     if not key_file.exists():
-        key_file.write_text(CredentialBox.generate())
-        key_file.chmod(0o600)
+        # Created 0600 in the same call that creates it (O_EXCL): never readable by others, not
+        # even for the moment a chmod afterwards would leave open.
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(CredentialBox.generate())
     return key_file.read_text().strip()
 
 

@@ -1,7 +1,9 @@
-"""Wires the process together: store, connectors, Slack client, services, Bolt app, scheduler.
+"""Wires the process together: store, connectors, Slack gateway, outbox, services, Bolt app,
+reminder schedule, sync scheduler.
 
 Why one object: `run`, `poll --once`, `demo` and the tests build the same thing, so what runs in
-production is what the tests exercise. Dependencies are passed in, not looked up.
+production is what the tests exercise. Every part is built here, explicitly, and given what it
+needs: the two roads to Slack read top to bottom in `start`.
 """
 
 from __future__ import annotations
@@ -9,24 +11,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import importlib
 import logging
-import pkgutil
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-import aiohttp
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.async_app import AsyncApp
 
 from bot.ack_first import AckFirst
 from bot.app import build_app
+from bot.authz import Admins
 from bot.config import Config
 from bot.coordinator import Coordinator, SyncResult
 from bot.listeners.deps import Deps
-from bot.notifier import ConnectorView, Notifier, Pacer, make_client
+from bot.listeners.home import home_view
+from bot.outbox.deliver import Deliverer
+from bot.outbox.queue import Outbox
+from bot.outbox.render import ConnectorView
+from bot.reminders.passes import ReminderPasses
+from bot.reminders.schedule import ReminderSchedule
 from bot.services import Services
+from bot.slack.gateway import SlackGateway, Tiers
 from connectors.base import Connector
 from connectors.registry import specs
 from store.crypto import CredentialBox
@@ -62,12 +68,15 @@ class Runtime:
         deliver_interval: float = 1.0,
         clock: Callable[[], datetime] = now_utc,
         slack_rate: tuple[float, float] = (1.0, 3.0),
+        slack_tiers: Tiers | None = None,
         home_settle: float = 2.0,
     ) -> None:
-        self.slack_rate = slack_rate
+        # Slack's limits as the gateway paces them: the tiers, with chat.postMessage's per-channel
+        # pace and burst from `slack_rate` (tests and benchmarks scale both).
+        self.slack_tiers = replace(
+            slack_tiers or Tiers(), post_per_channel=slack_rate[0], post_burst=slack_rate[1]
+        )
         self.ack_first = AckFirst()
-        # Seconds a changed App Home waits before it is republished, so a burst of changes (a
-        # sync, several clicks) gives one views.publish instead of one each.
         self.home_settle = home_settle
         self.config = config
         self.slack = slack
@@ -76,64 +85,82 @@ class Runtime:
         self.leader = Leadership(self.db)
         self.connectors: dict[str, Connector] = dict(connectors or build_connectors(config))
         self.deliver_interval = deliver_interval
-        self.session: aiohttp.ClientSession | None = None
-        self.notifier: Notifier
+        self.gateway: SlackGateway
+        self.delivery: Deliverer
+        self.outbox: Outbox
         self.services: Services
+        self.reminders: ReminderPasses
+        self.schedule: ReminderSchedule
         self.app: AsyncApp | None = None
         self.coordinators: dict[str, Coordinator] = {}
         self.scheduler: AsyncIOScheduler | None = None
-        self._delivery: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
         self.clock = clock
-        # Periodic work added by features (reminders, digests): (id, seconds, coroutine function).
-        self.jobs: list[tuple[str, int, Callable[[], Awaitable[None]]]] = []
-
-    def add_job(self, job_id: str, seconds: int, func: Callable[[], Awaitable[None]]) -> None:
-        self.jobs.append((job_id, seconds, func))
 
     async def start(self, *, background: bool = True, poll: bool = True) -> None:
         """Migrate, wire, and (with `background`) start delivery and, with `poll`, the schedule."""
         await self.db.migrate()
-        self.session = aiohttp.ClientSession()
-        client = make_client(token=self.slack.token, base_url=self.slack.api_url, session=self.session)
+        # The one holder of the Slack client.
+        self.gateway = SlackGateway(
+            token=self.slack.token, api_url=self.slack.api_url, tiers=self.slack_tiers
+        )
         views = {
-            c.name: ConnectorView(c.name, self.connectors[c.name].vendor_label, c.channel)
+            c.name: ConnectorView(c.name, self.connectors[c.name].vendor_label, c.channel, c.reminders)
             for c in self.config.connectors
             if c.name in self.connectors
         }
-        self.notifier = Notifier(
-            client=client,
+        # Delivery: due jobs by priority → pure builders → gateway.
+        self.delivery = Deliverer(
+            gateway=self.gateway,
             store=self.store,
             connectors=views,
-            session=self.session,
+            home_view=lambda user: home_view(self.services, user),
+            pending_for=lambda user: self.services.pending_for(slack_user=user),
             clock=self.clock,
-            pacer=Pacer(*self.slack_rate),
+        )
+        # Queueing: what the sync and the decision path use to turn effects into outbox rows.
+        self.outbox = Outbox(
+            store=self.store, config=self.config, kick=self.delivery.kick, home_settle=self.home_settle
         )
         self.services = Services(
             store=self.store,
             connectors=self.connectors,
             configs={c.name: c for c in self.config.connectors},
-            notifier=self.notifier,
+            gateway=self.gateway,
+            outbox=self.outbox,
+            card_state=self.delivery.card_state,
         )
-        self.services.yield_to = self.notifier.yield_to = self.ack_first.wait
-        self.deps = Deps(services=self.services, notifier=self.notifier, ack_first=self.ack_first)
+        self.services.yield_to = self.delivery.yield_to = self.ack_first.wait
+        self.services.admins = Admins(self.config.admins, self.gateway)
+        self.deps = Deps(services=self.services, gateway=self.gateway, ack_first=self.ack_first)
         self.app = build_app(
             self.deps,
-            client=client,
+            client=self.gateway.bolt_client,
             signing_secret=self.slack.signing_secret,
             socket_mode=self.slack.socket_mode,
         )
         self.coordinators = {
-            c.name: Coordinator(connector=self.connectors[c.name], store=self.store, channel=c.channel)
+            c.name: Coordinator(connector=self.connectors[c.name], store=self.store, outbox=self.outbox)
             for c in self.config.connectors
             if c.name in self.connectors
         }
-        setup_features(self)
+        self.reminders = ReminderPasses(store=self.store, gateway=self.gateway, config=self.config)
+        self.schedule = ReminderSchedule(
+            db=self.db,
+            run=self.reminders.remind,
+            clock=self.clock,
+            may_run=self.leader.check,
+            queued=self.delivery.kick,
+        )
         if background:
             self._start_background(poll=poll)
 
     def _start_background(self, *, poll: bool = True) -> None:
-        self._delivery = asyncio.create_task(self._deliver_forever(), name="outbox-delivery")
+        self._tasks = [
+            asyncio.create_task(self._deliver_forever(), name="outbox-delivery"),
+            asyncio.create_task(self.schedule.run_forever(self._stopping), name="reminders"),
+        ]
         if not poll:
             return
         scheduler = AsyncIOScheduler(timezone="UTC")
@@ -164,16 +191,15 @@ class Runtime:
             coalesce=True,
             misfire_grace_time=600,
         )
-        for job_id, seconds, func in self.jobs:
-            scheduler.add_job(
-                self._leader_only(func),
-                "interval",
-                seconds=seconds,
-                id=job_id,
-                max_instances=1,
-                coalesce=True,
-                misfire_grace_time=seconds,
-            )
+        scheduler.add_job(
+            self._digest_job,
+            "interval",
+            minutes=5,
+            id="digest",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=300,
+        )
         scheduler.start()
         self.scheduler = scheduler
 
@@ -181,14 +207,12 @@ class Runtime:
         if not await self.leader.check():
             return
         await self.coordinators[name].run_once()
-        self.notifier.kick()
+        self.delivery.kick()
+        self.schedule.rearm()
 
-    def _leader_only(self, func: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
-        async def run() -> None:
-            if await self.leader.check():
-                await func()
-
-        return run
+    async def _digest_job(self) -> None:
+        if await self.leader.check() and await self.reminders.digest(self.clock()):
+            self.delivery.kick()
 
     async def _housekeeping(self) -> None:
         await self.store.forget_events(older_than=timedelta(hours=2))
@@ -199,11 +223,13 @@ class Runtime:
             try:
                 await self.ack_first.wait()
                 if await self.leader.check():
-                    done = await self.notifier.deliver(limit=batch)
+                    done = await self.delivery.deliver(limit=batch)
             except Exception:  # one bad delivery pass must not end delivery for good
                 log.exception("outbox delivery pass failed")
+            if done:  # cards posted bring their first reminders: the schedule looks again
+                self.schedule.rearm()
             if done < batch:  # a full batch done: more is likely due, so no pause before the next
-                await self.notifier.wait_for_kick(self.deliver_interval)
+                await self.delivery.wait_for_kick(self.deliver_interval)
 
     async def poll_once(self, connector: str | None = None) -> dict[str, SyncResult]:
         """One sync cycle of every (or one) connector, then deliver what it produced."""
@@ -217,7 +243,8 @@ class Runtime:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
-            await self.notifier.deliver(limit=10_000)
+            if await self.delivery.deliver(limit=10_000):
+                self.schedule.rearm()  # cards posted bring their first reminders
             due = await self.store.due_outbox(limit=1)
             if not due or loop.time() > deadline:
                 return
@@ -231,21 +258,23 @@ class Runtime:
             self.scheduler.shutdown(wait=False)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.gather(*(c.idle() for c in self.coordinators.values())), 15)
-        if self._delivery is not None:
-            # Let the delivery pass under way finish (cancelling it mid-query would leave a database
-            # call completing after the loop is gone), then stop.
-            self.notifier.kick()
+        # Let the delivery pass (and reminder pass) under way finish (cancelling one mid-query would
+        # leave a database call completing after the loop is gone), then stop.
+        if self._tasks:
+            self.delivery.kick()
+            self.schedule.rearm()
+        for task in self._tasks:
             try:
-                await asyncio.wait_for(asyncio.shield(self._delivery), 10)
+                await asyncio.wait_for(asyncio.shield(task), 10)
             except TimeoutError:
-                self._delivery.cancel()
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await self._delivery
+                    await task
         await self.leader.release()
         for connector in self.connectors.values():
             await connector.aclose()
-        if self.session is not None:
-            await self.session.close()
+        if hasattr(self, "gateway"):
+            await self.gateway.aclose()
         await self.db.dispose()
 
 
@@ -265,14 +294,3 @@ def settle_heap() -> None:
 
 def _now() -> datetime:
     return now_utc()
-
-
-def setup_features(runtime: Runtime) -> None:
-    """Every module of bot/features with `setup(runtime)` joins in (hooks, handlers, jobs)."""
-    import bot.features
-
-    for module in sorted(pkgutil.iter_modules(bot.features.__path__), key=lambda m: m.name):
-        loaded = importlib.import_module(f"bot.features.{module.name}")
-        setup = getattr(loaded, "setup", None)
-        if callable(setup):
-            setup(runtime)

@@ -1,4 +1,4 @@
-"""The HTTP surface of `run`: /slack/events (Bolt), /healthz, /metrics."""
+"""The HTTP surface of `run`: /slack/events (Bolt), /healthz, /metrics, /greenhouse/webhook/<connector>."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 
-from bot import metrics, slack_payload
+from bot import metrics, slack_payload, webhooks
+from bot.authz import health_detail_allowed
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -57,7 +58,8 @@ def signature_problem(verifier: SignatureVerifier, raw: bytes, headers: Mapping[
     return None if valid else "a bad signature"
 
 
-def build_web(runtime: Runtime, *, slack: bool = True) -> web.Application:
+def build_web(runtime: Runtime, *, slack: bool = True, healthz_token: str | None = None) -> web.Application:
+    """`healthz_token`: APPROVALS_HEALTHZ_TOKEN, which shows /healthz detail to callers beyond loopback."""
     app = web.Application(client_max_size=MAX_BODY)
     secret = runtime.slack.signing_secret
     verifier = SignatureVerifier(secret) if secret and not runtime.slack.socket_mode else None
@@ -121,8 +123,17 @@ def build_web(runtime: Runtime, *, slack: bool = True) -> web.Application:
             return refused(400, f"malformed request ({type(exc).__name__})")
         return await to_aiohttp_response(response)
 
-    async def healthz(_: web.Request) -> web.Response:
+    async def healthz(request: web.Request) -> web.Response:
         store_ok = await runtime.db.ping()
+        status = 200 if store_ok else 503
+        detail = health_detail_allowed(
+            remote=request.remote, authorization=request.headers.get("Authorization"), token=healthz_token
+        )
+        if not detail:
+            # Anyone else learns only ok or not ok: connector names and vendor errors stay inside.
+            return web.json_response(
+                {"ok": store_ok, "status": "ok" if store_ok else "not ok"}, status=status
+            )
         body: dict[str, object] = {
             "ok": store_ok,
             "store": "ok" if store_ok else "unreachable",
@@ -130,7 +141,7 @@ def build_web(runtime: Runtime, *, slack: bool = True) -> web.Application:
         }
         if store_ok:
             body["connectors"] = await runtime.services.health()
-        return web.json_response(body, status=200 if store_ok else 503)
+        return web.json_response(body, status=status)
 
     async def prometheus(_: web.Request) -> web.Response:
         payload = generate_latest(metrics.REGISTRY)
@@ -140,4 +151,5 @@ def build_web(runtime: Runtime, *, slack: bool = True) -> web.Application:
         app.router.add_post("/slack/events", slack_events)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", prometheus)
+    webhooks.add_routes(app, runtime)
     return app

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from bot import blocks, metrics
 from bot.ack_first import no_wait
+from bot.authz import Admins, MembershipUnknown, in_channel
 from bot.blocks import ACTION_LABELS, CardState, Message
 from bot.config import ConnectorConfig
 from bot.ids import ItemRef
-from bot.notifier import Notifier
-from bot.sync import card_targets
+from bot.outbox.effects import after_claim
+from bot.outbox.queue import Outbox
+from bot.slack.gateway import SlackGateway
 from connectors.base import Action, Actor, ApprovalItem, Connector, Status
 from connectors.errors import (
     AlreadyDecided,
@@ -31,6 +33,8 @@ from connectors.errors import (
     TransientError,
     Unsupported,
 )
+from store import audit as audit_trail
+from store import cards
 from store.models import DecisionRow
 from store.repo import Identity, Store, StoredItem, decision_row, now_utc
 
@@ -97,6 +101,13 @@ class Origin:
     def as_metadata(self) -> dict[str, str]:
         return {k: v for k, v in (("ch", self.channel), ("ts", self.ts)) if v}
 
+    @property
+    def via(self) -> str | None:
+        """The card as the audit names it: "channel/ts", or the channel alone."""
+        if self.channel and self.ts:
+            return f"{self.channel}/{self.ts}"
+        return self.channel or None
+
 
 @dataclass
 class Precheck:
@@ -121,52 +132,126 @@ class Services:
         store: Store,
         connectors: Mapping[str, Connector],
         configs: Mapping[str, ConnectorConfig],
-        notifier: Notifier,
+        gateway: SlackGateway,
+        outbox: Outbox,
+        card_state: Callable[[StoredItem], CardState],
     ) -> None:
         self.store = store
         self.connectors = connectors
         self.configs = configs
-        self.notifier = notifier
+        self.gateway = gateway
+        self.outbox = outbox
+        self.card_state = card_state
+        # [slack] admins (the runtime sets them with the gateway that resolves user groups).
+        self.admins = Admins()
         # Awaited between the steps of a click's work, so acknowledgements of other clicks go
         # first (the runtime sets AckFirst.wait; alone, it does not wait).
         self.yield_to: Callable[[], Awaitable[None]] = no_wait
 
     # ---- clicks ----------------------------------------------------------------------------------
 
-    async def precheck(self, *, ref: ItemRef, action: Action, slack_user: str) -> Precheck:
+    async def precheck(
+        self, *, ref: ItemRef, action: Action, slack_user: str, origin: Origin | None = None
+    ) -> Precheck:
+        """Every check that needs no vendor call, in order; each refusal is audited and answered
+        privately, and nothing reaches the vendor."""
+        via = origin.via if origin else None
+
+        async def refuse(reason: str, reply: Message, **row: object) -> Precheck:
+            await self._refused(ref, action, slack_user, reason, via, **row)
+            return Precheck(reply=reply)
+
         connector = self.connectors.get(ref.connector)
         if connector is None:
-            return Precheck(
-                reply=blocks.notice(
+            return await refuse(
+                audit_trail.UNKNOWN_CONNECTOR,
+                blocks.notice(
                     f"This card belongs to `{blocks.escape(ref.connector)}`, which is no longer configured here. "
                     "Nothing was changed."
-                )
+                ),
             )
         stored = await self.store.item(connector=ref.connector, external_id=ref.external_id)
         if stored is None:
-            return Precheck(
-                reply=blocks.notice(
+            return await refuse(
+                audit_trail.UNKNOWN_ITEM,
+                blocks.notice(
                     "I no longer know this approval (it may have been removed). Nothing was changed; "
                     "`/approvals` lists what waits on you now."
-                )
+                ),
             )
         if stored.item.status.final:
             await self._redraw(stored.id)
-            return Precheck(reply=blocks.notice(self._final_words(stored, connector)))
+            return await refuse(
+                audit_trail.ALREADY_HANDLED,
+                blocks.notice(self._final_words(stored, connector)),
+                item_id=stored.id,
+            )
         if stored.item.action(action) is None:
             await self._redraw(stored.id)
-            return Precheck(
-                reply=blocks.notice(
+            return await refuse(
+                audit_trail.NOT_OFFERED,
+                blocks.notice(
                     f"{connector.vendor_label} does not offer “{ACTION_LABELS[action]}” on this one now; "
                     "the card has been refreshed."
-                )
+                ),
+                item_id=stored.id,
             )
         actor = await self.actor(connector, slack_user)
         if isinstance(actor, Message):
-            return Precheck(reply=actor)
+            return await refuse(audit_trail.NOT_LINKED, actor, item_id=stored.id)
+        if self.admins and await self.admins.contains(slack_user):
+            # Admins pass the bot's own guards, here and in the connector's act (which can see
+            # what permits cannot, such as the slot picked in a modal).
+            actor = replace(actor, admin=True)
+        who = None if actor.admin else connector.permits(stored.item, action, actor)
+        if who is not None:
+            return await refuse(
+                audit_trail.NOT_PERMITTED,
+                blocks.notice(self._not_permitted_words(connector, action, who)),
+                item_id=stored.id,
+                vendor_user_id=actor.vendor_user_id,
+            )
         if stored.row.claim_by:
-            return Precheck(reply=self._claimed_words(stored, slack_user))
+            return await refuse(
+                audit_trail.IN_PROGRESS,
+                self._claimed_words(stored, slack_user),
+                item_id=stored.id,
+                vendor_user_id=actor.vendor_user_id,
+            )
         return Precheck(item=stored, connector=connector, actor=actor)
+
+    async def _refused(
+        self, ref: ItemRef, action: Action, slack_user: str, reason: str, via: str | None, **row: object
+    ) -> None:
+        # Only configured names become metric labels: a card's connector name is not ours to trust.
+        label = ref.connector if ref.connector in self.connectors else "unknown"
+        metrics.CLICKS.labels(connector=label, action=action.value, outcome="refused").inc()
+        await audit_trail.append(
+            self.store.db,
+            rows=[
+                audit_trail.refusal(
+                    connector=ref.connector,
+                    external_id=ref.external_id,
+                    slack_user_id=slack_user,
+                    action=action.value,
+                    reason=reason,
+                    via=via,
+                    item_id=row.get("item_id"),  # type: ignore[arg-type]
+                    vendor_user_id=row.get("vendor_user_id"),  # type: ignore[arg-type]
+                )
+            ],
+        )
+
+    def _not_permitted_words(self, connector: Connector, action: Action, who: str) -> str:
+        verb = ACTION_LABELS[action].lower()
+        admins = f", or one of this bot's admins ({self.admins.mentions()})" if self.admins else ""
+        return (
+            f"Only {blocks.escape(who)}{admins} may {verb} this, so nothing was sent to {connector.vendor_label} "
+            "and nothing was changed."
+        )
+
+    async def is_admin(self, slack_user: str) -> bool:
+        return await self.admins.contains(slack_user)
 
     async def decide(
         self,
@@ -177,11 +262,13 @@ class Services:
         comment: str | None = None,
         inputs: Mapping[str, str] | None = None,
         checked: Precheck | None = None,
+        origin: Origin | None = None,
     ) -> Message | None:
         """Act on one item as `slack_user`. Returns the private answer, or None when the card says it all.
 
-        `checked`: the precheck the caller just made for this same click (saves reading it twice)."""
-        check = checked or await self.precheck(ref=ref, action=action, slack_user=slack_user)
+        `checked`: the precheck the caller just made for this same click (saves reading it twice).
+        `origin`: where the click came from, for the audit."""
+        check = checked or await self.precheck(ref=ref, action=action, slack_user=slack_user, origin=origin)
         if check.reply is not None or check.item is None or check.connector is None:
             return check.reply
         stored, connector = check.item, check.connector
@@ -189,7 +276,9 @@ class Services:
         spec = item.action(action)
         assert spec is not None
         comment = (comment or "").strip() or None
+        via = origin.via if origin else None
         if spec.comment == "required" and not comment:
+            await self._refused(ref, action, slack_user, audit_trail.COMMENT_MISSING, via, item_id=stored.id)
             return blocks.notice(
                 f"{connector.vendor_label} needs a comment to {ACTION_LABELS[action].lower()} this.",
                 buttons=[blocks.with_comment_button(item, action)],
@@ -198,15 +287,25 @@ class Services:
         if isinstance(actor, Message):
             return actor
         await self.yield_to()
-        # The claim also asks for "Working…" on every copy (buttons gone), in the same transaction.
-        if not await self.store.claim(item_id=stored.id, slack_user=slack_user, action=action.value):
+        # The claim also asks for "Working…" on every copy (buttons gone), in the same transaction,
+        # ahead of anything else waiting.
+        working = self.outbox.entries(
+            after_claim(stored.id, await cards.targets_now(self.store.db, item_id=stored.id))
+        )
+        if not await self.store.claim(
+            item_id=stored.id, slack_user=slack_user, action=action.value, entries=working
+        ):
             fresh = await self.store.item_by_id(item_id=stored.id)
+            reason = (
+                audit_trail.ALREADY_HANDLED if fresh and fresh.item.status.final else audit_trail.IN_PROGRESS
+            )
+            await self._refused(ref, action, slack_user, reason, via, item_id=stored.id)
             if fresh is not None and fresh.item.status.final:
                 return blocks.notice(self._final_words(fresh, connector))
             return self._claimed_words(fresh or stored, slack_user)
-        self.notifier.kick()
+        self.outbox.kick(urgent=True)
         await self.yield_to()
-        return await self._act(stored, connector, action, actor, comment, inputs or {})
+        return await self._act(stored, connector, action, actor, comment, inputs or {}, via)
 
     async def _act(
         self,
@@ -216,6 +315,7 @@ class Services:
         actor: Actor,
         comment: str | None,
         inputs: Mapping[str, str],
+        via: str | None = None,
     ) -> Message | None:
         item = stored.item
         vendor = connector.vendor_label
@@ -226,23 +326,26 @@ class Services:
 
         async def audit(outcome: str, answer: str | None) -> None:
             metrics.CLICKS.labels(connector=connector.name, action=action.value, outcome=outcome).inc()
-            pending.append(
-                decision_row(
-                    item_id=stored.id,
-                    connector=connector.name,
-                    external_id=item.external_id,
-                    slack_user_id=actor.slack_user_id,
-                    vendor_user_id=actor.vendor_user_id,
-                    action=action.value,
-                    comment=comment,
-                    outcome=outcome,
-                    vendor_answer=answer,
-                )
+            row = decision_row(
+                item_id=stored.id,
+                connector=connector.name,
+                external_id=item.external_id,
+                slack_user_id=actor.slack_user_id,
+                vendor_user_id=actor.vendor_user_id,
+                action=action.value,
+                comment=comment,
+                outcome=outcome,
+                vendor_answer=answer,
             )
+            row.via = via
+            pending.append(row)
 
         async def release(fresh: ApprovalItem | None = None, error: str | None = None) -> None:
-            await self.store.finish_claim(item_id=stored.id, item=fresh, error=error, audit=pending)
-            self.notifier.kick()
+            entries = await self.outbox.decision_entries(item_id=stored.id, before=item, after=fresh)
+            await self.store.finish_claim(
+                item_id=stored.id, item=fresh, error=error, audit=pending, entries=entries
+            )
+            self.outbox.kick(urgent=True)
 
         try:
             after = await connector.act(item, action, actor, comment=comment, inputs=inputs)
@@ -325,6 +428,10 @@ class Services:
                 )
         await audit("ok", f"status {after.status.value}")
         final = after.status.final
+        # The clicked card first; then flow notices with a thread reply, new approvers' cards, Homes.
+        entries = await self.outbox.decision_entries(
+            item_id=stored.id, before=item, after=after, decided=True
+        )
         await self.store.finish_claim(
             item_id=stored.id,
             item=after,
@@ -332,10 +439,9 @@ class Services:
             action=action.value,
             comment=comment,
             audit=pending,
+            entries=entries,
         )
-        if not final:
-            await self._card_new_recipients(stored.id, after)
-        self.notifier.kick()
+        self.outbox.kick(urgent=True)
         if not final and action is Action.APPROVE:
             return blocks.notice(
                 f"Your approval was recorded in {vendor}; it still needs other approvers before it goes through."
@@ -343,19 +449,6 @@ class Services:
         if action in (Action.REASSIGN, Action.RESET, Action.ABSTAIN):
             return blocks.notice(f"Done: you {PAST[action]} “{blocks.escape(item.title)}” in {vendor}.")
         return None
-
-    async def _card_new_recipients(self, item_id: int, item: ApprovalItem) -> None:
-        """After a reassign (or any action that moves the turn), the new approvers get their cards now."""
-        config = self.configs.get(item.connector)
-        linked = await self.store.identities(connector=item.connector)
-        targets = card_targets(
-            item,
-            channel=config.channel if config else None,
-            slack_by_vendor={i.vendor_user_id: i.slack_user_id for i in linked},
-        )
-        async with self.store.db.transaction() as session:
-            for target in targets:
-                await self.store.enqueue_card(session, item_id=item_id, target=target, now=now_utc())
 
     async def _reread(self, connector: Connector, item: ApprovalItem) -> ApprovalItem | None:
         try:
@@ -366,8 +459,9 @@ class Services:
             return None
 
     async def _redraw(self, item_id: int) -> None:
-        await self.store.refresh_cards(item_id=item_id)
-        self.notifier.kick()
+        await self.outbox.enqueue(
+            after_claim(item_id, await cards.targets_now(self.store.db, item_id=item_id))
+        )
 
     def _final_words(self, stored: StoredItem, connector: Connector) -> str:
         status = stored.item.status.value
@@ -501,10 +595,69 @@ class Services:
 
     async def _profile(self, slack_user: str) -> dict[str, str]:
         try:
-            return await self.notifier.user_profile(slack_user)
+            return await self.gateway.user_profile(slack_user)
         except Exception as exc:  # Slack unreachable: linking still works without the email
             log.info("users.info for %s failed: %s", slack_user, type(exc).__name__)
             return {}
+
+    # ---- channels -----------------------------------------------------------------------------------
+
+    async def may_follow(
+        self, *, connector_name: str, channel: str, slack_user: str, word: str = "subscribe"
+    ) -> Message | None:
+        """None when `slack_user` may (un)subscribe `channel` to a connector's flow notices: they
+        have an identity for that connector and are in that channel, or they are an admin.
+
+        Why both: the notices carry vendor data (titles, candidates, comments), so only someone who
+        may see that connector's approvals may send them on, and only into a room they are in."""
+        if await self.admins.contains(slack_user):
+            return None
+        connector = self.connectors[connector_name]
+        vendor = connector.vendor_label
+        admins = f" Admins of this bot may always do it ({self.admins.mentions()})." if self.admins else ""
+        rule = (
+            f"Only people with their own {vendor} identity here who are members of <#{channel}> may "
+            f"{word} it to `{blocks.escape(connector_name)}`."
+        )
+
+        async def refuse(reason: str, why: str) -> Message:
+            await audit_trail.append(
+                self.store.db,
+                rows=[
+                    audit_trail.refusal(
+                        connector=connector_name,
+                        external_id=channel,
+                        slack_user_id=slack_user,
+                        action=word,
+                        reason=reason,
+                        via=channel,
+                    )
+                ],
+            )
+            return blocks.notice(f"{why} {rule}{admins} Nothing was changed.")
+
+        actor = await self.actor(connector, slack_user)
+        if isinstance(actor, Message):
+            how = (
+                f"your Slack email must match a {vendor} user"
+                if connector.capabilities.link_mode == "email"
+                else f"run `/approvals connect {connector_name}` first"
+            )
+            return await refuse(
+                audit_trail.NOT_LINKED, f"You have no working {vendor} identity here ({how})."
+            )
+        try:
+            member = await in_channel(self.gateway, channel=channel, user=slack_user)
+        except MembershipUnknown as exc:
+            log.info("conversations.members for %s failed: %s", channel, exc.error)
+            return await refuse(
+                audit_trail.NOT_PERMITTED,
+                f"I could not check that you are in <#{channel}> (Slack said `{blocks.escape(exc.error)}`; "
+                "for a private channel, invite me there first).",
+            )
+        if not member:
+            return await refuse(audit_trail.NOT_PERMITTED, f"You are not a member of <#{channel}>.")
+        return None
 
     # ---- lists and status -----------------------------------------------------------------------
 
@@ -527,20 +680,30 @@ class Services:
             recipients = {p.id for p in stored.item.recipients}
             if recipients and identity.vendor_user_id not in recipients:
                 continue
-            states.append(self.notifier.card_state(stored))
+            states.append(self.card_state(stored))
         states.sort(key=lambda s: s.item.created_at or s.now)
         return states
 
     def unlinked_connectors(self, linked: set[str]) -> list[tuple[str, str]]:
         return [(n, c.vendor_label) for n, c in self.connectors.items() if n not in linked]
 
-    async def status_lines(self) -> list[str]:
+    async def status_lines(self, *, detail: bool = True) -> list[str]:
+        """Each connector's health. Without `detail` (people who are not admins): working (with
+        its pending count) or failing, without the vendor's error text, failure counts or times."""
         states = await self.store.connector_states()
         lines = []
         for name, connector in self.connectors.items():
             state = states.get(name)
             if state is None or state.last_sync_at is None:
                 lines.append(f"• `{name}` ({connector.vendor_label}): not synced yet")
+                continue
+            if not detail:
+                health = (
+                    ":red_circle: failing"
+                    if state.failures
+                    else f":large_green_circle: working, {state.pending} pending"
+                )
+                lines.append(f"• `{name}` ({connector.vendor_label}): {health}")
                 continue
             when = blocks.slack_date(state.last_success_at) if state.last_success_at else "never"
             if state.failures:

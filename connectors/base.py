@@ -244,6 +244,9 @@ class Actor:
     display_name: str = ""
     email: str | None = None
     credentials: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # One of the bot's [slack] admins: a vendor-side guard the bot applies itself (Connector.permits)
+    # lets them through, since the config names them as allowed.
+    admin: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,6 +318,15 @@ class Connector(ABC):
         inputs: Mapping[str, str] | None = None,
     ) -> ApprovalItem:
         """Perform `action` as `actor`; return the item as the vendor answered. Called once per click."""
+
+    def permits(self, item: ApprovalItem, action: Action, actor: Actor) -> str | None:
+        """None when actor may take action on item as far as the bot must check (the vendor checks
+        the rest); otherwise a short phrase naming who may, e.g. "the path's requester or one of its
+        approvers".
+
+        Why the bot checks at all: some vendors trust the bot's key or an On-Behalf-Of header, so
+        whoever clicks would be believed. Connectors whose vendor checks the person say None."""
+        return None
 
     async def verify(self, credentials: Mapping[str, str]) -> VendorIdentity:
         """Who these credentials belong to. Raises AuthExpired when they do not work."""

@@ -40,7 +40,14 @@ class CredentialBox:
         return {str(k): str(v) for k, v in data.items()}
 
     def rotate(self, token: str) -> str:
-        return self._fernet.rotate(token.encode()).decode()
+        """The same credentials encrypted under the first key; SecretKeyError when no key opens them."""
+        try:
+            return self._fernet.rotate(token.encode()).decode()
+        except InvalidToken as exc:
+            raise SecretKeyError("stored credentials cannot be decrypted with APPROVALS_SECRET_KEY") from exc
+
+    def __repr__(self) -> str:  # the keys stay out of reprs
+        return "CredentialBox(keys=<hidden>)"
 
     @staticmethod
     def generate() -> str:

@@ -34,10 +34,6 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def _ts(nullable: bool = True, **kw: Any) -> Any:
     return Field(default=None, sa_column=sa.Column(UTCDateTime(), nullable=nullable, **kw))
 
@@ -121,17 +117,23 @@ class DecisionRow(SQLModel, table=True):
     comment: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
     outcome: str = Field(max_length=16)  # ok | refused | failed | unknown | already_decided
     vendor_answer: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    # The card the click came through ("C…/ts", or the channel of a modal); None from App Home lists.
+    via: str | None = Field(default=None, max_length=64)
+    # Why the bot itself refused before asking the vendor (not_linked, not_permitted, …); None otherwise.
+    reason: str | None = Field(default=None, max_length=64)
     at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False, index=True))
 
 
 class OutboxRow(SQLModel, table=True):
-    """Slack work not yet done. `key` coalesces repeats: one pending "make this card true" per copy.
+    """Slack work not yet done: one typed job (bot/outbox/jobs.py), `kind` naming its class and
+    `payload` its fields as JSON. `key` coalesces repeats: one pending "make this card true" per copy.
 
     Card work stores no blocks: the deliverer renders the item as it is when it delivers, so a
-    card never shows an older state than the store.
+    card never shows an older state than the store. Lower `priority` goes first.
     """
 
     __tablename__ = "outbox"
+    __table_args__ = (sa.Index("ix_outbox_priority_not_before", "priority", "not_before"),)
 
     id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
     key: str = Field(sa_column=sa.Column(sa.String(400), nullable=False, unique=True))
@@ -139,6 +141,7 @@ class OutboxRow(SQLModel, table=True):
     item_id: int | None = Field(default=None, sa_column=sa.Column(BigId, nullable=True, index=True))
     target: str | None = Field(default=None, max_length=320)
     payload: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    priority: int = Field(default=1, sa_column=sa.Column(sa.SmallInteger, nullable=False, server_default="1"))
     not_before: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False, index=True))
     attempts: int = Field(default=0)
     last_error: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
@@ -181,9 +184,13 @@ class ReminderRow(SQLModel, table=True):
         sa_column=sa.Column(BigId, sa.ForeignKey("items.id", ondelete="CASCADE"), index=True)
     )
     slack_user: str = Field(max_length=32)
+    # The card this reminds of (its thread gets the reminder).
+    target: str | None = Field(default=None, max_length=320)
     sent: int = Field(default=0)
     last_sent_at: datetime | None = _ts()
     escalated_at: datetime | None = _ts()
+    # When to look at this reminder next (a lower bound: the pass re-checks the rules); None: never.
+    next_at: datetime | None = _ts(index=True)
 
 
 class UserPrefRow(SQLModel, table=True):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -15,6 +15,7 @@ from bot.config import Config, ConnectorConfig, Reminders
 from bot.runtime import Runtime, SlackSettings
 from bot.sandbox.slack_api import SlackSandbox, StoredMessage
 from bot.server import build_web
+from bot.slack.gateway import Tiers
 from connectors.base import Connector
 from connectors.registry import specs
 
@@ -48,7 +49,7 @@ class Bot:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while await self.runtime.store.outbox_size():
-            self.runtime.notifier.kick()
+            self.runtime.delivery.kick()
             if loop.time() > deadline:
                 raise TimeoutError("the outbox did not drain")
             await asyncio.sleep(0.02)
@@ -114,10 +115,14 @@ async def start_bot(
     notify_channel: str | None = None,
     instances: Mapping[str, Connector] | None = None,
     home_settle: float = 0.0,
+    admins: Sequence[str] = (),
+    slack_tiers: Tiers | None = None,
 ) -> Bot:
     """`instances`: connectors built by the test (e.g. with short timeouts), by name.
-    `home_settle` is 0 unless a test is about it: an App Home republished at once keeps tests short."""
-    config = Config(connectors=tuple(connectors), notify_channel=notify_channel)
+    `slack_tiers`: Slack's limits as the bot paces them (default: scaled far up, out of the way).
+    `home_settle` is 0 unless a test is about it: an App Home republished at once keeps tests short.
+    `admins`: the config's [slack] admins."""
+    config = Config(connectors=tuple(connectors), notify_channel=notify_channel, admins=tuple(admins))
     runtime = Runtime(
         config=config,
         database_url=database_url,
@@ -126,6 +131,7 @@ async def start_bot(
         deliver_interval=0.05,
         connectors=instances,
         slack_rate=(1000.0, 1000.0),
+        slack_tiers=slack_tiers or Tiers().scaled(1000.0),
         home_settle=home_settle,
     )
     await runtime.start(background=True, poll=False)
@@ -148,6 +154,9 @@ async def start_flexdeploy_bot(
     notify_channel: str | None = None,
     timeout: float = 15.0,
     home_settle: float = 0.0,
+    admins: Sequence[str] = (),
+    reminders: Reminders | None = None,
+    slack_tiers: Tiers | None = None,
 ) -> Bot:
     """The bot with one FlexDeploy connector `deploys` (channel C0DEPLOYS) on the given sandbox."""
     from connectors.flexdeploy import FlexDeploySettings
@@ -162,9 +171,16 @@ async def start_flexdeploy_bot(
         secret_key=secret_key,
         slack=slack,
         notify_channel=notify_channel,
-        connectors=[connector_config("deploys", "flexdeploy", settings, channel="C0DEPLOYS")],
+        connectors=[
+            replace(
+                connector_config("deploys", "flexdeploy", settings, channel="C0DEPLOYS"),
+                reminders=reminders or Reminders(),
+            )
+        ],
         instances={"deploys": connector},
         home_settle=home_settle,
+        admins=admins,
+        slack_tiers=slack_tiers,
     )
 
 

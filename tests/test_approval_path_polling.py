@@ -100,7 +100,7 @@ async def test_when_the_second_step_becomes_active_the_card_moves_to_its_approve
     assert ("Progress", "1 of 2 steps done") in [(f.label, f.value) for f in second.fields]
 
 
-async def test_a_group_step_goes_to_the_channel_and_counts_votes(
+async def test_a_group_step_reaches_its_members_and_counts_votes(
     sandbox: ApprovalPathSandbox, connect: Connect
 ) -> None:
     finance = sandbox.add_group("finance", [CAROL, DAVE])
@@ -115,18 +115,22 @@ async def test_a_group_step_goes_to_the_channel_and_counts_votes(
     connector = connect()
 
     item = only(await connector.fetch_pending(), external_id)
-    assert item.channel_card, "nobody to DM for a group step: the connector's channel gets the card"
-    assert [p.id for p in item.recipients] == [ACCOUNTS[ALICE.email]]
+    assert not item.channel_card, "the group's members are named, with their emails"
+    assert {p.id for p in item.recipients} == {ACCOUNTS[p.email] for p in (ALICE, CAROL, DAVE)}
     group = item.groups[1]
     assert group.name == "Step 1: Group finance · parallel group 1"
-    assert (group.state, group.required, group.approvers) == (GroupState.DUE, 2, ())
+    assert (group.state, group.required) == (GroupState.DUE, 2)
+    assert {(p.name, p.email) for p in group.approvers} == {
+        (CAROL.name, CAROL.email),
+        (DAVE.name, DAVE.email),
+    }
     assert item.groups[0].name == "Step 1: Alice Approver · parallel group 1"
 
     sandbox.vote(issue, path, ALICE)
     sandbox.vote(issue, path, CAROL)
     item = only(await connector.fetch_pending(), external_id)
-    assert item.recipients == ()
-    assert item.channel_card
+    assert {p.email for p in item.recipients} == {CAROL.email, DAVE.email}, "Alice's own step is done"
+    assert not item.channel_card
     assert item.groups[1].state is GroupState.DUE, "one vote of two needed"
 
     sandbox.vote(issue, path, DAVE)

@@ -56,7 +56,7 @@ async def test_a_connector_built_from_the_registry_adds_the_jql_order() -> None:
         assert isinstance(connector, ApprovalPathConnector)
         assert connector.capabilities.link_mode == "email"
         assert not connector.capabilities.approve and connector.capabilities.cancel
-        assert connector.vendor_label == "Jira"
+        assert connector.vendor_label == "Approval Path (Jira)"
     finally:
         await connector.aclose()
 
@@ -72,7 +72,9 @@ async def test_the_demo_has_a_step_due_for_alice_and_a_group_step_for_the_channe
         assert set(items) == {"Change approval on OPS-1", "Travel approval on HR-1"}
         change, travel = items["Change approval on OPS-1"], items["Travel approval on HR-1"]
         assert [p.email for p in change.recipients] == [ALICE.email] and not change.channel_card
-        assert travel.recipients == () and travel.channel_card
+        # The finance group: Carol and Dave by email, Erin without (her profile hides it).
+        assert {p.email for p in travel.recipients} == {CAROL.email, DAVE.email, None}
+        assert travel.channel_card and any("hidden in Jira" in n for n in travel.notices)
         for email in setup.people:
             identity = await connector.identify(email)
             assert identity is not None and identity.user_id == ACCOUNTS[email]
@@ -89,7 +91,8 @@ async def test_the_demo_has_a_step_due_for_alice_and_a_group_step_for_the_channe
                 data={"approval": change.ref["approval_id"], "who": ACCOUNTS[ALICE.email], "accept": "1"},
             )
         moved = {i.title: i for i in await connector.fetch_pending()}["Change approval on OPS-1"]
-        assert moved.recipients == () and moved.channel_card, "the release-managers group is next"
+        assert {p.email for p in moved.recipients} == {BOB.email, CAROL.email}, "release managers next"
+        assert not moved.channel_card
         assert len(await connector.requestable(actor(ALICE), "OPS-2")) == 3
     finally:
         await connector.aclose()

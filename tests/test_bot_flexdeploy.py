@@ -337,7 +337,7 @@ async def test_a_click_before_its_card_is_recorded_still_updates_the_card(
                 ref=ItemRef("deploys", gate_id), action=Action.APPROVE, slack_user=ALICE.slack_id
             )
 
-    bot.runtime.notifier.on_card = click_at_once
+    bot.runtime.delivery.on_card = click_at_once
     await _link(bot, fd, "alice")
     await bot.poll()
     assert clicked, "the click came between the post and its record"

@@ -44,13 +44,17 @@ async def _cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
 
 def _config(path: Path, setup: SandboxSetup, api_key: str) -> Path:
     file = path / "approvals.toml"
+    c = setup.connector
     file.write_text(
         f"""
 [[connectors]]
 name = "hiring"
 type = "greenhouse"
-base_url = "{setup.connector["base_url"]}"
-api_key = "${{HARVEST_KEY}}"
+base_url = "{c["base_url"]}"
+auth_url = "{c["auth_url"]}"
+client_id = "{c["client_id"]}"
+client_secret = "${{HARVEST_SECRET}}"
+service_user_id = {c["service_user_id"]}
 channel = "C0APPROVALS"
 """
     )
@@ -62,7 +66,7 @@ async def test_check_reaches_every_vendor_and_slack(
 ) -> None:
     config = _config(tmp_path, greenhouse, "ok")
     env = {
-        "HARVEST_KEY": str(greenhouse.connector["api_key"]),
+        "HARVEST_SECRET": str(greenhouse.connector["client_secret"]),
         "SLACK_BOT_TOKEN": slack.token,
         "SLACK_SIGNING_SECRET": "x",
         "SLACK_API_URL": slack.api_url,
@@ -72,7 +76,7 @@ async def test_check_reaches_every_vendor_and_slack(
     assert "ok: hiring (Greenhouse)" in out
     assert "ok: Slack" in out
 
-    env["HARVEST_KEY"] = "wrong-key"
+    env["HARVEST_SECRET"] = "wrong-key"
     env["SLACK_BOT_TOKEN"] = "xoxb-wrong"
     code, out, err = await _cli("check", "--config", str(config), env=env)
     assert code != 0
@@ -80,6 +84,25 @@ async def test_check_reaches_every_vendor_and_slack(
     assert any("hiring" in line and "refused" in line for line in lines), err
     assert any("Slack: auth.test failed: invalid_auth" in line for line in lines), err
     assert "wrong-key" not in out + err, "secrets never appear in output"
+
+
+async def test_check_refuses_a_retired_harvest_v1_table_in_one_line(
+    tmp_path: Path, slack: SlackSandbox
+) -> None:
+    config = tmp_path / "approvals.toml"
+    config.write_text(
+        """
+[[connectors]]
+name = "hiring"
+type = "greenhouse"
+api_key = "${HARVEST_KEY}"
+"""
+    )
+    env = {"HARVEST_KEY": "k", "SLACK_BOT_TOKEN": slack.token, "SLACK_API_URL": slack.api_url}
+    code, out, err = await _cli("check", "--config", str(config), env=env)
+    assert code != 0
+    lines = [line for line in (out + err).splitlines() if "retired" in line]
+    assert len(lines) == 1 and "31 Aug 2026" in lines[0] and "Harvest V3 (OAuth)" in lines[0], out + err
 
 
 async def test_poll_once_posts_cards_and_a_second_run_posts_none(

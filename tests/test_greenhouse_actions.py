@@ -92,11 +92,19 @@ async def test_reassign_round_trip_moves_the_card_to_the_new_approver(
     assert [p.email for p in after.groups[0].approvers] == [BOB.email, DAVE.email]
     assert "Group 1: Dave Deployer" in choices(after)
     assert (str(flow), "reassign", str(kit.ids["alice"])) in kit.sandbox.decisions
-    # Dave's own poll now has it due; Alice's no longer does.
-    dave_items = await connector.fetch_pending(kit.link(DAVE))
-    assert str(flow) in {i.external_id for i in dave_items}
-    alice_items = await connector.fetch_pending(kit.link(ALICE))
-    assert str(flow) not in {i.external_id for i in alice_items}
+    # Made with a token minted for Alice herself, with the body the client builds in one place.
+    (write,) = kit.sandbox.writes
+    group = kit.sandbox.flows[flow].groups[0].id
+    assert (write.method, write.path, write.sub, write.status) == (
+        "PUT",
+        f"/v3/approver_groups/{group}/replace_approver",
+        kit.ids["alice"],
+        200,
+    )
+    assert write.body == {"remove_user_id": kit.ids["alice"], "add_user_id": dave}
+    # The next poll cards Dave, not Alice.
+    polled = {i.external_id: i for i in await connector.fetch_pending(())}[str(flow)]
+    assert [p.email for p in polled.recipients] == [BOB.email, DAVE.email]
 
 
 async def test_reassign_in_a_waiting_group_does_not_card_the_new_approver_yet(
@@ -108,7 +116,7 @@ async def test_reassign_in_a_waiting_group_does_not_card_the_new_approver_yet(
     after = await connector.act(
         item,
         Action.REASSIGN,
-        kit.actor(BOB),
+        kit.actor(CAROL),  # her own slot, in a group whose turn has not come
         inputs={"replace": "Group 2: Carol Checker", "new_approver": str(kit.ids["dave"])},
     )
     assert after.groups[1].state is GroupState.WAITING
@@ -150,7 +158,11 @@ async def test_greenhouse_refusals_come_back_in_its_own_words(
     assert invalid.value.field == "add_user_id"
     assert invalid.value.detail == "add_user_id: Must have access to this approval flow"
 
-    # Dave has no access to this job: Greenhouse refuses him as On-Behalf-Of.
+    # Dave is neither an approver of this flow nor its requester: refused before any write.
+    writes = len(kit.sandbox.writes)
+    assert connector.permits(item, Action.REASSIGN, kit.actor(DAVE)) == (
+        "the approver whose slot it is or the flow's requester"
+    )
     with pytest.raises(NotAllowed) as refused:
         await connector.act(
             item,
@@ -158,8 +170,15 @@ async def test_greenhouse_refusals_come_back_in_its_own_words(
             kit.actor(DAVE),
             inputs={"replace": "Group 1: Alice Approver", "new_approver": str(kit.ids["carol"])},
         )
+    assert refused.value.reason == "not_your_slot"
+    assert len(kit.sandbox.writes) == writes, "no call reached Greenhouse"
+
+    # Alice lost access to the job in Greenhouse: its 403, in its own words.
+    kit.sandbox.jobs[kit.sandbox.flows[flow].job_id].access.discard(kit.ids["alice"])
+    with pytest.raises(NotAllowed) as refused:
+        await connector.act(item, Action.REASSIGN, kit.actor(ALICE), inputs=alice_to_dave(kit))
     assert refused.value.reason == "permission"
-    assert refused.value.detail == "You do not have access to that record."
+    assert refused.value.detail == "Forbidden"
     assert [a for a in kit.sandbox.decisions if a[1] == "reassign"] == []
 
 
@@ -245,7 +264,7 @@ async def test_a_write_over_the_rate_limit_is_not_applied_nor_resent(
     kit.sandbox.throttle_next(method="POST")
     with pytest.raises(RateLimited):
         await connector.request(kit.actor(ALICE), str(flow))
-    assert [r[3] for r in kit.sandbox.requests if r[1] == "POST"] == [429]
+    assert [r[3] for r in kit.sandbox.requests if r[1] == "POST" and r[2].startswith("/v3/")] == [429]
     assert not kit.sandbox.flows[flow].requested
     assert kit.sandbox.decisions == []
 
@@ -308,7 +327,7 @@ async def test_request_refusals_are_greenhouses_403_and_422(
     kit.sandbox.can_request.add(kit.ids["carol"])
     with pytest.raises(InvalidInput) as invalid:
         await connector.request(kit.actor(CAROL), str(flow))
-    assert invalid.value.detail == "approval_flow: This approval flow can't be started."
+    assert invalid.value.detail == "This approval flow can't be started."
 
 
 async def test_requestable_rejects_a_target_that_is_not_a_job(
@@ -322,35 +341,33 @@ async def test_requestable_rejects_a_target_that_is_not_a_job(
 # ---------------------------------------------------------------------------------------------- impersonation guard
 
 
-async def test_on_behalf_of_is_always_the_clickers_own_id(
+async def test_every_write_carries_a_token_of_the_clickers_own(
     kit: GreenhouseKit, connector: GreenhouseConnector
 ) -> None:
     flow = sequential_flow(kit)
     item = await card(connector, kit, flow)
-    kit.sandbox.grant(kit.sandbox.flows[flow].job_id, kit.ids["dave"])
-    # Alice and Bob click at the same moment; inputs name other people on purpose.
+    erin = kit.sandbox.add_user("Erin Evans", "erin@example.com")
+    job = kit.sandbox.flows[flow].job_id
+    kit.sandbox.grant(job, kit.ids["dave"], erin)
+    # Alice and Bob click at the same moment, each handing over their own slot.
     await asyncio.gather(
         connector.act(
             item,
             Action.REASSIGN,
             kit.actor(ALICE),
-            inputs={"replace": "Group 2: Carol Checker", "new_approver": str(kit.ids["dave"])},
+            inputs={"replace": "Group 1: Alice Approver", "new_approver": str(kit.ids["dave"])},
         ),
         connector.act(
             item,
             Action.REASSIGN,
             kit.actor(BOB),
-            inputs={"replace": "Group 1: Alice Approver", "new_approver": str(kit.ids["carol"])},
+            inputs={"replace": "Group 1: Bob Builder", "new_approver": str(erin)},
         ),
     )
-    writes = sorted((w.path, w.on_behalf_of) for w in kit.sandbox.writes)
-    groups = [g.id for g in kit.sandbox.flows[flow].groups]
-    assert writes == sorted(
-        [
-            (f"/v1/approver_groups/{groups[1]}/replace_approvers", str(kit.ids["alice"])),
-            (f"/v1/approver_groups/{groups[0]}/replace_approvers", str(kit.ids["bob"])),
-        ]
-    )
+    group = kit.sandbox.flows[flow].groups[0].id
+    writes = sorted((w.path, w.sub, w.status) for w in kit.sandbox.writes)
+    path = f"/v3/approver_groups/{group}/replace_approver"
+    assert writes == sorted([(path, kit.ids["alice"], 200), (path, kit.ids["bob"], 200)])
 
 
 async def test_one_persons_click_cannot_carry_anothers_id(
@@ -385,11 +402,11 @@ async def test_a_pinned_mapping_wins_over_the_email_lookup_for_acting_too(kit: G
     connector = kit.build(users={ALICE.email: kit.ids["bob"]})
     try:
         item = await card(connector, kit, flow)
-        inputs = {"replace": "Group 2: Carol Checker", "new_approver": str(kit.ids["dave"])}
+        inputs = {"replace": "Group 1: Bob Builder", "new_approver": str(kit.ids["dave"])}
         kit.sandbox.grant(kit.sandbox.flows[flow].job_id, kit.ids["dave"])
         with pytest.raises(NotAllowed):
             await connector.act(item, Action.REASSIGN, kit.actor(ALICE), inputs=inputs)
         await connector.act(item, Action.REASSIGN, kit.actor(ALICE, str(kit.ids["bob"])), inputs=inputs)
     finally:
         await connector.aclose()
-    assert [w.on_behalf_of for w in kit.sandbox.writes] == [str(kit.ids["bob"])]
+    assert [w.sub for w in kit.sandbox.writes] == [kit.ids["bob"]]

@@ -19,32 +19,56 @@ def test_a_greenhouse_connector_table_is_understood() -> None:
                 {
                     "name": "hiring",
                     "type": "greenhouse",
-                    "api_key": "${GH_KEY}",
+                    "client_id": "${GH_CLIENT}",
+                    "client_secret": "${GH_SECRET}",
+                    "service_user_id": 4101,
+                    "webhook_secret": "${GH_HOOK}",
                     "channel": "C0HIRING",
                     "users": {"Alice@Example.com": 4080001},
                 }
             ]
         },
-        env={"GH_KEY": "k-123"},
+        env={"GH_CLIENT": "abc-12", "GH_SECRET": "s-123", "GH_HOOK": "h-456"},
     )
     settings = config.connectors[0].settings
     assert isinstance(settings, GreenhouseSettings)
     assert settings.base_url == "https://harvest.greenhouse.io"
-    assert settings.api_version == "v1"
+    assert settings.auth_url == "https://auth.greenhouse.io/token"
+    assert settings.api_version == "v3"
+    assert settings.service_user_id == 4101
     assert settings.ui_url == "https://app.greenhouse.io"
     assert settings.users == {"alice@example.com": 4080001}
-    assert settings.api_key.get_secret_value() == "k-123"
-    assert "k-123" not in repr(settings)
+    assert settings.client_secret.get_secret_value() == "s-123"
+    assert "s-123" not in repr(settings) and "h-456" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        {"api_key": "${GH_KEY}"},
+        {"api_version": "v1", "client_id": "a-1", "client_secret": "s", "service_user_id": 1},
+        {"api_key": "${GH_KEY}", "api_version": "v1"},
+    ],
+)
+def test_a_v1_table_fails_with_one_line_saying_how_to_get_a_v3_credential(table: dict[str, object]) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"connectors": [{"name": "hiring", "type": "greenhouse", **table}]}, env={"GH_KEY": "k"})
+    assert len(caught.value.problems) == 1, caught.value.problems
+    line = caught.value.problems[0]
+    assert "retired" in line and "31 Aug 2026" in line
+    assert "Harvest V3 (OAuth)" in line and "client_id" in line and "service_user_id" in line
 
 
 def test_unsupported_versions_and_bad_pins_are_explained() -> None:
-    with pytest.raises(ValidationError, match="Harvest v3 needs OAuth"):
-        GreenhouseSettings.model_validate({"api_key": "k", "api_version": "v3"})
+    base = {"client_id": "a-1", "client_secret": "s", "service_user_id": 7}
+    with pytest.raises(ValidationError, match='use "v3"'):
+        GreenhouseSettings.model_validate({**base, "api_version": "v4"})
     with pytest.raises(ValidationError, match="not an email address"):
-        GreenhouseSettings.model_validate({"api_key": "k", "users": {"alice": 1}})
+        GreenhouseSettings.model_validate({**base, "users": {"alice": 1}})
     with pytest.raises(ConfigError) as caught:
         parse_config({"connectors": [{"name": "hiring", "type": "greenhouse"}]}, env={})
-    assert any("api_key: missing key" in line for line in caught.value.problems)
+    assert any("client_id: missing key" in line for line in caught.value.problems)
+    assert any("service_user_id: missing key" in line for line in caught.value.problems)
 
 
 async def test_the_demo_cards_alice_and_bob_and_offers_dave_a_request() -> None:

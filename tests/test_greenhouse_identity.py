@@ -1,4 +1,4 @@
-"""Greenhouse identity: Slack email → Greenhouse user, pinned mappings, and the Harvest key kept secret."""
+"""Greenhouse identity: Slack email → Greenhouse user, pinned mappings, and the v3 credential kept secret."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ import logging
 from collections.abc import AsyncIterator
 
 import pytest
-from yarl import URL
 
-from connectors.errors import AuthExpired, NotFound, VendorUnavailable
+from connectors.errors import AuthExpired, NotAllowed, NotFound, VendorUnavailable
 from connectors.greenhouse.connector import GreenhouseConnector
 from connectors.people import ALICE, BOB, CAROL, MALLORY
 from tests.contract.kits.greenhouse import GreenhouseKit
@@ -63,15 +62,21 @@ async def test_pinned_mappings_come_before_the_email_lookup(kit: GreenhouseKit) 
         assert looked_up is not None and looked_up.user_id == str(kit.ids["alice"])
     finally:
         await connector.aclose()
-    lookups = [r for r in kit.sandbox.requests if r[2] == "/v1/users"]
+    lookups = [q for path, q in kit.sandbox.query_log if path == "/v3/users" and "primary_email" in q]
     assert len(lookups) == 1, "only the unpinned email was looked up"
 
 
-async def test_a_wrong_harvest_key_is_reported_without_the_key(
-    kit: GreenhouseKit, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(
+    ("overrides", "words"),
+    [
+        ({"client_secret": "wrong-secret-3b1f"}, "does not know this client_id/client_secret"),
+        ({"client_id": "nosuffixclient"}, "client_id is malformed"),
+    ],
+)
+async def test_a_refused_credential_is_classified_by_body_and_never_shown(
+    kit: GreenhouseKit, caplog: pytest.LogCaptureFixture, overrides: dict[str, str], words: str
 ) -> None:
-    secret = "wrong-harvest-key-3b1f"
-    connector = kit.build(api_key=secret)
+    connector = kit.build(**overrides)
     caplog.set_level(logging.DEBUG)
     try:
         with pytest.raises(AuthExpired) as caught:
@@ -80,22 +85,20 @@ async def test_a_wrong_harvest_key_is_reported_without_the_key(
             await connector.check()
     finally:
         await connector.aclose()
-    shown = [
-        str(caught.value),
-        caught.value.detail or "",
-        repr(connector),
-        repr(kit.settings(api_key=secret)),
-    ]
+    shown = [str(caught.value), caught.value.detail or "", repr(connector), repr(kit.settings(**overrides))]
     shown += [r.getMessage() for r in caplog.records]
-    assert all(secret not in text for text in shown)
-    assert "Harvest API key" in str(caught.value)
+    for secret in overrides.values():
+        assert all(secret not in text for text in shown), (
+            "the token endpoint echoes the client id: never passed on"
+        )
+    assert words in str(caught.value)
 
 
 async def test_credentials_never_follow_a_link_to_another_host(kit: GreenhouseKit) -> None:
     kit.sandbox.page_size = 1
     for _ in range(2):
         kit.sandbox.add_flow(kit.new_job(), [([kit.ids["alice"]], 1)], requested_by=kit.recruiter)
-    kit.sandbox.link_origin = URL("http://127.0.0.2:9")
+    kit.sandbox.link_origin = "http://127.0.0.2:9"
     connector = kit.build()
     try:
         with pytest.raises(VendorUnavailable, match="another host"):
@@ -108,9 +111,25 @@ async def test_check_names_a_pinned_user_that_does_not_exist(kit: GreenhouseKit)
     good = kit.build(users={BOB.email: kit.ids["bob"]})
     bad = kit.build(users={"ghost@example.com": 999})
     try:
-        assert await good.check() == "reachable (Harvest v1), 1 pinned users"
+        assert await good.check() == "reachable (Harvest v3), 1 pinned users"
         with pytest.raises(NotFound, match=r"ghost@example\.com"):
             await bad.check()
     finally:
         await good.aclose()
         await bad.aclose()
+
+
+async def test_check_names_a_service_user_who_is_not_a_site_admin(kit: GreenhouseKit) -> None:
+    connector = kit.build(service_user_id=kit.ids["alice"])
+    try:
+        with pytest.raises(NotAllowed, match="Site Admin"):
+            await connector.check()
+    finally:
+        await connector.aclose()
+    kit.sandbox.denied.add("approvers")
+    connector = kit.build()
+    try:
+        with pytest.raises(NotAllowed, match="harvest:approvers:list"):
+            await connector.check()
+    finally:
+        await connector.aclose()

@@ -1,4 +1,4 @@
-"""Greenhouse rate limits: stay under X-RateLimit-*, and wait a window after a header-less 429."""
+"""Greenhouse rate limits: stay under X-RateLimit-* (a fixed window), and wait Retry-After after a 429."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ WINDOW = 0.4
 
 @pytest.fixture
 async def kit() -> AsyncIterator[GreenhouseKit]:
-    instance = GreenhouseKit(rate_limit=4, rate_window=WINDOW)
+    instance = GreenhouseKit(rate_limit=4, rate_window=WINDOW, retry_after=1)
     await instance.start()
     try:
         yield instance
@@ -47,7 +47,7 @@ async def test_a_poll_spreads_its_calls_instead_of_hitting_the_limit(kit: Greenh
     assert time.monotonic() - started >= WINDOW
 
 
-async def test_after_a_429_without_headers_the_next_call_waits_a_window(kit: GreenhouseKit) -> None:
+async def test_after_a_429_the_next_call_waits_retry_after(kit: GreenhouseKit) -> None:
     expected = seed(kit, 1)
     kit.sandbox.throttle_next()
     connector = kit.build()

@@ -75,6 +75,7 @@ async def test_a_flow_decided_elsewhere_updates_the_channel_message(bot: Bot, fd
 async def test_subscribe_posts_for_the_channel_and_refuses_a_channel_without_the_bot(
     bot: Bot, fd: FlexDeploySandbox
 ) -> None:
+    await _link(bot, fd, "alice")  # only someone with an identity for the connector may subscribe
     await bot.command("alice", "subscribe deploys <#C0NOTMEMBER|secret>")
     text = await bot.wait_private("alice", "cannot post")
     assert "/invite @approvals-bot" in text

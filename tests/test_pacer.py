@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.notifier import Pacer
+from bot.slack.gateway import Pacer
 
 
 async def test_pacer_allows_a_burst_then_paces_each_channel() -> None:

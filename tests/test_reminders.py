@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.config import Reminders
-from bot.reminder_rules import digest_due, reminder_due, working
+from bot.reminders.rules import digest_due, reminder_due, working
 from bot.sandbox.slack_api import SlackSandbox
 from connectors.greenhouse.sandbox import demo
 from connectors.registry import SandboxSetup
@@ -146,14 +146,17 @@ async def test_reminders_go_in_the_approvers_own_hours_once(
 ) -> None:
     bot = await _bot(db_url, secret_key, slack, greenhouse)
     try:
-        nudges = bot.runtime.nudges  # type: ignore[attr-defined]
-        await nudges.remind(WED_0900_UTC)
+        reminders = bot.runtime.reminders
+        await reminders.remind(WED_0900_UTC)
+        await bot.settle()
         assert len(_replies(bot, "U0ALICE")) == 1
         assert "still waits" in _replies(bot, "U0ALICE")[0]
         assert _replies(bot, "U0BOB") == [], "04:00 in New York"
-        await nudges.remind(WED_0900_UTC + timedelta(minutes=1))
+        await reminders.remind(WED_0900_UTC + timedelta(minutes=1))
+        await bot.settle()
         assert len(_replies(bot, "U0ALICE")) == 1, "a second run sends nothing new"
-        await nudges.remind(WED_0900_UTC + timedelta(hours=6))
+        await reminders.remind(WED_0900_UTC + timedelta(hours=6))
+        await bot.settle()
         assert len(_replies(bot, "U0BOB")) == 1, "10:00 in New York"
     finally:
         await bot.stop()
@@ -166,7 +169,8 @@ async def test_reminders_go_in_the_approvers_own_hours_once(
         ],
     )
     try:
-        await restarted.runtime.nudges.remind(WED_0900_UTC + timedelta(hours=6, minutes=5))  # type: ignore[attr-defined]
+        await restarted.runtime.reminders.remind(WED_0900_UTC + timedelta(hours=6, minutes=5))
+        await restarted.settle()
         assert len(_replies(restarted, "U0ALICE")) == 1, "no duplicate after a restart"
         assert len(_replies(restarted, "U0BOB")) == 1
     finally:
@@ -178,10 +182,12 @@ async def test_after_max_one_escalation_then_silence(
 ) -> None:
     bot = await _bot(db_url, secret_key, slack, greenhouse, replace(RULES, max=1))
     try:
-        nudges = bot.runtime.nudges  # type: ignore[attr-defined]
-        await nudges.remind(WED_0900_UTC)
+        reminders = bot.runtime.reminders
+        await reminders.remind(WED_0900_UTC)
+        await bot.settle()
         for hours in (1, 26, 50):
-            await nudges.remind(WED_0900_UTC + timedelta(hours=hours))
+            await reminders.remind(WED_0900_UTC + timedelta(hours=hours))
+            await bot.settle()
         assert len(_replies(bot, "U0ALICE")) == 1
         escalations = [m.render() for m in slack.messages_in("C0APPROVALS") if "has not acted" in m.render()]
         assert len([e for e in escalations if "Alice" in e or "U0ALICE" in e]) == 1
@@ -199,7 +205,8 @@ async def test_no_reminder_once_the_flow_is_decided(
         assert sandbox is not None
         sandbox.decide_flow(int(stored.item.external_id), "approved")
         await bot.poll()
-        await bot.runtime.nudges.remind(WED_0900_UTC)  # type: ignore[attr-defined]
+        await bot.runtime.reminders.remind(WED_0900_UTC)
+        await bot.settle()
         assert _replies(bot, "U0ALICE") == []
     finally:
         await bot.stop()
@@ -212,17 +219,18 @@ async def test_digest_once_at_the_start_of_the_day(
     try:
         await bot.command("alice", "digest on")
         await bot.wait_private("alice", "Digest on")
-        nudges = bot.runtime.nudges  # type: ignore[attr-defined]
+        reminders = bot.runtime.reminders
         morning = WED_0900_UTC - timedelta(minutes=50)  # 09:10 in Berlin
-        assert await nudges.digest(morning - timedelta(hours=2)) == 0, "not before her day starts"
-        assert await nudges.digest(morning) == 1
-        assert await nudges.digest(morning + timedelta(minutes=20)) == 0, "once a day"
+        assert await reminders.digest(morning - timedelta(hours=2)) == 0, "not before her day starts"
+        assert await reminders.digest(morning) == 1
+        assert await reminders.digest(morning + timedelta(minutes=20)) == 0, "once a day"
+        await bot.settle()
         dm = [m.render() for m in bot.cards("U0ALICE") if "Good morning" in m.render()]
         assert len(dm) == 1
         assert "Jordan Rivera" in dm[0]
         assert "[Reassign]" in dm[0], "with buttons"
         await bot.command("alice", "digest off")
         await bot.wait_private("alice", "Digest off")
-        assert await nudges.digest(morning + timedelta(days=1)) == 0
+        assert await reminders.digest(morning + timedelta(days=1)) == 0
     finally:
         await bot.stop()

@@ -327,6 +327,7 @@ async def test_update_refuses_unknown_and_foreign_messages(
 
 
 async def test_conversation_scopes_and_joining(sandbox: SlackSandbox, slack: AsyncWebClient) -> None:
+    sandbox.scopes.discard("channels:read")
     error = await _error(slack.conversations_info(channel="C0NOTMEMBER"))
     assert (error.response["error"], error.response["needed"]) == ("missing_scope", "channels:read")
     sandbox.scopes |= {"channels:read", "channels:join"}

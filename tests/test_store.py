@@ -8,7 +8,9 @@ import pytest
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
+from bot.outbox.jobs import CardJob
 from connectors.base import ApprovalItem, Status
+from store import outbox
 from store.crypto import CredentialBox, SecretKeyError
 from store.repo import Store, now_utc
 
@@ -85,18 +87,33 @@ def test_a_malformed_secret_key_is_refused_clearly() -> None:
 
 async def test_outbox_coalesces_and_keeps_work_requested_during_delivery(store: Store) -> None:
     item_id = await _save(store, _item())
+    job = CardJob(item=item_id, to="channel:C1").entry()
     async with store.db.transaction() as s:
-        await store.enqueue_card(s, item_id=item_id, target="channel:C1", now=now_utc())
-        await store.enqueue_card(s, item_id=item_id, target="channel:C1", now=now_utc())
+        await outbox.enqueue(s, entries=[job], now=now_utc())
+        await outbox.enqueue(s, entries=[job], now=now_utc())
     rows = await store.due_outbox()
     assert len(rows) == 1
     # The state changes again while the first delivery is under way:
     async with store.db.transaction() as s:
-        await store.enqueue_card(s, item_id=item_id, target="channel:C1", now=now_utc())
-    await store.outbox_done(row=rows[0])
+        await outbox.enqueue(s, entries=[job], now=now_utc())
+    await outbox.settle(store.db, done=[rows[0]])
     assert len(await store.due_outbox()) == 1, "the newer request must still be delivered"
-    await store.outbox_done(row=(await store.due_outbox())[0])
+    await outbox.settle(store.db, done=[(await store.due_outbox())[0]])
     assert await store.due_outbox() == []
+
+
+async def test_outbox_gives_the_clicked_card_first_and_keeps_its_urgency(store: Store) -> None:
+    item_id = await _save(store, _item())
+    async with store.db.transaction() as s:
+        backlog = [CardJob(item=item_id, to=f"channel:C{n}").entry() for n in range(5)]
+        await outbox.enqueue(s, entries=backlog, now=now_utc())
+        await outbox.enqueue(
+            s, entries=[CardJob(item=item_id, to="channel:C3", acted=True).entry()], now=now_utc()
+        )
+        await outbox.enqueue(s, entries=[CardJob(item=item_id, to="channel:C3").entry()], now=now_utc())
+    due = await store.due_outbox()
+    assert due[0].target == "channel:C3", "the clicked card goes before the backlog"
+    assert len(due) == 5, "repeats coalesce"
 
 
 async def test_events_are_processed_once(store: Store) -> None:

@@ -72,16 +72,16 @@ async def _handle_click(
         return
     ref = ItemRef.decode(value if isinstance(value, str) else None)
     if chosen is None or ref is None:
-        await deps.notifier.tell(
+        await deps.gateway.tell(
             user=user, message=STALE, response_url=origin.response_url, channel=origin.channel
         )
         return
     await deps.ack_first.wait()
     services = deps.services
-    check = await services.precheck(ref=ref, action=chosen, slack_user=user)
+    check = await services.precheck(ref=ref, action=chosen, slack_user=user, origin=origin)
     if check.reply is not None or check.item is None:
         if check.reply is not None:
-            await deps.notifier.tell(
+            await deps.gateway.tell(
                 user=user, message=check.reply, response_url=origin.response_url, channel=origin.channel
             )
         return
@@ -90,9 +90,9 @@ async def _handle_click(
     if spec.needs_modal or force_comment:
         await open_decide_modal(deps, body, check.item.item, spec, force_comment=force_comment)
         return
-    reply = await services.decide(ref=ref, action=chosen, slack_user=user, checked=check)
+    reply = await services.decide(ref=ref, action=chosen, slack_user=user, checked=check, origin=origin)
     if reply is not None:
-        await deps.notifier.tell(
+        await deps.gateway.tell(
             user=user, message=reply, response_url=origin.response_url, channel=origin.channel
         )
 
@@ -105,10 +105,10 @@ async def open_decide_modal(
     trigger = body.get("trigger_id")
     assert user is not None
     view = blocks.decide_modal(item=item, spec=spec, origin=origin.as_metadata(), force_comment=force_comment)
-    error = await deps.notifier.open_view(trigger_id=str(trigger or ""), view=view)
+    error = await deps.gateway.open_view(trigger_id=str(trigger or ""), view=view)
     if error is not None:
         log.info("views.open failed: %s", error)
-        await deps.notifier.tell(
+        await deps.gateway.tell(
             user=user,
             message=blocks.notice(
                 "Slack did not open the form in time (it allows 3 seconds). Nothing was changed; click again."

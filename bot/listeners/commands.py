@@ -42,8 +42,18 @@ def register(app: AsyncApp, deps: Deps) -> None:
             else:
                 message = await deps.services.unlink(connector_name=args[0], slack_user=user)
         elif sub == "status":
-            lines = await deps.services.status_lines()
-            message = blocks.notice("*Connectors*\n" + ("\n".join(lines) or "No connectors are configured."))
+            admin = await deps.services.is_admin(user)
+            lines = await deps.services.status_lines(detail=admin)
+            note = (
+                ""
+                if admin
+                else "\n_Vendor errors, failure counts and sync times are shown to this bot's admins._"
+            )
+            message = blocks.notice(
+                "*Connectors*\n"
+                + ("\n".join(lines) or "No connectors are configured.")
+                + (note if lines else "")
+            )
         elif sub == "start":
             await open_request(deps, user, args, body.get("trigger_id"), origin)
             return
@@ -54,7 +64,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
         else:
             message = await help_for(deps, user, prefix=f"I don't know `{blocks.escape(sub)}`. ")
         if message is not None:
-            await deps.notifier.tell(
+            await deps.gateway.tell(
                 user=user, message=message, response_url=origin.response_url, channel=origin.channel
             )
 
@@ -108,12 +118,12 @@ async def open_connect(deps: Deps, user: str, name: str, trigger_id: Any, origin
             fields=connector.credential_fields,
         )
         view["private_metadata"] = blocks.metadata_json({"c": name}, origin={"ch": origin.channel or ""})
-        error = await deps.notifier.open_view(trigger_id=str(trigger_id or ""), view=view)
+        error = await deps.gateway.open_view(trigger_id=str(trigger_id or ""), view=view)
         if error is None:
             return
         log.info("views.open for connect failed: %s", error)
         message = blocks.notice("Slack did not open the form in time. Please run the command again.")
-    await deps.notifier.tell(
+    await deps.gateway.tell(
         user=user, message=message, response_url=origin.response_url, channel=origin.channel
     )
 
@@ -131,7 +141,7 @@ async def open_request(deps: Deps, user: str, args: list[str], trigger_id: Any, 
                 else "None of the configured connectors can start approvals."
             )
         )
-        await deps.notifier.tell(
+        await deps.gateway.tell(
             user=user, message=message, response_url=origin.response_url, channel=origin.channel
         )
         return
@@ -139,13 +149,13 @@ async def open_request(deps: Deps, user: str, args: list[str], trigger_id: Any, 
     target = args[1] if len(args) > 1 else None
     if not connector.capabilities.request:
         message = blocks.notice(f"{connector.vendor_label} cannot start approvals from Slack.")
-        await deps.notifier.tell(
+        await deps.gateway.tell(
             user=user, message=message, response_url=origin.response_url, channel=origin.channel
         )
         return
     actor = await services.actor(connector, user)
     if isinstance(actor, blocks.Message):
-        await deps.notifier.tell(
+        await deps.gateway.tell(
             user=user, message=actor, response_url=origin.response_url, channel=origin.channel
         )
         return
@@ -157,7 +167,7 @@ async def open_request(deps: Deps, user: str, args: list[str], trigger_id: Any, 
         message = blocks.notice(
             f"{connector.vendor_label} did not list what you can start: {blocks.escape(str(exc))}"
         )
-        await deps.notifier.tell(
+        await deps.gateway.tell(
             user=user, message=message, response_url=origin.response_url, channel=origin.channel
         )
         return
@@ -166,7 +176,7 @@ async def open_request(deps: Deps, user: str, args: list[str], trigger_id: Any, 
         message = blocks.notice(
             f"There is nothing you can start in {connector.vendor_label}{where} right now."
         )
-        await deps.notifier.tell(
+        await deps.gateway.tell(
             user=user, message=message, response_url=origin.response_url, channel=origin.channel
         )
         return
@@ -177,10 +187,10 @@ async def open_request(deps: Deps, user: str, args: list[str], trigger_id: Any, 
         target=target,
         channel=origin.channel,
     )
-    error = await deps.notifier.open_view(trigger_id=str(trigger_id or ""), view=view)
+    error = await deps.gateway.open_view(trigger_id=str(trigger_id or ""), view=view)
     if error is not None:
         message = blocks.notice("Slack did not open the form in time. Please run the command again.")
-        await deps.notifier.tell(
+        await deps.gateway.tell(
             user=user, message=message, response_url=origin.response_url, channel=origin.channel
         )
 

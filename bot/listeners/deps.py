@@ -1,4 +1,4 @@
-"""What listeners are given: the services, the notifier, and small payload readers.
+"""What listeners are given: the services, the Slack gateway, and small payload readers.
 
 Payload readers are defensive on purpose: a malformed or unexpected payload must end in a clear
 private answer or a harmless ack, never an exception that Slack shows as an error.
@@ -12,14 +12,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.ack_first import AckFirst
-from bot.notifier import Notifier
 from bot.services import Origin, Services
+from bot.slack.gateway import SlackGateway
 
 
 @dataclass
 class Deps:
     services: Services
-    notifier: Notifier
+    # Interaction answers (ephemeral, response_url, views.open/update) go straight through it.
+    gateway: SlackGateway
     # Background work started by a listener waits on it, so acknowledgements go first.
     ack_first: AckFirst = field(default_factory=AckFirst)
     # /approvals subcommands added by other modules: name → handler(deps, user_id, args, body, respond)

@@ -8,8 +8,8 @@ from slack_bolt.async_app import AsyncApp
 
 from bot import blocks
 from bot.blocks import Message
-from bot.features.nudges import set_digest
 from bot.listeners.deps import Deps
+from store.reminders import set_digest
 
 
 def register(app: AsyncApp, deps: Deps) -> None:
@@ -21,7 +21,7 @@ async def digest(deps: Deps, user: str, args: list[str], body: dict[str, Any]) -
     choice = args[0].lower() if args else ""
     if choice not in ("on", "off"):
         return blocks.notice("Usage: `/approvals digest on` or `/approvals digest off`.")
-    await set_digest(deps.services.store, user, choice == "on")
+    await set_digest(deps.services.store.db, slack_user=user, enabled=choice == "on")
     if choice == "on":
         return blocks.notice(
             ":sunrise: Digest on: at the start of each of your working days (your Slack time zone) you get one DM "

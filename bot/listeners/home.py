@@ -7,7 +7,6 @@ import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
-from slack_sdk.errors import SlackApiError
 
 from bot import blocks
 from bot.bulk import (
@@ -21,13 +20,15 @@ from bot.bulk import (
 )
 from bot.ids import ActionId, ViewId
 from bot.listeners.deps import Deps, user_id
+from bot.services import Services
+from bot.slack.gateway import Deferred, SlackFailure
 from bot.slack_text import escaped
 
 log = logging.getLogger(__name__)
 
 
-async def publish_home(deps: Deps, user: str) -> None:
-    services = deps.services
+async def home_view(services: Services, user: str) -> dict[str, Any]:
+    """The App Home of one person, rendered now (used by the outbox's Home jobs too)."""
     states = await services.pending_for(slack_user=user)
     linked = {i.connector: i for i in await services.store.identities(slack_user_id=user)}
     accounts = [
@@ -41,13 +42,18 @@ async def publish_home(deps: Deps, user: str) -> None:
     ]
     # Rendered in a worker thread: a full Home is up to 100 blocks checked by slack_sdk, a CPU
     # burst that would otherwise hold up every click being acknowledged meanwhile.
-    view = await asyncio.to_thread(
-        blocks.home_view, states, accounts=accounts, status=await services.status_lines()
-    )
+    # Connector detail (vendor errors, counts, sync times) is for admins; others see working or failing.
+    status = await services.status_lines(detail=await services.is_admin(user))
+    return await asyncio.to_thread(blocks.home_view, states, accounts=accounts, status=status)
+
+
+async def publish_home(deps: Deps, user: str) -> None:
+    """Straight through the gateway: the person has just opened or changed their Home and looks at it."""
+    view = await home_view(deps.services, user)
     try:
-        await deps.notifier.client.views_publish(user_id=user, view=view)
-    except SlackApiError as exc:
-        log.warning("views.publish for %s failed: %s", user, exc.response.get("error"))
+        await deps.gateway.publish_home(user=user, view=view)
+    except (SlackFailure, Deferred) as exc:
+        log.warning("views.publish for %s failed: %s", user, exc)
 
 
 def register(app: AsyncApp, deps: Deps) -> None:
@@ -65,7 +71,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
         if user is None:
             return
         message = await deps.services.unlink(connector_name=str(action.get("value") or ""), slack_user=user)
-        await deps.notifier.tell(user=user, message=message)
+        await deps.gateway.tell(user=user, message=message)
         await publish_home(deps, user)
 
     @app.action(ActionId.BULK_OPEN.value)
@@ -77,14 +83,14 @@ def register(app: AsyncApp, deps: Deps) -> None:
         states = await deps.services.pending_for(slack_user=user)
         candidates = bulk_candidates(states)
         if not candidates:
-            await deps.notifier.tell(
+            await deps.gateway.tell(
                 user=user, message=blocks.notice("Nothing waiting on you can be approved in bulk.")
             )
             return
         view = bulk_modal(candidates, skipped=len(states) - len(candidates))
-        error = await deps.notifier.open_view(trigger_id=str(body.get("trigger_id") or ""), view=view)
+        error = await deps.gateway.open_view(trigger_id=str(body.get("trigger_id") or ""), view=view)
         if error is not None:
-            await deps.notifier.tell(
+            await deps.gateway.tell(
                 user=user, message=blocks.notice("Slack did not open the list in time; try again.")
             )
 
@@ -98,13 +104,11 @@ def register(app: AsyncApp, deps: Deps) -> None:
         await ack(response_action="update", view=working_view(len(refs)))
         results = await approve_all(deps.services, slack_user=user, refs=refs)
         view_id = (body.get("view") or {}).get("id")
-        try:
-            await deps.notifier.client.views_update(view_id=view_id, view=results_view(results))
-        except SlackApiError:
+        if await deps.gateway.update_view(view_id=str(view_id or ""), view=results_view(results)) is not None:
             lines = "\n".join(
                 f"{'✅' if ok else '❌'} {escaped(t, 150)}: {escaped(w, 400)}" for t, ok, w in results
             )
-            await deps.notifier.tell(user=user, message=blocks.notice(lines))
+            await deps.gateway.tell(user=user, message=blocks.notice(lines))
         await publish_home(deps, user)
 
     @app.action(ActionId.HOME_REFRESH.value)

@@ -5,16 +5,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import sqlalchemy as sa
 from slack_bolt.async_app import AsyncApp
-from slack_sdk.errors import SlackApiError
-from sqlmodel import col, select
 
 from bot import blocks
 from bot.blocks import Message
 from bot.listeners.deps import Deps
-from store.models import SubscriptionRow
-from store.repo import now_utc
+from bot.slack.gateway import URGENT, Deferred, Kind, SlackFailure
+from store import subscriptions
 
 # With should_escape false Slack sends a picked channel as <#C123|name> (or <#C123>).
 CHANNEL = re.compile(r"^<#([CG][A-Z0-9]+)(?:\|[^>]*)?>$|^([CG][A-Z0-9]{2,})$")
@@ -47,16 +44,23 @@ async def subscribe(deps: Deps, user: str, args: list[str], body: dict[str, Any]
     name, channel = args[0], parse_channel(args[1])
     assert channel is not None
     connector = deps.services.connectors[name]
+    refusal = await deps.services.may_follow(connector_name=name, channel=channel, slack_user=user)
+    if refusal is not None:
+        return refusal
     try:
-        # Meant for the channel: everyone there learns what it now follows (and it proves the bot can post).
-        await deps.notifier.client.chat_postMessage(
+        # Meant for the channel: everyone there learns what it now follows (and it proves the bot can
+        # post). Straight through the gateway: its answer decides what the person is told now.
+        await deps.gateway.post_message(
             channel=channel,
             text=f"This channel now follows how {connector.vendor_label} approvals of `{name}` go "
             f"(subscribed by <@{user}>). One message per flow, updated in place.",
+            patience=URGENT,
         )
-    except SlackApiError as exc:
-        error = exc.response.get("error")
-        if error in ("not_in_channel", "channel_not_found", "is_archived"):
+    except Deferred:
+        return blocks.notice("Slack asks me to slow down; nothing was subscribed. Try again in a minute.")
+    except SlackFailure as exc:
+        error = exc.error
+        if exc.kind is Kind.CHANNEL_GONE:
             return blocks.notice(
                 f"I cannot post in <#{channel}> ({error}), so nothing was subscribed. Invite me there first with "
                 "`/invite @approvals-bot`, then run the command again."
@@ -64,29 +68,20 @@ async def subscribe(deps: Deps, user: str, args: list[str], body: dict[str, Any]
         return blocks.notice(
             f"Slack refused the test post to <#{channel}> ({error}); nothing was subscribed."
         )
-    async with deps.services.store.db.transaction() as s:
-        exists = (
-            await s.exec(
-                select(SubscriptionRow).where(
-                    SubscriptionRow.connector == name, SubscriptionRow.channel == channel
-                )
-            )
-        ).first()
-        if exists is None:
-            s.add(SubscriptionRow(connector=name, channel=channel, created_by=user, created_at=now_utc()))
+    await subscriptions.subscribe(deps.services.store.db, connector=name, channel=channel, created_by=user)
     return blocks.notice(f":white_check_mark: <#{channel}> now follows `{name}` flows.")
 
 
 async def unsubscribe(deps: Deps, user: str, args: list[str], body: dict[str, Any]) -> Message:
-    if len(args) < 2 or parse_channel(args[1]) is None:
+    if len(args) < 2 or args[0] not in deps.services.connectors or parse_channel(args[1]) is None:
         return _usage("unsubscribe", deps)
     name, channel = args[0], parse_channel(args[1])
-    async with deps.services.store.db.transaction() as s:
-        result = await s.exec(
-            sa.delete(SubscriptionRow).where(
-                col(SubscriptionRow.connector) == name, col(SubscriptionRow.channel) == channel
-            )
-        )
-    if result.rowcount:
+    assert channel is not None
+    refusal = await deps.services.may_follow(
+        connector_name=name, channel=channel, slack_user=user, word="unsubscribe"
+    )
+    if refusal is not None:
+        return refusal
+    if await subscriptions.unsubscribe(deps.services.store.db, connector=name, channel=channel):
         return blocks.notice(f"<#{channel}> no longer follows `{name}` flows.")
     return blocks.notice(f"<#{channel}> was not following `{name}`; nothing to do.")

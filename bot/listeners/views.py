@@ -12,6 +12,7 @@ from slack_bolt.async_app import AsyncApp
 from bot import blocks
 from bot.ids import ItemRef, ViewId, ref_digest
 from bot.listeners.deps import Deps, metadata, user_id, view_values
+from bot.services import Origin
 from connectors.base import Action, InputDef
 from connectors.errors import ConnectorError
 
@@ -45,7 +46,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
                 return
             await ack()
             if outcome.message:
-                await deps.notifier.tell(user=user, message=outcome.message, channel=meta.get("ch"))
+                await deps.gateway.tell(user=user, message=outcome.message, channel=meta.get("ch"))
             return
         # The vendor is slow: keep the modal open with a "Checking…" page and finish there.
         await ack(response_action="update", view=blocks.checking_view(connector.vendor_label))
@@ -59,14 +60,13 @@ def register(app: AsyncApp, deps: Deps) -> None:
             )
         else:
             text = outcome.message.text if outcome.message else "Done."
-        try:
-            await deps.notifier.client.views_update(
-                view_id=view_id, view=blocks.checking_view(connector.vendor_label, text)
-            )
-        except Exception as exc:  # the person may have closed the modal; tell them in a DM instead
-            log.info("views.update after slow verify failed: %s", type(exc).__name__)
+        error = await deps.gateway.update_view(
+            view_id=str(view_id or ""), view=blocks.checking_view(connector.vendor_label, text)
+        )
+        if error is not None:  # the person may have closed the modal; tell them in a DM instead
+            log.info("views.update after slow verify failed: %s", error)
             if outcome.message:
-                await deps.notifier.tell(user=user, message=outcome.message)
+                await deps.gateway.tell(user=user, message=outcome.message)
 
     @app.view(ViewId.DECIDE.value)
     async def decide_submitted(ack: Any, body: dict[str, Any]) -> None:
@@ -81,7 +81,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
         if user is None or action is None or connector is None or ref is None:
             await ack()
             if user is not None:
-                await deps.notifier.tell(user=user, message=STALE_FORM)
+                await deps.gateway.tell(user=user, message=STALE_FORM)
             return
         values = view_values(body)
         comment = values.pop("input|__comment__", None)
@@ -113,11 +113,12 @@ def register(app: AsyncApp, deps: Deps) -> None:
             await ack(response_action="errors", errors=errors)
             return
         await ack()
+        origin = Origin(channel=str(meta.get("ch") or "") or None, ts=str(meta.get("ts") or "") or None)
         reply = await deps.services.decide(
-            ref=ref, action=action, slack_user=user, comment=comment, inputs=inputs
+            ref=ref, action=action, slack_user=user, comment=comment, inputs=inputs, origin=origin
         )
         if reply is not None:
-            await deps.notifier.tell(user=user, message=reply, channel=meta.get("ch") or None)
+            await deps.gateway.tell(user=user, message=reply, channel=meta.get("ch") or None)
 
     @app.view(ViewId.REQUEST.value)
     async def request_submitted(ack: Any, body: dict[str, Any]) -> None:
@@ -136,14 +137,14 @@ def register(app: AsyncApp, deps: Deps) -> None:
         await ack()
         actor = await deps.services.actor(connector, user)
         if isinstance(actor, blocks.Message):
-            await deps.notifier.tell(user=user, message=actor, channel=meta.get("ch") or None)
+            await deps.gateway.tell(user=user, message=actor, channel=meta.get("ch") or None)
             return
         try:
             if chosen_digest:  # an id longer than an option value holds: find it again
                 offered = await connector.requestable(actor, str(meta.get("t") or "") or None)
                 chosen = next((o.id for o in offered if blocks.option_value(o.id) == chosen), "")
                 if not chosen:
-                    await deps.notifier.tell(user=user, message=STALE_FORM, channel=meta.get("ch") or None)
+                    await deps.gateway.tell(user=user, message=STALE_FORM, channel=meta.get("ch") or None)
                     return
             item = await connector.request(actor, chosen, inputs)
         except ConnectorError as exc:
@@ -155,7 +156,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
             message = blocks.notice(
                 f":white_check_mark: Started {title} in {connector.vendor_label}. Approvers get their cards on the next sync."
             )
-        await deps.notifier.tell(user=user, message=message, channel=meta.get("ch") or None)
+        await deps.gateway.tell(user=user, message=message, channel=meta.get("ch") or None)
 
 
 STALE_FORM = blocks.notice(
@@ -181,7 +182,7 @@ async def _decided_ref(deps: Deps, meta: Mapping[str, str]) -> ItemRef | None:
 async def _vendor_user(deps: Deps, connector: Any, slack_user: str) -> tuple[str | None, str | None]:
     """A picked Slack user → their vendor id, by their Slack email (never by trusting a name)."""
     try:
-        profile = await deps.notifier.user_profile(slack_user)
+        profile = await deps.gateway.user_profile(slack_user)
     except Exception:
         return None, "Could not read that person's Slack profile. Try again."
     email = profile.get("email")

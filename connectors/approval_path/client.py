@@ -139,6 +139,16 @@ class JiraUser(_Wire):
     active: bool = True
 
 
+class _MemberPage(_Wire):
+    """One page of `GET /rest/api/3/group/member` (offset paging with `isLast`)."""
+
+    values: tuple[JiraUser, ...] = ()
+    startAt: int = 0
+    maxResults: int = 50
+    total: int | None = None
+    isLast: bool | None = None
+
+
 def _parse(model: type[ModelT], data: Any, where: str) -> ModelT:
     try:
         return model.model_validate(data)
@@ -328,6 +338,32 @@ class JiraClient:
         except NotFound:
             return None
         return _parse(JiraUser, data, f"GET {path}")
+
+    async def group_members(
+        self, *, group_id: str | None = None, group_name: str | None = None, page_size: int = 50
+    ) -> list[JiraUser]:
+        """Every active member of a Jira group, by id (preferred) or name, page by page.
+
+        `isLast` ends the loop; a page shorter than asked, or past `total`, ends it too. Emails
+        come as Jira shows them to the connector's account: absent where a profile hides them."""
+        path = f"{JIRA_API}/group/member"
+        where = f"GET {path}"
+        params: dict[str, Any] = {"includeInactiveUsers": "false", "maxResults": page_size}
+        params |= {"groupId": group_id} if group_id else {"groupname": group_name or ""}
+        out: list[JiraUser] = []
+        pages: list[_MemberPage] = []
+
+        def following(_response: httpx.Response, current: Mapping[str, Any]) -> Mapping[str, Any] | None:
+            page = pages[-1]
+            seen = page.startAt + len(page.values)
+            if page.isLast or not page.values or (page.total is not None and seen >= page.total):
+                return None
+            return {**current, "startAt": seen}
+
+        async for response in self.http.pages(path, params={**params, "startAt": 0}, next_params=following):
+            pages.append(_parse(_MemberPage, _json(response), where))
+            out.extend(pages[-1].values)
+        return [user for user in out if user.active]
 
     async def myself(self) -> JiraUser:
         path = f"{JIRA_API}/myself"

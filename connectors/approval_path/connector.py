@@ -8,6 +8,10 @@ Why it looks unlike the other vendors:
   stamp has not moved is not read again, except that one with a path in progress is re-read
   every `recheck_after` (a vote is not known to touch `updated`). At most `max_issues_per_poll`
   issues are read per poll; the rest keep their last reading and wait their turn.
+- Who may decide: a USER step names one Atlassian account; a GROUP step names a Jira group,
+  whose members come from Jira Cloud's group member API (paged, kept for `membership_ttl`).
+  Emails come from Jira as its privacy settings allow; a person whose email is hidden is named
+  without one, and the card then also goes to the channel, saying so.
 - The API key belongs to the app; each write names a performer `userId`. That is only ever the
   clicking person's own Atlassian account id, and only after their Slack email has been mapped
   to that same account again through Jira's user search.
@@ -16,6 +20,7 @@ Why it looks unlike the other vendors:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -61,6 +66,7 @@ from connectors.errors import (
     Unsupported,
 )
 from connectors.http import Sleep
+from connectors.membership import DEFAULT_TTL, Members, MembershipCache
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +98,12 @@ _ISSUE_KEY = re.compile(r"^[A-Z][A-Z0-9_]*-[1-9][0-9]*$")
 _CHECKED = {"true", "yes", "on", "1", "checked", "comment_on_issue"}
 
 NO_DECISION_API = "Approve or reject on the Jira issue: Approval Path offers no API for decisions."
+HIDDEN_EMAILS = "Some approvers' emails are hidden in Jira; this card is also in the team channel for them."
+# What Jira needs before it lists a group's members to the connector's account.
+BROWSE_USERS = "Browse users and groups"
+
+# Who may cancel a path (the bot's words for a refusal).
+CANCEL_WHO = "the path's requester or one of its approvers"
 
 CANCEL_SPEC = ActionSpec(
     Action.CANCEL,
@@ -169,7 +181,8 @@ def _step_label(step: WireStep) -> str:
     if kind == "USER":
         return step.displayName or step.userId or "User"
     if kind == "GROUP":
-        return f"Group {step.displayName or step.groupId or ''}".strip()
+        # A group id is a UUID nobody can read; without its name the card says what it is.
+        return f"Group {step.displayName}" if step.displayName else "A Jira group"
     if kind == "EMAIL":
         return f"{step.email or 'someone'} (by email)"
     return step.name or step.displayName or kind.title() or "Step"
@@ -235,8 +248,8 @@ class _Reading:
 
 class ApprovalPathConnector(Connector):
     type: ClassVar[str] = "approval_path"
-    # The card's link button reads "Open in Jira": approvals are decided on the issue.
-    vendor_label: ClassVar[str] = "Jira"
+    # Distinct from Herzum Approval (Jira): two Jira connectors never share one vague label.
+    vendor_label: ClassVar[str] = "Approval Path (Jira)"
     capabilities: ClassVar[Capabilities] = Capabilities(
         request=True,
         cancel=True,
@@ -255,10 +268,16 @@ class ApprovalPathConnector(Connector):
         timeout: float = 15.0,
         clock: Clock | None = None,
         sleep: Sleep = asyncio.sleep,
+        membership_ttl: timedelta = DEFAULT_TTL,
     ) -> None:
         super().__init__(name)
         self.settings = settings
         self._clock: Clock = clock or (lambda: datetime.now(UTC))
+        # Jira group id (or name) -> its members; the same clock decides when they are stale.
+        self._groups: MembershipCache[str] = MembershipCache(
+            membership_ttl, clock=lambda: self._clock().timestamp()
+        )
+        self._unreadable: dict[str, str] = {}  # group key -> display name, for check()
         self._ap = ApprovalPathClient(
             settings.base_url, settings.api_key.get_secret_value(), timeout=timeout, sleep=sleep
         )
@@ -305,6 +324,7 @@ class ApprovalPathConnector(Connector):
             if path_status(approval) is Status.PENDING
         ]
         await self._learn_emails(approval for _, approval in pending)
+        await self._learn_groups(approval for _, approval in pending)
         return [self._item(issue, approval) for issue, approval in pending]
 
     def _due_for_reading(self, issues: Sequence[JiraIssue], now: datetime) -> list[JiraIssue]:
@@ -354,6 +374,40 @@ class ApprovalPathConnector(Connector):
 
         await _all(lookup(account_id) for account_id in wanted)
 
+    async def _learn_groups(self, approvals: Iterable[WireApproval]) -> None:
+        """Members of the Jira groups whose step is active now, unless read within the TTL."""
+        steps: dict[str, WireStep] = {}
+        for approval in approvals:
+            for index in active_steps(approval):
+                step = approval.steps[index]
+                if (key := _group_key(step)) is not None:
+                    steps.setdefault(key, step)
+        await _all(
+            self._groups.refresh(key, functools.partial(self._members, key, steps[key]))
+            for key in self._groups.due(steps)
+        )
+
+    async def _members(self, key: str, step: WireStep) -> Members:
+        name = step.displayName or "a Jira group"
+        try:
+            users = await self._jira.group_members(
+                group_id=step.groupId or None, group_name=None if step.groupId else step.displayName
+            )
+        except NotAllowed as exc:
+            log.info("%s: may not list the members of Jira group %s (%s)", self.name, name, exc)
+            self._unreadable[key] = name
+            return Members(unreadable=BROWSE_USERS)
+        except NotFound:
+            self._unreadable[key] = name
+            return Members(unreadable="not found")
+        self._unreadable.pop(key, None)
+        people = tuple(
+            Person(id=u.accountId, name=u.displayName, email=u.emailAddress or None)
+            for u in sorted(users, key=lambda u: u.accountId)
+            if u.accountType == "atlassian"
+        )
+        return Members(people, hidden_emails=sum(1 for p in people if not p.email))
+
     async def refresh(self, item: ApprovalItem) -> ApprovalItem:
         key, approval_id = self._where(item)
         approvals = await self._ap.approvals(key)
@@ -370,6 +424,7 @@ class ApprovalPathConnector(Connector):
                 notices=("This approval path was deleted from the issue.",),
             )
         await self._learn_emails((found,))
+        await self._learn_groups((found,))
         return self._item(issue, found)
 
     async def _issue(self, key: str) -> JiraIssue:
@@ -425,9 +480,23 @@ class ApprovalPathConnector(Connector):
                 verdict = Action.REJECT if step.decision.upper() == "REJECTED" else Action.APPROVE
                 activities.append(Activity(person, verdict, _when(step.decisionDate)))
 
-        recipients = sorted(
-            {p for i in active if (p := self._person(steps[i])) is not None}, key=lambda p: p.id
-        )
+        named: dict[str, Person] = {}
+        unnamed = False  # someone may decide whom no DM can reach: the channel keeps the card
+        hidden = False
+        for i in sorted(active):
+            step = steps[i]
+            if (person := self._person(step)) is not None:
+                named.setdefault(person.id, person)
+                hidden = hidden or not person.email
+            elif (key := _group_key(step)) is not None:
+                members = self._groups.known(key)
+                if members is None or members.unreadable or not members.people:
+                    unnamed = True
+                    continue
+                for member in members.people:
+                    named.setdefault(member.id, member)
+                hidden = hidden or members.hidden_emails > 0
+        recipients = sorted(named.values(), key=lambda p: p.id)
         due_since = None
         if active:
             earlier = [d for s in steps[: min(active)] if (d := _when(s.decisionDate)) is not None]
@@ -435,6 +504,8 @@ class ApprovalPathConnector(Connector):
         resolved = sum(1 for g in groups if g.state is GroupState.RESOLVED)
         summary = issue.summary or approval.summary
         notices: tuple[str, ...] = (NO_DECISION_API,) if status is Status.PENDING else ()
+        if status is Status.PENDING and hidden:
+            notices += (HIDDEN_EMAILS,)
         if approval.status.upper() not in _PATH_STATUS:
             notices = (f"Approval Path reports this path as {approval.status or 'unknown'}.",)
         decided_by = None
@@ -445,7 +516,7 @@ class ApprovalPathConnector(Connector):
         return ApprovalItem(
             connector=self.name,
             external_id=f"{issue.key}:{approval.id}",
-            kind="approval path",
+            kind="Approval path",
             title=f"{approval.name or 'Approval path'} on {issue.key}",
             status=status,
             summary=summary,
@@ -464,7 +535,7 @@ class ApprovalPathConnector(Connector):
             decided_by=decided_by,
             decided_at=_when(approval.modificationDate) if status.final else None,
             recipients=tuple(recipients) if status is Status.PENDING else (),
-            channel_card=status is Status.PENDING and any(steps[i].type.upper() == "GROUP" for i in active),
+            channel_card=status is Status.PENDING and (unnamed or hidden),
             due_since=due_since,
             ref={
                 "issue": issue.key,
@@ -485,6 +556,8 @@ class ApprovalPathConnector(Connector):
             parts.append(f"{step.requiredRejectVotes} votes to reject")
         decision = (step.decision or "").upper()
         person = self._person(step)
+        key = _group_key(step)
+        members = self._groups.known(key) if key is not None else None
         if decision and person is None:
             parts.append("rejected" if decision == "REJECTED" else "approved")
         state = GroupState.DUE if active else GroupState.WAITING
@@ -494,7 +567,7 @@ class ApprovalPathConnector(Connector):
             name=" · ".join(parts),
             state=state,
             required=(step.requiredVotes or 1) if kind == "GROUP" else 1,
-            approvers=(person,) if person else (),
+            approvers=(person,) if person else (members.people if members else ()),
             approved_by=(person,) if person and decision == "ACCEPTED" else (),
             rejected_by=(person,) if person and decision == "REJECTED" else (),
         )
@@ -548,6 +621,18 @@ class ApprovalPathConnector(Connector):
         return actor.vendor_user_id
 
     # -- acting --------------------------------------------------------------------------------
+
+    def permits(self, item: ApprovalItem, action: Action, actor: Actor) -> str | None:
+        """Cancelling deletes the path for everyone, and Approval Path checks only the app key: so
+        only the path's requester or one of the people named on its steps may do it."""
+        if action is not Action.CANCEL:
+            return None
+        allowed = {p.id for g in item.groups for p in g.approvers}
+        if item.requester is not None:
+            allowed.add(item.requester.id)
+        if actor.vendor_user_id and actor.vendor_user_id in allowed:
+            return None
+        return CANCEL_WHO
 
     async def act(
         self,
@@ -631,6 +716,7 @@ class ApprovalPathConnector(Connector):
         if started is None:
             return None
         await self._learn_emails((started,))
+        await self._learn_groups((started,))
         item = self._item(issue, started)
         starter = next((s.userId for s in started.steps if (s.action or "").upper() == "STARTED"), None)
         if starter and starter != performer:
@@ -654,7 +740,25 @@ class ApprovalPathConnector(Connector):
         if not sample:
             return f"Jira as {me.displayName or me.accountId}; the jql matches no issue yet"
         await self._ap.approvals(sample[0].key)
-        return f"Jira as {me.displayName or me.accountId}; Approval Path key reads approvals"
+        text = f"Jira as {me.displayName or me.accountId}; Approval Path key reads approvals"
+        # The group steps waiting now: can their members be listed?
+        await self.fetch_pending()
+        hidden = sorted(set(self._unreadable.values()))
+        if hidden:
+            text += (
+                f"; cannot list the members of Jira group(s) {', '.join(hidden)}: the Jira account needs "
+                f"the “{BROWSE_USERS}” permission; until then those steps are carded in the channel only"
+            )
+        return text
+
+
+def _group_key(step: WireStep) -> str | None:
+    """The Jira group a GROUP step names (by id; by name on answers that carry no id)."""
+    if step.type.upper() != "GROUP":
+        return None
+    if step.groupId:
+        return f"id:{step.groupId}"
+    return f"name:{step.displayName}" if step.displayName else None
 
 
 def _newest(approvals: Iterable[WireApproval], definition_id: str) -> WireApproval | None:

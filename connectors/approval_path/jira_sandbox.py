@@ -3,7 +3,10 @@
 Issues, projects and users in memory; Basic auth with one service account (email + API token);
 the enhanced JQL search with token paging (no `nextPageToken` on the last page, as Jira Cloud
 really answers: JRACLOUD-92184); user search by email or name prefix, with emails that a
-person's privacy settings may hide; the error body shape `{"errorMessages": [...], "errors": {}}`.
+person's privacy settings may hide; groups and their members (`/group/member`, offset paging with
+`startAt`/`maxResults` and `isLast`, at most 50 a page, inactive users left out unless asked;
+refused with 403 when the connector's account lacks "Browse users and groups", an assumption
+about the body); the error body shape `{"errorMessages": [...], "errors": {}}`.
 
 The JQL understood is deliberately tiny: `project = KEY`, `project in (A, B)` joined by AND,
 and `ORDER BY updated|key ASC|DESC`. Anything else is refused the way Jira refuses bad JQL.
@@ -87,6 +90,11 @@ class JiraSite:
         self.projects: dict[str, tuple[str, str]] = {}
         self.issues: dict[str, JiraIssueRecord] = {}
         self.page_cap = 100
+        # Jira groups: group id -> (name, member account ids). The Approval Path sandbox shares it.
+        self.groups: dict[str, tuple[str, set[str]]] = {}
+        self.member_page_cap = 50
+        # The connector's account has the "Browse users and groups" global permission.
+        self.browse_users = True
         self._next_issue_id = 10000
         self._next_project_id = 10000
         self.service_user = self.add_user(
@@ -145,6 +153,7 @@ class JiraSite:
             web.get(f"{api}/user/search", self._user_search),
             web.get(f"{api}/user", self._user),
             web.get(f"{api}/myself", self._myself),
+            web.get(f"{api}/group/member", self._group_members),
         ]
 
     def _authorized(self, request: web.Request) -> bool:
@@ -234,6 +243,44 @@ class JiraSite:
         if user is None:
             return jira_error(404, "The user with the account ID could not be found.")
         return web.json_response(user.wire())
+
+    async def _group_members(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return self._refuse()
+        if not self.browse_users:
+            return jira_error(403, "You do not have the permission to browse users and groups.")
+        q = request.query
+        group_id, name = q.get("groupId"), q.get("groupname")
+        if not group_id and not name:
+            return jira_error(400, "You must specify a group name or a group ID.")
+        found = self.groups.get(group_id) if group_id else None
+        if found is None and name:
+            found = next((g for g in self.groups.values() if g[0] == name), None)
+        if found is None:
+            return jira_error(404, f"Group {group_id or name} does not exist.")
+        try:
+            start = int(q.get("startAt", "0") or 0)
+            size = max(1, min(int(q.get("maxResults", "50") or 50), self.member_page_cap))
+        except ValueError:
+            return jira_error(400, "startAt and maxResults must be numbers.")
+        inactive = q.get("includeInactiveUsers", "false").lower() == "true"
+        members = sorted(
+            (u for a in found[1] if (u := self.users.get(a)) is not None and (inactive or u.active)),
+            key=lambda u: u.account_id,
+        )
+        page = members[start : start + size]
+        last = start + size >= len(members)
+        body: dict[str, Any] = {
+            "self": str(request.url),
+            "maxResults": size,
+            "startAt": start,
+            "total": len(members),
+            "isLast": last,
+            "values": [u.wire() for u in page],
+        }
+        if not last:
+            body["nextPage"] = str(request.url.update_query(startAt=str(start + size)))
+        return web.json_response(body)
 
     async def _myself(self, request: web.Request) -> web.Response:
         if not self._authorized(request):

@@ -45,6 +45,9 @@ ACCOUNTS: dict[str, str] = {
     DAVE.email: "557058:dave0000-0000-4000-8000-000000000004",
 }
 
+# A Jira user whose profile hides her email (no Slack account in the cast).
+ERIN_ACCOUNT = "557058:e4170000-0000-4000-8000-000000000005"
+
 Fault = Literal["500", "timeout", "drop"]
 Who = DemoPerson | str
 _DECIDING = ("APPROVAL", "CONSENT")
@@ -192,7 +195,8 @@ class ApprovalPathSandbox:
         for person in CAST:
             if person.email in ACCOUNTS:
                 self.jira.add_user(ACCOUNTS[person.email], person.name, person.email)
-        self.groups: dict[str, tuple[str, set[str]]] = {}
+        # Jira's groups (the group steps name them; Jira lists their members).
+        self.groups: dict[str, tuple[str, set[str]]] = self.jira.groups
         self.definitions: dict[str, Definition] = {}
         self.approvals: dict[str, list[Approval]] = {}
         # The API key's settings (vendor document: privileges and "Change Performer Origin").
@@ -626,7 +630,9 @@ async def demo() -> SandboxSetup:
     """Two issues with running paths: a user step due for Alice, a group step for finance."""
     sandbox = ApprovalPathSandbox()
     release = sandbox.add_group("release-managers", [BOB, CAROL])
-    finance = sandbox.add_group("finance", [CAROL, DAVE])
+    # Erin's Jira profile hides her email: the finance card says so and stays in the channel.
+    sandbox.jira.add_user(ERIN_ACCOUNT, "Erin Private", "erin@example.com", email_hidden=True)
+    finance = sandbox.add_group("finance", [CAROL, DAVE, ERIN_ACCOUNT])
     change = sandbox.add_definition(
         "Change approval",
         [sandbox.user_step(ALICE), sandbox.group_step(release)],
@@ -653,6 +659,7 @@ async def demo() -> SandboxSetup:
     sandbox.add_issue("OPS", "Rotate the database credentials")
     await sandbox.start()
     people: dict[str, dict[str, str]] = {p.email: {} for p in (ALICE, BOB, CAROL, DAVE)}
+    assert sandbox.jira.users[ERIN_ACCOUNT].email_hidden
     assert MALLORY.email not in ACCOUNTS
     return SandboxSetup(
         connector=sandbox.connector_settings(recheck_after="1m"),

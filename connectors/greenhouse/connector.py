@@ -4,20 +4,19 @@ Harvest has no call to approve or reject, so this connector never offers Approve
 tell approvers it is their turn, show what they need to decide, link to Greenhouse, and offer what
 the API can do (reassign an approver, request approvals on a flow not yet started).
 
-Identity without secrets: every call uses the organisation's Harvest key; a write names the person
-in `On-Behalf-Of`. That header is only ever the clicking person's own Greenhouse user id
-(`Actor.vendor_user_id`), re-checked against their email before each write, never an id taken from
+Identity without per-user secrets: listing uses a token minted for the configured service user (a
+Site Admin); a write uses a token minted for the clicking person's own Greenhouse user id
+(`Actor.vendor_user_id`, re-checked against their email before each write), never an id taken from
 the card, the inputs or the config.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
-from typing import Any, TypeVar, cast
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from connectors.base import (
     Action,
@@ -39,23 +38,11 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Job names, candidate names and user names change rarely; re-reading them on every poll would
-# spend Harvest's 50-per-10-seconds budget on nothing. Offers and flows are always read fresh.
+# Job names, candidate names, offers and user addresses change rarely; re-reading them on every
+# poll would spend Harvest's budget (75 per 30 seconds in its example) on nothing.
 CONTEXT_TTL_SECONDS = 900.0
-
-
-async def _all(coros: Iterable[Coroutine[Any, Any, T]]) -> list[T]:
-    """Run concurrently; on the first failure cancel the rest and raise that failure itself."""
-    tasks: list[asyncio.Task[T]] = []
-    try:
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(c) for c in coros]
-    except BaseExceptionGroup as failed:
-        first: BaseException = failed
-        while isinstance(first, BaseExceptionGroup):
-            first = first.exceptions[0]
-        raise first from None
-    return [t.result() for t in tasks]
+# A flow's groups and slots are re-read at least this often even when its due slots look unchanged.
+STRUCTURE_TTL_SECONDS = 300.0
 
 
 def _positive_id(value: object) -> int | None:
@@ -87,87 +74,84 @@ class _Cache:
 
 
 class _Reads:
-    """What one poll (or one refresh) has read so far, so nothing is read twice in it."""
+    """Reads for one poll (or one refresh); users, jobs, offers and candidates through the TTL
+    cache, so a poll where nothing changed reads none of them again."""
 
     def __init__(self, client: wire.HarvestClient, cache: _Cache) -> None:
         self.client = client
         self.cache = cache
-        self.pending: dict[int, list[wire.PendingApproval]] = {}
-        self.flows: dict[int, wire.ApprovalFlow] = {}
 
-    async def load_pending(self, user_ids: Iterable[int]) -> None:
-        missing = sorted(set(user_ids) - set(self.pending))
-
-        async def one(user_id: int) -> list[wire.PendingApproval]:
-            try:
-                return await self.client.pending_approvals(user_id)
-            except NotFound:
-                log.info("greenhouse user %s is gone; no pending approvals", user_id)
-                return []
-
-        for user_id, rows in zip(missing, await _all(one(u) for u in missing), strict=True):
-            self.pending[user_id] = rows
-
-    async def load_flows(self, flow_ids: Iterable[int]) -> None:
-        missing = sorted(set(flow_ids) - set(self.flows))
-
-        async def one(flow_id: int) -> wire.ApprovalFlow | None:
-            try:
-                return await self.client.approval_flow(flow_id)
-            except NotFound:
-                return None  # deleted between the listing and now
-
-        for flow in await _all(one(f) for f in missing):
-            if flow is not None:
-                self.flows[flow.id] = flow
-
-    async def _context(
-        self, kind: str, ident: int, read: Callable[[int], Awaitable[T]], cached: bool
-    ) -> T | None:
-        if cached:
-            hit, remembered = self.cache.get((kind, ident))
+    async def _cached(
+        self, kind: str, ids: Iterable[int], read: Callable[[list[int]], Awaitable[Sequence[Any]]]
+    ) -> dict[int, Any]:
+        found: dict[int, Any] = {}
+        missing: list[int] = []
+        for ident in sorted(set(ids)):
+            hit, value = self.cache.get((kind, ident))
             if hit:
-                return cast("T | None", remembered)
-        value: T | None
-        try:
-            value = await read(ident)
-        except (NotFound, NotAllowed) as exc:
-            # The record is gone, or the Harvest key may not read this endpoint: show less.
-            log.info("greenhouse %s %s unavailable for the card: %s", kind, ident, exc)
-            value = None
-        if cached:
-            self.cache.put((kind, ident), value)
-        return value
+                if value is not None:
+                    found[ident] = value
+            else:
+                missing.append(ident)
+        if missing:
+            try:
+                rows = await read(missing)
+            except NotAllowed as exc:
+                # The credential lacks this scope: the card shows less, and says nothing false.
+                log.info("greenhouse %s unavailable for the cards: %s", kind, exc)
+                rows = []
+            by_id = {row.id: row for row in rows}
+            for ident in missing:
+                self.cache.put((kind, ident), by_id.get(ident))
+                if ident in by_id:
+                    found[ident] = by_id[ident]
+        return found
 
-    async def contexts(self, flows: Sequence[wire.ApprovalFlow]) -> dict[int, mapping.Context]:
-        job_ids = sorted({f.job_id for f in flows if f.job_id})
-        offer_ids = sorted({f.offer_id for f in flows if f.offer_id and f.approval_type == "offer_candidate"})
-        approver_ids = {a.id for f in flows for g in f.approver_groups for a in g.approvers}
-        requester_ids = sorted(
-            {f.requested_by_user_id for f in flows if f.requested_by_user_id} - approver_ids
-        )
-        jobs = await _all(self._context("job", j, self.client.job, True) for j in job_ids)
-        offers = await _all(self._context("offer", o, self.client.offer, False) for o in offer_ids)
-        users = await _all(self._context("user", u, self.client.user, True) for u in requester_ids)
-        candidate_ids = sorted({o.candidate_id for o in offers if o is not None and o.candidate_id})
-        candidates = await _all(
-            self._context("candidate", c, self.client.candidate, True) for c in candidate_ids
-        )
+    async def users(self, ids: Iterable[int]) -> dict[int, wire.User]:
+        return await self._cached("user", ids, self.client.users)
 
-        by_job = dict(zip(job_ids, jobs, strict=True))
-        by_offer = dict(zip(offer_ids, offers, strict=True))
-        by_user = dict(zip(requester_ids, users, strict=True))
-        by_candidate = dict(zip(candidate_ids, candidates, strict=True))
+    async def contexts(self, flows: Sequence[mapping.Flow]) -> dict[int, mapping.Context]:
+        user_ids = {s.user_id for f in flows for s in f.slots}
+        user_ids |= {f.flow.requested_by_id for f in flows if f.flow.requested_by_id}
+        users = await self.users(user_ids)
+        jobs = await self._cached("job", (f.flow.job_id for f in flows if f.flow.job_id), self.client.jobs)
+        offer_ids = [
+            f.flow.offer_id for f in flows if f.flow.offer_id and f.flow.approval_type == "offer_candidate"
+        ]
+        offers = await self._cached("offer", offer_ids, self.client.offers)
+        candidates = await self._cached(
+            "candidate", (o.candidate_id for o in offers.values() if o.candidate_id), self.client.candidates
+        )
         result = {}
-        for flow in flows:
-            offer = by_offer.get(flow.offer_id) if flow.offer_id else None
+        for item in flows:
+            flow = item.flow
+            offer = offers.get(flow.offer_id) if flow.offer_id else None
             result[flow.id] = mapping.Context(
-                job=by_job.get(flow.job_id) if flow.job_id else None,
+                users=users,
+                job=jobs.get(flow.job_id) if flow.job_id else None,
                 offer=offer,
-                candidate=by_candidate.get(offer.candidate_id) if offer and offer.candidate_id else None,
-                requester=by_user.get(flow.requested_by_user_id) if flow.requested_by_user_id else None,
+                candidate=candidates.get(offer.candidate_id) if offer and offer.candidate_id else None,
             )
         return result
+
+    async def flows(self, flows: Sequence[wire.ApprovalFlow]) -> list[mapping.Flow]:
+        """Each flow with all its groups and every slot of them (three calls per 50 flows)."""
+        if not flows:
+            return []
+        groups = await self.client.groups_of_flows(f.id for f in flows)
+        slots = await self.client.approvers_of_groups(g.id for g in groups)
+        by_flow: dict[int, list[wire.ApproverGroup]] = {}
+        for group in groups:
+            by_flow.setdefault(group.approval_flow_id, []).append(group)
+        by_group: dict[int, list[wire.Approver]] = {}
+        for slot in slots:
+            by_group.setdefault(slot.approver_group_id, []).append(slot)
+        return [
+            mapping.Flow(
+                f, by_flow.get(f.id, []), [s for g in by_flow.get(f.id, []) for s in by_group.get(g.id, [])]
+            )
+            for f in flows
+        ]
 
 
 class GreenhouseConnector(Connector):
@@ -179,11 +163,12 @@ class GreenhouseConnector(Connector):
         reassign=True,
         request=True,
         link_mode="email",
-        per_user_listing=True,
+        per_user_listing=False,
         notes=(
             "Greenhouse's Harvest API cannot approve or reject: cards link to Greenhouse, where "
             "approvers decide (or from Greenhouse's approval email).",
-            "People are matched by Slack email to Greenhouse users; admins may pin mappings in the config.",
+            "Due approvers are found across the organisation and carded by their Greenhouse email; "
+            "acting (Reassign, Request approvals) maps the clicker's Slack email to their Greenhouse user.",
         ),
     )
     credential_fields = ()
@@ -197,110 +182,151 @@ class GreenhouseConnector(Connector):
         rate_window: float = HARVEST_WINDOW_SECONDS,
         backoff_base: float = 0.5,
         context_ttl: float = CONTEXT_TTL_SECONDS,
+        structure_ttl: float = STRUCTURE_TTL_SECONDS,
     ) -> None:
         super().__init__(name)
         self._api_version = settings.api_version
         self._ui_url = settings.ui_url.rstrip("/")
         self._pinned = dict(settings.users)
+        self.webhook_secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
         self._client = wire.HarvestClient(
             settings.base_url,
-            settings.api_key.get_secret_value(),
+            auth_url=settings.auth_url,
+            client_id=settings.client_id.get_secret_value(),
+            client_secret=settings.client_secret.get_secret_value(),
+            service_user_id=settings.service_user_id,
             api_version=settings.api_version,
             timeout=timeout,
             rate_window=rate_window,
             backoff_base=backoff_base,
         )
         self._cache = _Cache(context_ttl)
+        # Flow structure (all groups and slots), reused while the flow's due slots and version
+        # are what they were: a no-change poll then reads only the approvers pages and the flows.
+        self._structure_ttl = structure_ttl
+        self._structures: dict[int, tuple[float, tuple[Any, ...], mapping.Flow]] = {}
+        self._group_flow: dict[int, int] = {}  # approver group → its flow (never changes)
 
     def __repr__(self) -> str:
         return f"GreenhouseConnector({self.name!r})"
 
+    @property
+    def client(self) -> wire.HarvestClient:
+        return self._client
+
     async def aclose(self) -> None:
         await self._client.aclose()
 
+    def forget(self, flow_id: int | None = None) -> None:
+        """Drop what is remembered of a flow (all flows with None): a webhook said it changed."""
+        if flow_id is None:
+            self._structures.clear()
+        else:
+            self._structures.pop(flow_id, None)
+
     # ------------------------------------------------------------------ listing
 
-    def _mapped_ids(self, linked: Sequence[LinkedUser]) -> set[int]:
-        ids = set(self._pinned.values())
-        for user in linked:
-            user_id = _positive_id(user.vendor_user_id)
-            if user_id is None:
-                log.warning("linked Slack user %s has no usable Greenhouse user id", user.slack_user_id)
-                continue
-            ids.add(user_id)
-        return ids
-
     async def fetch_pending(self, linked: Sequence[LinkedUser] = ()) -> list[ApprovalItem]:
-        """Flows in progress that a mapped person takes part in (Harvest lists approvals per user).
-
-        Flows not yet requested are left out: nobody has been asked yet. They are what
-        `requestable` offers.
-        """
+        """Every pending flow with a due approver, across the organisation (the service user is a
+        Site Admin). Linked users are not needed: due approvers are carded by their email."""
         reads = _Reads(self._client, self._cache)
-        await reads.load_pending(self._mapped_ids(linked))
-        flow_ids = {
-            row.approval_flow_id
-            for rows in reads.pending.values()
-            for row in rows
-            if row.approval_flow_status in (None, "pending")
-        }
-        await reads.load_flows(flow_ids)
-        flows = [f for _, f in sorted(reads.flows.items()) if not mapping.is_final(f)]
-        return await self._items(flows, reads, started=True)
+        due = await self._client.due_approvers()
+        unknown = {r.approver_group_id for r in due} - set(self._group_flow)
+        if unknown:
+            for group in await self._client.groups(unknown):
+                self._group_flow[group.id] = group.approval_flow_id
+        rows_by_flow: dict[int, list[wire.Approver]] = {}
+        for row in due:
+            flow_id = self._group_flow.get(row.approver_group_id)
+            if flow_id is not None:
+                rows_by_flow.setdefault(flow_id, []).append(row)
+        flows = [f for f in await self._client.flows(rows_by_flow) if f.approval_status == "pending"]
+        built = await self._structured(flows, rows_by_flow, reads)
+        items = await self._build(built, reads)
+        return [i for i in items if i.recipients]
 
-    async def _items(
-        self, flows: Sequence[wire.ApprovalFlow], reads: _Reads, *, started: bool | None = None
-    ) -> list[ApprovalItem]:
-        """Items for `flows`; with `started`, only the flows that have (or have not) been requested."""
-        # Whose pending lists say where each flow stands: the approvers of the groups that are
-        # due if the flow has started; then of any group their rows say is due after all.
-        await reads.load_pending(a.id for f in flows for g in mapping.due_if_started(f) for a in g.approvers)
-        await reads.load_pending(u for f in flows for u in mapping.due_approver_ids(f, reads.pending))
-        if started is not None:
-            flows = [f for f in flows if mapping.is_started(f, reads.pending) is started]
+    async def _structured(
+        self,
+        flows: Sequence[wire.ApprovalFlow],
+        rows_by_flow: Mapping[int, Sequence[wire.Approver]],
+        reads: _Reads,
+    ) -> list[mapping.Flow]:
+        now = time.monotonic()
+        result: dict[int, mapping.Flow] = {}
+        stale: list[wire.ApprovalFlow] = []
+        signatures: dict[int, tuple[Any, ...]] = {}
+        for flow in flows:
+            signature = (
+                flow.version,
+                flow.requested_by_id,
+                tuple(sorted(r.model_dump_json() for r in rows_by_flow.get(flow.id, ()))),
+            )
+            signatures[flow.id] = signature
+            held = self._structures.get(flow.id)
+            if held is not None and held[0] > now and held[1] == signature:
+                result[flow.id] = mapping.Flow(flow, held[2].groups, held[2].slots)
+            else:
+                stale.append(flow)
+        for chunk in [stale[i : i + wire.MAX_IDS] for i in range(0, len(stale), wire.MAX_IDS)]:
+            for fresh in await reads.flows(chunk):
+                result[fresh.flow.id] = fresh
+                self._structures[fresh.flow.id] = (
+                    now + self._structure_ttl,
+                    signatures[fresh.flow.id],
+                    fresh,
+                )
+        live = {f.id for f in flows}
+        for gone in set(self._structures) - live:
+            del self._structures[gone]
+        return [result[f.id] for f in flows]
+
+    async def _build(self, flows: Sequence[mapping.Flow], reads: _Reads) -> list[ApprovalItem]:
         contexts = await reads.contexts(flows)
         return [
-            mapping.build_item(self.name, flow, reads.pending, contexts[flow.id], ui_url=self._ui_url)
-            for flow in flows
+            mapping.build_item(self.name, flow, contexts[flow.flow.id], ui_url=self._ui_url) for flow in flows
         ]
 
-    async def _item(self, flow_id: int, reads: _Reads | None = None) -> ApprovalItem:
-        reads = reads or _Reads(self._client, self._cache)
-        flow = await self._client.approval_flow(flow_id)
-        reads.flows[flow.id] = flow
-        return (await self._items([flow], reads))[0]
+    async def _read_flow(self, flow_id: int, reads: _Reads) -> mapping.Flow:
+        found = await self._client.flows([flow_id])
+        if not found:
+            raise NotFound(f"Greenhouse approval flow {flow_id} not found")
+        (flow,) = await reads.flows(found[:1])
+        return flow
+
+    async def _item(self, flow_id: int) -> ApprovalItem:
+        reads = _Reads(self._client, self._cache)
+        flow = await self._read_flow(flow_id, reads)
+        return (await self._build([flow], reads))[0]
 
     async def refresh(self, item: ApprovalItem) -> ApprovalItem:
+        """Always read fresh (never the structure cache): this is the truth after a click or a webhook."""
         flow_id = _positive_id(item.external_id)
         if flow_id is None:
             raise NotFound(f"{item.external_id!r} is not a Greenhouse approval flow id")
+        self.forget(flow_id)
         return await self._item(flow_id)
 
     # ------------------------------------------------------------------ identity
 
     async def identify(self, email: str) -> VendorIdentity | None:
-        """Pinned mappings first, then Greenhouse's lookup by (primary or secondary) email."""
+        """Pinned mappings first, then Greenhouse's users by primary or secondary address."""
         key = email.strip().lower()
         if not key:
             return None
         pinned = self._pinned.get(key)
         if pinned is not None:
-            try:
-                user = await self._client.user(pinned)
-            except NotFound:
+            users = await self._client.users([pinned])
+            if not users:
                 log.warning("users: %s is pinned to Greenhouse user %s, which does not exist", key, pinned)
                 return None
-            except NotAllowed:
-                return VendorIdentity(str(pinned), "", email)  # the key may not read users: trust the pin
-            return None if user.disabled else VendorIdentity(str(user.id), user.name, email)
+            return None if users[0].deactivated else VendorIdentity(str(pinned), users[0].label, email)
         for user in await self._client.users_by_email(key):
-            addresses = {e.lower() for e in [*user.emails, user.primary_email_address or ""] if e}
-            if not user.disabled and key in addresses:
-                return VendorIdentity(str(user.id), user.name, email)
+            if not user.deactivated and key in user.addresses:
+                return VendorIdentity(str(user.id), user.label, email)
         return None
 
-    async def _on_behalf_of(self, actor: Actor) -> int:
-        """The clicker's own Greenhouse id, confirmed against their email; the only On-Behalf-Of."""
+    async def _acting_id(self, actor: Actor) -> int:
+        """The clicker's own Greenhouse id, confirmed against their email: the only `sub` of a write."""
         user_id = _positive_id(actor.vendor_user_id)
         if user_id is None:
             raise NotAllowed(
@@ -320,6 +346,12 @@ class GreenhouseConnector(Connector):
         return user_id
 
     # ------------------------------------------------------------------ actions
+
+    def permits(self, item: ApprovalItem, action: Action, actor: Actor) -> str | None:
+        """Reassign: an approver hands over only their own slot; the requester may reassign any."""
+        if action is Action.REASSIGN and not mapping.permits_reassign(item, actor.vendor_user_id):
+            return mapping.REASSIGN_WHO
+        return None
 
     async def act(
         self,
@@ -343,12 +375,16 @@ class GreenhouseConnector(Connector):
         raise Unsupported(f"Greenhouse cannot {action.value} an approval flow")
 
     async def _reassign(self, flow_id: int, actor: Actor, inputs: Mapping[str, str]) -> ApprovalItem:
-        on_behalf_of = await self._on_behalf_of(actor)
-        flow = await self._client.approval_flow(flow_id)
-        if mapping.is_final(flow):
-            item = await self._item(flow_id)
-            raise AlreadyDecided(f"approval flow {flow_id} is {flow.approval_status}", status=item.status)
-        choices = mapping.reassign_choices(flow)
+        acting = await self._acting_id(actor)
+        reads = _Reads(self._client, self._cache)
+        flow = await self._read_flow(flow_id, reads)
+        if mapping.is_final(flow.flow):
+            item = (await self._build([flow], reads))[0]
+            raise AlreadyDecided(
+                f"approval flow {flow_id} is {flow.flow.approval_status}", status=item.status
+            )
+        users = await reads.users(s.user_id for s in flow.slots)
+        choices = mapping.reassign_choices(flow, users)
         picked = (inputs.get("replace") or "").strip()
         if not picked and len(choices) == 1:
             picked = next(iter(choices))
@@ -358,7 +394,13 @@ class GreenhouseConnector(Connector):
                 field="replace",
                 detail="That approver is no longer in a group that has yet to decide.",
             )
-        group, old = choices[picked]
+        slot = choices[picked]
+        if slot.user_id != acting and flow.flow.requested_by_id != acting and not actor.admin:
+            raise NotAllowed(
+                f"user {acting} may not replace user {slot.user_id} in flow {flow_id}",
+                reason="not_your_slot",
+                detail=f"Only {mapping.REASSIGN_WHO} may hand that slot over. Nothing was changed.",
+            )
         new = _positive_id(inputs.get("new_approver"))
         if new is None:
             raise InvalidInput(
@@ -366,26 +408,28 @@ class GreenhouseConnector(Connector):
                 field="new_approver",
                 detail="The person you picked has no Greenhouse account the bot can find by their email.",
             )
-        if new == old.id or new in {a.id for a in group.approvers}:
+        if any(s.user_id == new for s in flow.slots if s.approver_group_id == slot.approver_group_id):
             raise InvalidInput(
                 f"user {new} is already an approver of that group",
                 field="new_approver",
                 detail="The person you picked already approves in that group.",
             )
-        await self._client.acting_as(on_behalf_of).replace_approver(
-            group.id, remove_user_id=old.id, add_user_id=new
+        await self._client.acting_as(acting).replace_approver(
+            slot.approver_group_id, remove_user_id=slot.user_id, add_user_id=new
         )
+        self.forget(flow_id)
         return await self._item(flow_id)
 
     async def _request(self, flow_id: int, actor: Actor) -> ApprovalItem:
-        on_behalf_of = await self._on_behalf_of(actor)
-        await self._client.acting_as(on_behalf_of).request_approvals(flow_id)
+        acting = await self._acting_id(actor)
+        await self._client.acting_as(acting).request_approvals(flow_id)
+        self.forget(flow_id)
         return await self._item(flow_id)
 
     async def requestable(self, actor: Actor, target: str | None = None) -> list[Requestable]:
         """Flows not yet started: on the job `target` (an id or a Greenhouse job URL), or else
         the ones the actor is an approver of. Whether they may request is Greenhouse's call."""
-        on_behalf_of = await self._on_behalf_of(actor)
+        acting = await self._acting_id(actor)
         reads = _Reads(self._client, self._cache)
         if target and target.strip():
             job_id = _job_id(target)
@@ -395,16 +439,17 @@ class GreenhouseConnector(Connector):
                     field="target",
                     detail="Give a Greenhouse job id or a job link (…/plans/12345).",
                 )
-            flows = await self._client.job_approval_flows(job_id)
-            reads.flows.update({f.id: f for f in flows})
+            flows = await self._client.flows_of_job(job_id)
         else:
-            await reads.load_pending([on_behalf_of])
-            waiting = {r.approval_flow_id for r in reads.pending[on_behalf_of] if r.status == "waiting"}
-            await reads.load_flows(waiting)
-        candidates = [
-            f for _, f in sorted(reads.flows.items()) if not mapping.is_final(f) and f.approver_groups
-        ]
-        items = await self._items(candidates, reads, started=False)
+            rows = await self._client.approvers_of_user(acting, "waiting")
+            groups = await self._client.groups({r.approver_group_id for r in rows})
+            flows = await self._client.flows({g.approval_flow_id for g in groups})
+        candidates = sorted(
+            (f for f in flows if f.approval_status == "pending" and f.requested_by_id is None),
+            key=lambda f: f.id,
+        )
+        built = [f for f in await reads.flows(candidates) if f.groups and not mapping.is_started(f)]
+        items = await self._build(built, reads)
         return [Requestable(id=i.external_id, title=i.title, description=_groups_line(i)) for i in items]
 
     async def request(
@@ -418,14 +463,26 @@ class GreenhouseConnector(Connector):
     # ------------------------------------------------------------------ health
 
     async def check(self) -> str:
-        await self._client.any_user()
+        """Mint the service user's token and read one page of approvers, naming what is missing."""
+        try:
+            await self._client.approvers_page()
+        except NotAllowed as exc:
+            raise NotAllowed(
+                f"Greenhouse refused to list approvers for service_user_id {self._client.service_user_id}: "
+                "grant the credential the harvest:approvers:list scope (and the other list scopes in "
+                "docs/vendors/greenhouse.md), and make that user a Site Admin (v3 lists answer only Site Admins)",
+                reason="permission",
+            ) from exc
+        users = await self._client.users([self._client.service_user_id])
+        if users and not users[0].site_admin:
+            raise NotAllowed(
+                f"service_user_id {self._client.service_user_id} ({users[0].label}) is not a Site Admin: "
+                "Harvest v3 lists answer only Site Admins",
+                reason="permission",
+            )
         for email, user_id in sorted(self._pinned.items()):
-            try:
-                await self._client.user(user_id)
-            except NotFound as exc:
-                raise NotFound(
-                    f"users: {email} is pinned to Greenhouse user {user_id}, which does not exist"
-                ) from exc
+            if not await self._client.users([user_id]):
+                raise NotFound(f"users: {email} is pinned to Greenhouse user {user_id}, which does not exist")
         return f"reachable (Harvest {self._api_version}), {len(self._pinned)} pinned users"
 
 

@@ -1,13 +1,11 @@
-"""Greenhouse approval flows as ApprovalItems: pure functions of what Harvest answered.
+"""Greenhouse approval flows as ApprovalItems: pure functions of what Harvest v3 answered.
 
-The hard part is "whose turn is it". A flow says which groups resolved, but not which are due:
-that lives in each approver's pending approvals ("waiting" or "due"), and an approver who has
-already approved simply drops out of their list. So an item is built from the flow *plus* the
-pending lists of the approvers that matter (the connector reads those):
-- a flow has started when a group resolved or any approver's row for it says "due";
-- once started, a sequential flow's due group is its first unresolved one (lowest priority), a
-  parallel flow's are all unresolved groups; a row's own status, where we have one, wins;
-- recipients are the approvers of due groups whose list still holds the flow (not yet acted).
+In v3 "whose turn is it" is on each approver slot (`GET /v3/approvers`: waiting, due, approved,
+rejected). A `due` slot counts only while its group is unresolved and its flow pending (a member of
+a "1 of 2" group who never voted may keep `due` after the group resolved). Greenhouse moves the
+next `sort_order` to due when the one before resolves; groups with equal `sort_order` run in
+parallel. The bot trusts those statuses: it never decides a turn itself.
+
 Everything is sorted and keeps Greenhouse's own timestamps, so an unchanged flow maps to the same
 fingerprint on every poll.
 """
@@ -15,8 +13,8 @@ fingerprint on every poll.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from connectors.base import (
@@ -46,116 +44,102 @@ DECIDE_IN_GREENHOUSE = (
     "approval email). This card follows what happens there."
 )
 NOT_REQUESTED = "Approvals have not been requested yet: nobody has been asked to decide."
+REASSIGN_WHO = "the approver whose slot it is or the flow's requester"
 
-PendingLists = Mapping[int, Sequence[wire.PendingApproval]]
+
+@dataclass(frozen=True)
+class Flow:
+    """One flow as read: its groups (any order) and every approver slot of those groups."""
+
+    flow: wire.ApprovalFlow
+    groups: Sequence[wire.ApproverGroup]
+    slots: Sequence[wire.Approver]
 
 
 @dataclass(frozen=True)
 class Context:
     """What the card shows besides the flow; any part may be missing (no access, deleted)."""
 
+    users: Mapping[int, wire.User] = field(default_factory=dict)
     job: wire.Job | None = None
     offer: wire.Offer | None = None
     candidate: wire.Candidate | None = None
-    requester: wire.User | None = None
 
 
-def ordered_groups(flow: wire.ApprovalFlow) -> list[wire.ApproverGroup]:
-    """Groups in Greenhouse's order: the first listed gets the first priority (lowest number)."""
-    return sorted(flow.approver_groups, key=lambda g: (g.priority, g.id))
+def ordered_groups(flow: Flow) -> list[wire.ApproverGroup]:
+    return sorted(flow.groups, key=lambda g: (g.sort_order, g.id))
 
 
-def group_names(flow: wire.ApprovalFlow) -> dict[int, str]:
+def group_names(flow: Flow) -> dict[int, str]:
     return {g.id: f"Group {n}" for n, g in enumerate(ordered_groups(flow), start=1)}
-
-
-def rows_for(flow_id: int, pending: PendingLists) -> list[tuple[int, wire.PendingApproval]]:
-    return [
-        (user_id, row)
-        for user_id in sorted(pending)
-        for row in pending[user_id]
-        if row.approval_flow_id == flow_id
-    ]
 
 
 def is_final(flow: wire.ApprovalFlow) -> bool:
     return _STATUS.get(flow.approval_status, Status.PENDING).final
 
 
-def is_started(flow: wire.ApprovalFlow, pending: PendingLists) -> bool:
-    if is_final(flow) or any(g.resolved_at is not None for g in flow.approver_groups):
-        return True
-    return any(row.status == "due" for _, row in rows_for(flow.id, pending))
+def slots_of(flow: Flow, group_id: int) -> list[wire.Approver]:
+    return sorted(
+        (s for s in flow.slots if s.approver_group_id == group_id), key=lambda s: (s.sort_order or 0, s.id)
+    )
 
 
-def due_if_started(flow: wire.ApprovalFlow) -> list[wire.ApproverGroup]:
-    """The groups whose turn it is once the flow has been requested (by structure alone)."""
-    unresolved = [g for g in ordered_groups(flow) if g.resolved_at is None]
-    if is_final(flow) or not unresolved:
+def due_slots(flow: Flow) -> list[wire.Approver]:
+    """The slots waiting on their person now: due, in an unresolved group of a pending flow."""
+    if is_final(flow.flow):
         return []
-    if not flow.sequential:
-        return unresolved
-    first = unresolved[0].priority
-    return [g for g in unresolved if g.priority == first]
+    open_groups = {g.id for g in flow.groups if g.resolved_at is None}
+    return sorted(
+        (s for s in flow.slots if s.status == "due" and s.approver_group_id in open_groups),
+        key=lambda s: (s.approver_group_id, s.user_id),
+    )
 
 
-def group_states(flow: wire.ApprovalFlow, pending: PendingLists) -> dict[int, GroupState]:
-    started = is_started(flow, pending)
-    due = {g.id for g in due_if_started(flow)} if started else set()
-    said: dict[int, str] = {}
-    for _, row in rows_for(flow.id, pending):
-        if row.approver_group_id is not None and said.get(row.approver_group_id) != "due":
-            said[row.approver_group_id] = row.status
-    states: dict[int, GroupState] = {}
-    for group in ordered_groups(flow):
-        if group.resolved_at is not None:
-            states[group.id] = GroupState.RESOLVED
-        elif is_final(flow):
-            states[group.id] = GroupState.WAITING
-        elif said.get(group.id) == "due":
-            states[group.id] = GroupState.DUE
-        elif said.get(group.id) == "waiting":
-            states[group.id] = GroupState.WAITING
-        else:
-            states[group.id] = GroupState.DUE if group.id in due else GroupState.WAITING
-    return states
+def group_state(flow: Flow, group: wire.ApproverGroup) -> GroupState:
+    if group.resolved_at is not None:
+        return GroupState.RESOLVED
+    if not is_final(flow.flow) and any(s.status == "due" for s in slots_of(flow, group.id)):
+        return GroupState.DUE
+    return GroupState.WAITING
 
 
-def due_approver_ids(flow: wire.ApprovalFlow, pending: PendingLists) -> set[int]:
-    states = group_states(flow, pending)
-    return {a.id for g in flow.approver_groups if states[g.id] is GroupState.DUE for a in g.approvers}
+def is_started(flow: Flow) -> bool:
+    """Requested: Greenhouse names a requester, or some slot has left `waiting`."""
+    if flow.flow.requested_by_id is not None or is_final(flow.flow):
+        return True
+    return any(s.status != "waiting" or s.request_sent_at is not None for s in flow.slots)
 
 
-def person(approver: wire.Approver) -> Person:
-    email = approver.email_addresses[0] if approver.email_addresses else None
-    return Person(id=str(approver.id), name=approver.name, email=email)
+def person(user_id: int, users: Mapping[int, wire.User]) -> Person:
+    """A Greenhouse user as the card names them, with the primary address the bot DMs by."""
+    user = users.get(user_id)
+    if user is None:
+        return Person(id=str(user_id), name=f"User {user_id}")
+    addresses = user.addresses
+    return Person(id=str(user_id), name=user.label, email=addresses[0] if addresses else None)
 
 
-def reassign_choices(flow: wire.ApprovalFlow) -> dict[str, tuple[wire.ApproverGroup, wire.Approver]]:
-    """ "Group 1: Alice Approver" → (group, approver), for every approver Greenhouse lets us replace.
-
-    One select of (group, approver) pairs, not a group select plus an approver select: a Slack
-    modal cannot narrow one select by another's answer, and a pair can never be inconsistent.
-    Labels are recomputed from the flow at click time, so they are all the bot needs to pass back.
-    """
+def reassign_choices(flow: Flow, users: Mapping[int, wire.User]) -> dict[str, wire.Approver]:
+    """ "Group 1: Alice Approver" → the slot, for every undecided slot of an unresolved group."""
     names = group_names(flow)
     pairs = [
-        (g, a)
+        (g, s)
         for g in ordered_groups(flow)
         if g.resolved_at is None
-        for a in sorted(g.approvers, key=lambda a: (a.name.lower(), a.id))
+        for s in sorted(slots_of(flow, g.id), key=lambda s: (person(s.user_id, users).label.lower(), s.id))
+        if s.status in ("waiting", "due")
     ]
-    labels = [f"{names[g.id]}: {a.name or (a.email_addresses or [str(a.id)])[0]}"[:60] for g, a in pairs]
-    choices: dict[str, tuple[wire.ApproverGroup, wire.Approver]] = {}
-    for label, (group, approver) in zip(labels, pairs, strict=True):
+    labels = [f"{names[g.id]}: {person(s.user_id, users).label}"[:60] for g, s in pairs]
+    choices: dict[str, wire.Approver] = {}
+    for label, (_, slot) in zip(labels, pairs, strict=True):
         if labels.count(label) > 1:
-            label = f"{label} #{approver.id}"
-        choices[label] = (group, approver)
+            label = f"{label} #{slot.user_id}"
+        choices[label] = slot
     return dict(list(choices.items())[:_MAX_OPTIONS])
 
 
-def reassign_spec(flow: wire.ApprovalFlow) -> ActionSpec | None:
-    choices = list(reassign_choices(flow))
+def reassign_spec(flow: Flow, users: Mapping[int, wire.User]) -> ActionSpec | None:
+    choices = list(reassign_choices(flow, users))
     if not choices:
         return None
     return ActionSpec(
@@ -169,7 +153,7 @@ def reassign_spec(flow: wire.ApprovalFlow) -> ActionSpec | None:
                 allowed=tuple(choices),
                 default=choices[0] if len(choices) == 1 else None,
                 required=True,
-                description="Only approvers in groups that have not decided yet can be replaced.",
+                description="Your own slot, or any undecided one if you requested this approval.",
             ),
             InputDef(
                 name="new_approver",
@@ -218,7 +202,7 @@ def _summary(flow: wire.ApprovalFlow, context: Context) -> str:
 
 
 def _render(value: Any) -> str:
-    """A custom field value as text (Greenhouse's keyed_custom_fields shapes), "" to skip it."""
+    """A custom field value as text, "" to skip it."""
     if value is None or value == "" or value == []:
         return ""
     if isinstance(value, bool):
@@ -228,40 +212,39 @@ def _render(value: Any) -> str:
     if isinstance(value, dict):
         if "value" in value and "currency" in value:
             return f"{value['value']} {value['currency']}"
+        if "value" in value:
+            return _render(value["value"])
         return str(value.get("name") or "")
     return str(value)
 
 
-def _fields(flow: wire.ApprovalFlow, context: Context, requester: Person | None) -> tuple[Field, ...]:
+def _fields(flow: Flow, context: Context, requester: Person | None) -> tuple[Field, ...]:
+    wflow = flow.flow
     fields = [
-        Field("Approval", TYPE_LABELS.get(flow.approval_type, flow.approval_type)),
-        Field("Job", _job_label(flow, context.job)),
+        Field("Approval", TYPE_LABELS.get(wflow.approval_type, wflow.approval_type)),
+        Field("Job", _job_label(wflow, context.job)),
     ]
-    if flow.approval_type == "offer_candidate" and context.candidate is not None:
+    if wflow.approval_type == "offer_candidate" and context.candidate is not None:
         fields.append(Field("Candidate", context.candidate.name))
-    job = context.job
-    if job is not None:
-        departments = ", ".join(d.name for d in job.departments if d and d.name)
-        offices = ", ".join(o.name for o in job.offices if o and o.name)
-        if departments:
-            fields.append(Field("Department", departments))
-        if offices:
-            fields.append(Field("Office", offices))
     offer = context.offer
     if offer is not None:
-        if offer.starts_at:
-            fields.append(Field("Start date", offer.starts_at))
+        if offer.starts_on:
+            fields.append(Field("Start date", offer.starts_on))
         shown = 0
-        for key, custom in offer.keyed_custom_fields.items():
-            text = _render(custom.value) if custom else ""
-            if custom is None or not text or shown >= _MAX_OFFER_FIELDS:
+        for key, value in sorted(offer.custom_fields.items()):
+            text = _render(value)
+            if not text or shown >= _MAX_OFFER_FIELDS:
                 continue
-            fields.append(Field(custom.name or key, text))
+            fields.append(Field(key.replace("_", " ").capitalize(), text))
             shown += 1
+    waiting_on = sorted({person(s.user_id, context.users).label for s in due_slots(flow)}, key=str.lower)
+    if waiting_on:
+        # Named on the card itself: an approver outside Slack is carded in the channel, by name.
+        fields.append(Field("Waiting on", ", ".join(waiting_on)))
     if requester is not None:
         fields.append(Field("Requested by", requester.label))
-    if len(flow.approver_groups) > 1:
-        fields.append(Field("Order", "One group after another" if flow.sequential else "All groups at once"))
+    if len(flow.groups) > 1:
+        fields.append(Field("Order", "One group after another" if wflow.sequential else "All groups at once"))
     return tuple(fields)
 
 
@@ -275,19 +258,6 @@ def url(flow: wire.ApprovalFlow, context: Context, ui_url: str) -> str:
     return f"{ui_url}/dashboard"
 
 
-def _requester(flow: wire.ApprovalFlow, context: Context) -> Person | None:
-    if flow.requested_by_user_id is None:
-        return None
-    for group in flow.approver_groups:
-        for approver in group.approvers:
-            if approver.id == flow.requested_by_user_id:
-                return person(approver)
-    user = context.requester
-    if user is not None and user.id == flow.requested_by_user_id:
-        return Person(str(user.id), user.name, user.primary_email_address)
-    return Person(str(flow.requested_by_user_id), f"User {flow.requested_by_user_id}")
-
-
 def _max(values: Sequence[datetime | None]) -> datetime | None:
     present = [v for v in values if v is not None]
     return max(present) if present else None
@@ -298,85 +268,101 @@ def _min(values: Sequence[datetime | None]) -> datetime | None:
     return min(present) if present else None
 
 
-def build_item(
-    connector: str,
-    flow: wire.ApprovalFlow,
-    pending: PendingLists,
-    context: Context,
-    *,
-    ui_url: str,
-) -> ApprovalItem:
-    states = group_states(flow, pending)
+def _moment(value: date | datetime | None) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.combine(value, time(), tzinfo=UTC)
+
+
+def vendor_reminded_at(slots: Sequence[wire.Approver]) -> datetime | None:
+    """Greenhouse's own reminders: the last manual one, or the next automatic one it has queued
+    (the bot holds back around it rather than nag the same person twice)."""
+    return _max([s.reminder_sent_at for s in slots] + [_moment(s.send_auto_reminder_at) for s in slots])
+
+
+def build_item(connector: str, flow: Flow, context: Context, *, ui_url: str) -> ApprovalItem:
+    wflow = flow.flow
+    users = context.users
     names = group_names(flow)
-    started = is_started(flow, pending)
-    status = _STATUS.get(flow.approval_status, Status.PENDING)
-    rows = {
-        (user_id, row.approver_group_id): row
-        for user_id, row in rows_for(flow.id, pending)
-        if row.status == "due"
-    }
+    status = _STATUS.get(wflow.approval_status, Status.PENDING)
+    started = is_started(flow)
 
     groups = []
-    recipients: dict[str, Person] = {}
-    recipient_rows: list[wire.PendingApproval] = []
     for group in ordered_groups(flow):
-        state = states[group.id]
-        approvers = tuple(sorted((person(a) for a in group.approvers), key=lambda p: (p.label.lower(), p.id)))
-        groups.append(ApproverGroup(names[group.id], state, group.approvals_required, approvers))
-        if state is not GroupState.DUE or status.final:
-            continue
-        for approver in group.approvers:
-            if approver.id not in pending:
-                # Not read (should not happen: the connector reads every due approver): assume
-                # they still have to act rather than leave them without a card.
-                recipients[str(approver.id)] = person(approver)
-                continue
-            row = rows.get((approver.id, group.id)) or rows.get((approver.id, None))
-            if row is not None:
-                recipients[str(approver.id)] = person(approver)
-                recipient_rows.append(row)
+        slots = slots_of(flow, group.id)
+        approvers = tuple(
+            sorted((person(s.user_id, users) for s in slots), key=lambda p: (p.label.lower(), p.id))
+        )
+        approved = tuple(person(s.user_id, users) for s in slots if s.status == "approved")
+        rejected = tuple(person(s.user_id, users) for s in slots if s.status == "rejected")
+        groups.append(
+            ApproverGroup(
+                names[group.id],
+                group_state(flow, group),
+                group.approvals_required,
+                approvers,
+                approved,
+                rejected,
+            )
+        )
 
-    due_since = _min([r.request_sent_at for r in recipient_rows])
-    if due_since is None and flow.sequential and started and not status.final:
-        due_since = _max([g.resolved_at for g in flow.approver_groups])
-
-    requester = _requester(flow, context)
+    due = due_slots(flow)
+    recipients = {s.user_id: person(s.user_id, users) for s in due}
+    requester = person(wflow.requested_by_id, users) if wflow.requested_by_id else None
     actions: list[ActionSpec] = []
     notices: list[str] = []
     if status is Status.PENDING:
         if not started:
             actions.append(REQUEST_SPEC)
             notices.append(NOT_REQUESTED)
-        reassign = reassign_spec(flow)
+        reassign = reassign_spec(flow, users)
         if reassign is not None:
             actions.append(reassign)
         notices.append(DECIDE_IN_GREENHOUSE)
     else:
         notices.append(f"{status.value.capitalize()} in Greenhouse.")
 
-    ref = {"flow_id": str(flow.id), "started": "yes" if started else "no"}
-    if flow.job_id:
-        ref["job_id"] = str(flow.job_id)
-    if flow.offer_id:
-        ref["offer_id"] = str(flow.offer_id)
+    ref = {"flow_id": str(wflow.id), "started": "yes" if started else "no"}
+    if wflow.job_id:
+        ref["job_id"] = str(wflow.job_id)
+    if wflow.offer_id:
+        ref["offer_id"] = str(wflow.offer_id)
+    if wflow.requested_by_id:
+        ref["requested_by_id"] = str(wflow.requested_by_id)
 
     return ApprovalItem(
         connector=connector,
-        external_id=str(flow.id),
-        kind=flow.approval_type,
-        title=title(flow, context),
+        external_id=str(wflow.id),
+        kind=wflow.approval_type,
+        title=title(wflow, context),
         status=status,
-        summary=_summary(flow, context),
-        url=url(flow, context, ui_url),
+        summary=_summary(wflow, context),
+        url=url(wflow, context, ui_url),
         requester=requester,
-        created_at=_min([g.created_at for g in flow.approver_groups]),
+        created_at=wflow.created_at or _min([g.created_at for g in flow.groups]),
         groups=tuple(groups),
         fields=_fields(flow, context, requester),
         actions=tuple(actions),
         notices=tuple(notices),
-        decided_at=_max([g.resolved_at for g in flow.approver_groups]) if status.final else None,
+        decided_at=_max([g.resolved_at for g in flow.groups]) if status.final else None,
         recipients=tuple(sorted(recipients.values(), key=lambda p: (p.label.lower(), p.id))),
-        due_since=due_since if status is Status.PENDING and recipients else None,
-        vendor_reminded_at=_max([r.reminder_sent_at for r in recipient_rows]),
+        due_since=_min([s.request_sent_at for s in due]) if status is Status.PENDING and due else None,
+        vendor_reminded_at=vendor_reminded_at(due),
         ref=ref,
     )
+
+
+def permits_reassign(item: ApprovalItem, actor_user_id: str) -> bool:
+    """From the card alone (no vendor call): an approver of an undecided group who has not voted
+    yet may hand over their own slot; the flow's requester may reassign any undecided slot."""
+    if not actor_user_id:
+        return False
+    if item.ref.get("requested_by_id") == actor_user_id:
+        return True
+    for group in item.groups:
+        if group.state is GroupState.RESOLVED:
+            continue
+        voted = {p.id for p in (*group.approved_by, *group.rejected_by)}
+        if any(p.id == actor_user_id and p.id not in voted for p in group.approvers):
+            return True
+    return False

@@ -1,10 +1,20 @@
-"""A Greenhouse Harvest simulator (approvals and what their cards need), for tests and the demo.
+"""A Greenhouse Harvest v3 simulator (approvals and what their cards need), for tests and the demo.
 
-Faithful to the Harvest documentation where it speaks: Basic auth with the key as username,
-`On-Behalf-Of` on writes, approval flows with sequential or parallel groups, pending approvals per
-user that move from "waiting" to "due", request_approvals (403/422), replace_approvers (only in
-unresolved groups), `Link: <…>; rel="next"` paging, `X-RateLimit-Limit/Remaining` per window and a
-429 that carries neither. Where Greenhouse documents only a status code, the message text is ours.
+Faithful to the v3 document (../vendor-docs/greenhouse-harvest-v3.md) where it speaks:
+- the token endpoint (`POST /token`): Basic client id and secret, form `grant_type` and `sub`;
+  its documented errors (400 for a malformed client id or grant type, 401 `invalid_client`) and
+  an expiry (`expires_at`, or `expires_in` with `expiry_field="expires_in"`);
+- Bearer tokens acting as their `sub`; lists answer only Site Admins (403 otherwise);
+- bare-array lists in descending id order, cursor paging through `Link: <…>; rel="next"`, and the
+  422 when a cursor request carries any other parameter; `per_page` 1..500 (422 outside);
+- a fixed 30-second window with `X-RateLimit-Limit/Remaining/Reset` on every answer, and 429 with
+  `Retry-After` when it is spent;
+- approver slots that move from waiting to due as groups resolve (sequential by `sort_order`,
+  equal `sort_order` in parallel);
+- replace_approver and request_approvals recorded with the token's `sub`, their bodies checked
+  strictly against the shape the client builds (the real shape is undocumented: section 10);
+- signed webhook deliveries (`Signature: sha256 <hex>`, `Greenhouse-Event-ID`) on approval.
+Where Greenhouse documents only a status code, the message text is ours.
 
 Out-of-band decisions (`approve`, `reject`, `decide_flow`, `remind`) play the people who use
 Greenhouse's own UI, since Harvest cannot approve or reject.
@@ -14,25 +24,31 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import hmac
 import itertools
 import json
+import secrets
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+import aiohttp
 from aiohttp import web
-from yarl import URL
 
+from connectors.greenhouse.client import replace_approver_body, request_approvals_body
 from connectors.people import ALICE, BOB, CAROL, DAVE, DemoPerson
 from connectors.registry import SandboxSetup
 
 Fault = Literal["500", "timeout", "drop"]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-FORBIDDEN = "You do not have access to that record."
+FORBIDDEN = "Forbidden"
 NOT_FOUND = "Resource not found"
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+CURSOR_ALONE = "When passing a cursor, do not include other query params."
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -45,10 +61,13 @@ def _error(status: int, message: str) -> web.Response:
     return web.json_response({"message": message}, status=status)
 
 
-def _invalid(message: str, field: str) -> web.Response:
-    return web.json_response(
-        {"message": "Validation error", "errors": [{"message": message, "field": field}]}, status=422
-    )
+def _unprocessable(*errors: Any) -> web.Response:
+    return web.json_response({"message": "Unprocessable Content", "errors": list(errors)}, status=422)
+
+
+def sign(secret: str, body: bytes) -> str:
+    """Greenhouse's webhook signature header value for `body`."""
+    return "sha256 " + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 @dataclass
@@ -71,9 +90,9 @@ class User:
             "name": self.name,
             "first_name": self.first_name,
             "last_name": self.last_name,
-            "primary_email_address": self.emails[0] if self.emails else None,
+            "primary_email": self.emails[0] if self.emails else "",
             "emails": list(self.emails),
-            "disabled": self.disabled,
+            "deactivated": self.disabled,
             "site_admin": self.site_admin,
             "employee_id": self.employee_id,
         }
@@ -95,8 +114,6 @@ class Job:
             "name": self.name,
             "requisition_id": self.requisition_id,
             "status": self.status,
-            "departments": [{"id": self.id * 10, "name": self.department}] if self.department else [],
-            "offices": [{"id": self.id * 10 + 1, "name": self.office}] if self.office else [],
         }
 
 
@@ -120,40 +137,36 @@ class Offer:
     custom: dict[str, Any] = field(default_factory=dict)  # display name → value
 
     def wire(self) -> dict[str, Any]:
-        keyed = {
-            name.lower().replace(" ", "_"): {"name": name, "type": "short_text", "value": value}
-            for name, value in self.custom.items()
-        }
         return {
             "id": self.id,
             "version": 1,
             "application_id": self.application_id,
             "job_id": self.job_id,
             "candidate_id": self.candidate_id,
-            "starts_at": self.starts_at,
-            "status": "unresolved",
-            "custom_fields": {k: v["value"] for k, v in keyed.items()},
-            "keyed_custom_fields": keyed,
+            "starts_on": self.starts_at,
+            "status": "Created",
+            "custom_fields": {name.lower().replace(" ", "_"): value for name, value in self.custom.items()},
         }
 
 
 @dataclass
 class Seat:
-    """One approver in one group, with what they did and what Greenhouse sent them."""
+    """One approver slot in one group, with what they did and what Greenhouse sent them."""
 
     user_id: int
     approval_id: int
     added_at: datetime
     decision: str | None = None
+    decided_at: datetime | None = None
     reminder_sent_at: datetime | None = None
     reminders_sent: int = 0
-    reminder_sent_by_user_id: int | None = None
+    reminder_sent_by_id: int | None = None
 
 
 @dataclass
 class Group:
     id: int
-    priority: int
+    sort_order: int
     approvals_required: int
     seats: list[Seat]
     created_at: datetime
@@ -174,33 +187,43 @@ class Flow:
     requested: bool = False
     requested_by: int | None = None
     version: int = 1
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True)
 class Write:
-    """Every write that reached the sandbox, applied or not: who it claimed to be on behalf of."""
+    """Every write that reached the sandbox, applied or not: the `sub` of its token, its body."""
 
     method: str
     path: str
-    on_behalf_of: str | None
+    sub: int | None
     status: int
+    body: Any = None
 
 
 class GreenhouseSandbox:
     def __init__(
         self,
         *,
-        api_key: str = "sandbox-harvest-key",
+        client_id: str = "sandbox-client-1",
+        client_secret: str = "sandbox-secret",
         page_size: int = 100,
-        rate_limit: int = 50,
-        rate_window: float = 10.0,
+        rate_limit: int = 75,
+        rate_window: float = 30.0,
+        retry_after: int = 1,
+        token_seconds: int = 3600,
+        expiry_field: Literal["expires_at", "expires_in"] = "expires_at",
         slow_seconds: float = 1.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self.api_key = api_key
+        self.client_id = client_id
+        self.client_secret = client_secret
         self.page_size = page_size
         self.rate_limit = rate_limit
         self.rate_window = rate_window
+        self.retry_after = retry_after
+        self.token_seconds = token_seconds
+        self.expiry_field = expiry_field
         self.slow_seconds = slow_seconds
         self.clock = clock
         self.users: dict[int, User] = {}
@@ -209,12 +232,22 @@ class GreenhouseSandbox:
         self.offers: dict[int, Offer] = {}
         self.flows: dict[int, Flow] = {}
         self.can_request: set[int] = set()
-        self.denied: set[str] = set()  # endpoints ("candidates", "offers", …) the key may not use
-        # Build `Link` headers on another origin (a misbehaving proxy): clients must not follow.
-        self.link_origin: URL | None = None
+        self.denied: set[str] = set()  # resources ("candidates", "offers", …) the credential lacks
         self.decisions: list[tuple[str, str, str]] = []
         self.writes: list[Write] = []
         self.requests: list[tuple[float, str, str, int]] = []  # (loop time, method, path, status)
+        self.query_log: list[tuple[str, dict[str, str]]] = []  # (path, query) of every API request
+        self.tokens: dict[str, tuple[int, datetime]] = {}  # token → (sub, expiry)
+        self.minted: list[int] = []  # the sub of every token minted
+        # Build `Link` headers on another origin (a misbehaving proxy): clients must not follow.
+        self.link_origin: str | None = None
+        self.webhook_url: str | None = None
+        self.webhook_secret: str | None = None
+        self.deliveries: list[tuple[str, int]] = []  # (event id, HTTP status of the delivery)
+        self.on_due: Callable[[Flow, Group], None] | None = None
+        self._cursors: dict[
+            str, tuple[str, list[Any], int, int]
+        ] = {}  # cursor → (path, rows, start, per_page)
         self._ids = itertools.count(4_000_001)
         self._planned: list[tuple[str, str | None]] = []  # (fault or "429", only this method)
         self._window_start = 0.0
@@ -222,6 +255,7 @@ class GreenhouseSandbox:
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._deliveries_running: set[asyncio.Task[int]] = set()
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -229,17 +263,20 @@ class GreenhouseSandbox:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         app = web.Application(middlewares=[self._middleware])
-        v1 = "/v1"
-        app.router.add_get(f"{v1}/users", self._list_users)
-        app.router.add_get(f"{v1}/users/{{id}}", self._get_user)
-        app.router.add_get(f"{v1}/users/{{id}}/pending_approvals", self._pending_approvals)
-        app.router.add_get(f"{v1}/approval_flows/{{id}}", self._get_flow)
-        app.router.add_post(f"{v1}/approval_flows/{{id}}/request_approvals", self._request_approvals)
-        app.router.add_put(f"{v1}/approver_groups/{{id}}/replace_approvers", self._replace_approvers)
-        app.router.add_get(f"{v1}/jobs/{{id}}", self._get_job)
-        app.router.add_get(f"{v1}/jobs/{{id}}/approval_flows", self._job_flows)
-        app.router.add_get(f"{v1}/offers/{{id}}", self._get_offer)
-        app.router.add_get(f"{v1}/candidates/{{id}}", self._get_candidate)
+        app.router.add_post("/token", self._token)
+        for resource, handler in (
+            ("users", self._list_users),
+            ("user_emails", self._list_user_emails),
+            ("approvers", self._list_approvers),
+            ("approver_groups", self._list_groups),
+            ("approval_flows", self._list_flows),
+            ("jobs", self._list_jobs),
+            ("offers", self._list_offers),
+            ("candidates", self._list_candidates),
+        ):
+            app.router.add_get(f"/v3/{resource}", handler)
+        app.router.add_post("/v3/approval_flows/{id}/request_approvals", self._request_approvals)
+        app.router.add_put("/v3/approver_groups/{id}/replace_approver", self._replace_approver)
         # Stand-ins for Greenhouse's web UI, so the demo's "Open in Greenhouse" lands somewhere.
         app.router.add_get("/plans/{id}", self._ui_page)
         app.router.add_get("/people/{id}", self._ui_page)
@@ -251,6 +288,10 @@ class GreenhouseSandbox:
         bound = self._runner.addresses[0]
         self.url = f"http://{bound[0]}:{bound[1]}"
 
+    @property
+    def auth_url(self) -> str:
+        return f"{self.url}/token"
+
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
@@ -260,21 +301,24 @@ class GreenhouseSandbox:
         """Wait until no request is being handled (a "timeout" fault applies after the client gave up)."""
         await asyncio.wait_for(self._idle.wait(), timeout)
 
+    def expire_tokens(self) -> None:
+        """Every token minted so far expires now (as an hour passing would do)."""
+        past = self.clock() - timedelta(seconds=1)
+        self.tokens = {t: (sub, past) for t, (sub, _) in self.tokens.items()}
+
     # ------------------------------------------------------------------ faults and limits
 
     def fail_next(self, fault: Fault, count: int = 1, *, method: str | None = None) -> None:
-        """The next `count` requests (only those with HTTP `method`, when given): "500" answers
+        """The next `count` API requests (only those with HTTP `method`, when given): "500" answers
         500; "timeout" waits `slow_seconds`, then applies and answers; "drop" closes the
         connection without applying anything."""
         self._planned.extend([(fault, method)] * count)
 
     def throttle_next(self, count: int = 1, *, method: str | None = None) -> None:
-        """The next `count` requests (with `method`, when given) answer 429, as Greenhouse does
-        when the window is spent."""
+        """The next `count` API requests answer 429 with Retry-After, as when the window is spent."""
         self._planned.extend([("429", method)] * count)
 
     def _take(self, request: web.Request) -> str | None:
-        """The first planned fault meant for this request (its method, or any method)."""
         for index, (what, method) in enumerate(self._planned):
             if method in (None, request.method):
                 del self._planned[index]
@@ -287,24 +331,28 @@ class GreenhouseSandbox:
 
     def _rate(self) -> tuple[bool, dict[str, str]]:
         """A fixed window of `rate_window` seconds allowing `rate_limit` requests."""
-        now = asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        now = loop.time()
         if now - self._window_start >= self.rate_window:
             self._window_start, self._window_count = now, 0
         self._window_count += 1
-        if self._window_count > self.rate_limit:
-            return False, {}
-        remaining = self.rate_limit - self._window_count
-        return True, {"X-RateLimit-Limit": str(self.rate_limit), "X-RateLimit-Remaining": str(remaining)}
+        remaining = max(0, self.rate_limit - self._window_count)
+        reset = int(datetime.now(UTC).timestamp() + (self._window_start + self.rate_window - now)) + 1
+        headers = {
+            "X-RateLimit-Limit": str(self.rate_limit),
+            "X-RateLimit-Remaining": str(remaining),
+            "X-RateLimit-Reset": str(reset),
+        }
+        return self._window_count <= self.rate_limit, headers
 
-    def _authorised(self, request: web.Request) -> bool:
+    def _sub(self, request: web.Request) -> int | None:
         header = request.headers.get("Authorization", "")
-        if not header.startswith("Basic "):
-            return False
-        try:
-            decoded = base64.b64decode(header[6:], validate=True).decode()
-        except ValueError:
-            return False
-        return decoded == f"{self.api_key}:"
+        if not header.startswith("Bearer "):
+            return None
+        held = self.tokens.get(header[7:])
+        if held is None or held[1] <= self.clock():
+            return None
+        return held[0]
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -322,11 +370,12 @@ class GreenhouseSandbox:
                 self._idle.set()
 
     async def _handle(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not request.path.startswith("/v1/"):
+        if not request.path.startswith("/v3/"):
             return await handler(request)
+        self.query_log.append((request.path, dict(request.query)))
         fault = self._take(request)
         if fault == "500":
-            return _error(500, "Server Error -- We had a problem with our server. Try again later.")
+            return _error(500, "Internal Server Error")
         if fault == "drop":
             request.protocol.force_close()
             if request.transport is not None:
@@ -337,21 +386,125 @@ class GreenhouseSandbox:
             await asyncio.sleep(self.slow_seconds)
         allowed, headers = self._rate()
         if fault == "429" or not allowed:
-            # Greenhouse's 429 carries no X-RateLimit-* headers (and no Retry-After).
-            return web.json_response({"message": "Too Many Requests"}, status=429)
-        if not self._authorised(request):
-            response: web.StreamResponse = _error(401, "Invalid Basic Auth credentials")
+            response: web.StreamResponse = web.json_response({"message": "Too Many Requests"}, status=429)
+            response.headers.update(headers)
+            response.headers["Retry-After"] = str(self.retry_after)
+            return response
+        sub = self._sub(request)
+        user = self.users.get(sub) if sub is not None else None
+        if sub is None or user is None or user.disabled:
+            response = web.json_response(
+                {
+                    "message": "Unauthorized",
+                    "errors": [
+                        "Token could not be decoded. Please ensure your token is from a trusted source."
+                    ],
+                },
+                status=401,
+            )
         elif request.path.split("/")[2] in self.denied:
-            # Harvest keys are granted endpoint by endpoint in Dev Center.
-            response = _error(403, FORBIDDEN)
+            response = _error(403, FORBIDDEN)  # the credential lacks this resource's scope
+        elif request.method == "GET" and not user.site_admin:
+            response = _error(403, FORBIDDEN)  # v3 lists answer only Site Admins
         elif request.method in WRITE_METHODS:
+            raw = await request.read()
             response = await handler(request)
-            obo = request.headers.get("On-Behalf-Of")
-            self.writes.append(Write(request.method, request.path, obo, response.status))
+            try:
+                body = json.loads(raw) if raw else None
+            except ValueError:
+                body = raw.decode(errors="replace")
+            self.writes.append(Write(request.method, request.path, sub, response.status, body))
         else:
             response = await handler(request)
         response.headers.update(headers)
         return response
+
+    # ------------------------------------------------------------------ token endpoint
+
+    async def _token(self, request: web.Request) -> web.Response:
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("Basic "):
+            return web.json_response(
+                {"message": "Unauthorized", "errorId": "err-" + uuid.uuid4().hex[:8]}, status=401
+            )
+        try:
+            client_id, _, secret = base64.b64decode(header[6:], validate=True).decode().partition(":")
+        except ValueError:
+            return web.json_response({"message": "Unauthorized", "errorId": "err-1"}, status=401)
+        if not client_id.rpartition("-")[2].isdigit():
+            return web.json_response(
+                {
+                    "message": f"client_id={client_id} does not contain a valid client ID suffix",
+                    "errorId": "err-" + uuid.uuid4().hex[:8],
+                },
+                status=400,
+            )
+        if client_id != self.client_id or secret != self.client_secret:
+            return web.json_response({"error": "invalid_client"}, status=401)
+        form = await request.post()
+        grant = str(form.get("grant_type") or "")
+        if not grant:
+            return web.json_response({"message": "Must include `grant_type` parameter"}, status=400)
+        if grant != "client_credentials":
+            return web.json_response(
+                {"message": f"grant_type={grant} is invalid, please use one of: client_credentials"},
+                status=400,
+            )
+        raw_sub = str(form.get("sub", ""))
+        user = self.users.get(int(raw_sub)) if raw_sub.isdigit() else None
+        if user is None or user.disabled:
+            # Undocumented (open question 2): the OAuth word for a grant that cannot be made.
+            return web.json_response({"error": "invalid_grant"}, status=400)
+        token = secrets.token_urlsafe(24)
+        expires = self.clock() + timedelta(seconds=self.token_seconds)
+        self.tokens[token] = (user.id, expires)
+        self.minted.append(user.id)
+        body: dict[str, Any] = {"access_token": token, "token_type": "Bearer"}
+        if self.expiry_field == "expires_in":
+            body["expires_in"] = self.token_seconds
+        else:
+            body["expires_at"] = iso(expires)
+        return web.json_response(body)
+
+    # ------------------------------------------------------------------ webhooks
+
+    def deliver_later(self, flow: Flow) -> None:
+        """Greenhouse sends its webhook shortly after the approval completes."""
+        if not self.webhook_url:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        task = loop.create_task(self.deliver(flow))
+        self._deliveries_running.add(task)
+        task.add_done_callback(self._deliveries_running.discard)
+
+    async def deliver(self, flow: Flow, *, secret: str | None = None, event_id: str | None = None) -> int:
+        """POST Greenhouse's `job_approved`/`offer_approved` for `flow` to `webhook_url`, signed."""
+        assert self.webhook_url
+        action = "offer_approved" if flow.approval_type == "offer_candidate" else "job_approved"
+        payload: dict[str, Any] = {
+            "action": action,
+            "payload": {
+                "approval_flow": {"id": flow.id, "approval_flow_type": flow.approval_type},
+                "job": {"id": flow.job_id},
+            },
+        }
+        if flow.offer_id:
+            payload["payload"]["offer"] = {"id": flow.offer_id, "job_id": flow.job_id}
+        body = json.dumps(payload).encode()
+        event = event_id or uuid.uuid4().hex
+        headers = {"Content-Type": "application/json", "Greenhouse-Event-ID": event}
+        key = secret if secret is not None else self.webhook_secret
+        if key:
+            headers["Signature"] = sign(key, body)
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(self.webhook_url, data=body, headers=headers) as answer,
+        ):
+            self.deliveries.append((event, answer.status))
+            return answer.status
 
     # ------------------------------------------------------------------ seeding
 
@@ -425,27 +578,26 @@ class GreenhouseSandbox:
     def add_flow(
         self,
         job_id: int,
-        groups: Sequence[tuple[Sequence[int], int]],
+        groups: Sequence[tuple[Sequence[int], int] | tuple[Sequence[int], int, int]],
         *,
         approval_type: str = "open_job",
         offer_id: int | None = None,
         sequential: bool = True,
         requested_by: int | None = None,
     ) -> int:
-        """A flow with `groups` = [(approver ids, approvals required), …] in priority order.
-        With `requested_by`, approvals are requested at once (the first group becomes due)."""
+        """A flow with `groups` = [(approver ids, approvals required[, sort_order]), …]; the
+        sort_order defaults to the position (equal sort_orders run in parallel). With
+        `requested_by`, approvals are requested at once (the first group becomes due)."""
         now = self.clock()
-        built = [
-            Group(
-                self._next_id(),
-                priority,
-                required,
-                [Seat(user_id, self._next_id(), now) for user_id in approvers],
-                now,
-            )
-            for priority, (approvers, required) in enumerate(groups)
-        ]
-        flow = Flow(self._next_id(), job_id, approval_type, sequential, built, offer_id=offer_id)
+        built = []
+        for position, spec in enumerate(groups):
+            approvers, required = spec[0], spec[1]
+            order = spec[2] if len(spec) > 2 else position
+            seats = [Seat(user_id, self._next_id(), now) for user_id in approvers]
+            built.append(Group(self._next_id(), order, required, seats, now))
+        flow = Flow(
+            self._next_id(), job_id, approval_type, sequential, built, offer_id=offer_id, created_at=now
+        )
         self.flows[flow.id] = flow
         self.grant(job_id, *(s.user_id for g in built for s in g.seats))
         if requested_by is not None:
@@ -476,6 +628,8 @@ class GreenhouseSandbox:
             if group.resolved_at is None and (status == "approved" or group.due_at is not None):
                 group.resolved_at, group.outcome = now, status
         flow.status = status
+        if status == "approved":
+            self.deliver_later(flow)
         actor = by if by is not None else flow.requested_by or 0
         self.decisions.append((str(flow_id), "approve" if status == "approved" else "reject", str(actor)))
 
@@ -488,14 +642,14 @@ class GreenhouseSandbox:
                 if seat.decision is None:
                     seat.reminder_sent_at = moment
                     seat.reminders_sent += 1
-                    seat.reminder_sent_by_user_id = by
+                    seat.reminder_sent_by_id = by
 
     def _decide(self, flow_id: int, user_id: int, decision: str) -> None:
         flow = self.flows[flow_id]
         for group in self._due_groups(flow):
             for seat in group.seats:
                 if seat.user_id == user_id and seat.decision is None:
-                    seat.decision = decision
+                    seat.decision, seat.decided_at = decision, self.clock()
                     action = "approve" if decision == "approved" else "reject"
                     self.decisions.append((str(flow_id), action, str(user_id)))
                     self._advance(flow)
@@ -507,12 +661,12 @@ class GreenhouseSandbox:
     def _due_groups(self, flow: Flow) -> list[Group]:
         if not flow.requested or flow.status != "pending":
             return []
-        unresolved = sorted((g for g in flow.groups if g.resolved_at is None), key=lambda g: g.priority)
+        unresolved = sorted((g for g in flow.groups if g.resolved_at is None), key=lambda g: g.sort_order)
         if not unresolved:
             return []
         if not flow.sequential:
             return unresolved
-        return [g for g in unresolved if g.priority == unresolved[0].priority]
+        return [g for g in unresolved if g.sort_order == unresolved[0].sort_order]
 
     def _advance(self, flow: Flow) -> None:
         """Resolve groups that have enough answers, settle the flow, make the next groups due."""
@@ -531,10 +685,13 @@ class GreenhouseSandbox:
                     return
             if all(g.outcome == "approved" for g in flow.groups):
                 flow.status = "approved"
+                self.deliver_later(flow)
                 return
         for group in self._due_groups(flow):
             if group.due_at is None:
                 group.due_at = now
+                if self.on_due is not None:
+                    self.on_due(flow, group)
 
     def _has_access(self, user: User, flow: Flow) -> bool:
         return user.site_admin or user.id in self.jobs[flow.job_id].access
@@ -548,96 +705,116 @@ class GreenhouseSandbox:
 
     # ------------------------------------------------------------------ wire shapes
 
-    def _flow_wire(self, flow: Flow) -> dict[str, Any]:
-        return {
-            "id": flow.id,
-            "offer_id": flow.offer_id,
-            "sequential": flow.sequential,
-            "version": flow.version,
-            "approval_type": flow.approval_type,
-            "approval_status": flow.status,
-            "job_id": flow.job_id,
-            "requested_by_user_id": flow.requested_by,
-            "approver_groups": [
-                {
-                    "id": g.id,
-                    "approvals_required": g.approvals_required,
-                    "created_at": iso(g.created_at),
-                    "resolved_at": iso(g.resolved_at),
-                    "priority": g.priority,
-                    "job_id": flow.job_id,
-                    "offer_id": None,
-                    "approvers": [
-                        {
-                            "id": s.user_id,
-                            "name": self.users[s.user_id].name,
-                            "employee_id": self.users[s.user_id].employee_id,
-                            "email_addresses": list(self.users[s.user_id].emails),
-                        }
-                        for s in g.seats
-                    ],
-                }
-                for g in flow.groups
-            ],
-        }
+    def _slot_status(self, flow: Flow, group: Group, seat: Seat, due: set[int]) -> str:
+        if seat.decision is not None:
+            return seat.decision
+        if group.id in due or group.due_at is not None:
+            # A member who never voted keeps `due` after their group resolved without them
+            # (open question 5): clients must check the group and the flow.
+            return "due"
+        return "waiting"
 
-    def _pending_rows(self, user_id: int, kind: str | None) -> list[dict[str, Any]]:
+    def _approver_rows(self) -> list[dict[str, Any]]:
         rows = []
         for flow in self.flows.values():
-            if flow.status != "pending":
-                continue
-            if kind is not None and (kind == "offer") != (flow.offer_id is not None):
-                continue
             due = {g.id for g in self._due_groups(flow)}
             for group in flow.groups:
-                if group.resolved_at is not None:
-                    continue
-                for seat in group.seats:
-                    if seat.user_id != user_id or seat.decision is not None:
-                        continue
-                    is_due = group.id in due
-                    sent = max(group.due_at, seat.added_at) if is_due and group.due_at else None
+                for position, seat in enumerate(group.seats):
+                    status = self._slot_status(flow, group, seat, due)
+                    sent = max(group.due_at, seat.added_at) if group.due_at and status != "waiting" else None
                     rows.append(
                         {
                             "id": seat.approval_id,
-                            "status": "due" if is_due else "waiting",
-                            "created_at": iso(seat.added_at),
-                            "resolved_at": None,
-                            "request_sent_at": iso(sent),
-                            "reminder_sent_at": iso(seat.reminder_sent_at),
-                            "reminders_sent": seat.reminders_sent,
                             "approver_group_id": group.id,
-                            "reminder_sent_by_user_id": seat.reminder_sent_by_user_id,
-                            "hiring_plan_id": flow.job_id,
-                            "offer_id": flow.offer_id,
-                            "approval_flow_id": flow.id,
-                            "approval_flow_type": flow.approval_type,
-                            "approval_flow_status": flow.status,
+                            "user_id": seat.user_id,
+                            "status": status,
+                            "sort_order": position,
+                            "request_sent_at": iso(sent),
+                            "resolved_at": iso(seat.decided_at),
+                            "resolved_by_id": seat.user_id if seat.decision else None,
+                            "reminder_sent_at": iso(seat.reminder_sent_at),
+                            "reminder_sent_by_id": seat.reminder_sent_by_id,
+                            "reminders_sent": seat.reminders_sent,
+                            "auto_reminders_sent": 0,
+                            "send_auto_reminder_at": None,
+                            "version_sent": flow.version if sent else None,
+                            "created_at": iso(seat.added_at),
                         }
                     )
-        return sorted(rows, key=lambda r: r["id"])
+        return rows
 
-    def _page(self, request: web.Request, rows: list[Any]) -> web.Response:
-        """One page and, when more follow, a `Link: <…>; rel="next"` (Harvest's newer scheme)."""
-        try:
-            per_page = int(request.query.get("per_page", self.page_size))
-            page = int(request.query.get("page", 1))
-        except ValueError:
-            return _invalid("Must be an integer", "per_page")
-        if not 1 <= per_page <= 500 or page < 1:
-            return _invalid("Must be an integer between 1 and 500", "per_page")
-        start = (page - 1) * per_page
+    def _group_rows(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": g.id,
+                "approval_flow_id": f.id,
+                "approvals_required": g.approvals_required,
+                "sort_order": g.sort_order,
+                "resolved_at": iso(g.resolved_at),
+                "required_for_exception": False,
+                "created_at": iso(g.created_at),
+            }
+            for f in self.flows.values()
+            for g in f.groups
+        ]
+
+    def _flow_rows(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": f.id,
+                "job_id": f.job_id,
+                "offer_id": f.offer_id,
+                "approval_type": f.approval_type,
+                "approval_status": f.status,
+                "sequential": f.sequential,
+                "version": f.version,
+                "requested_by_id": f.requested_by,
+                "created_at": iso(f.created_at),
+            }
+            for f in self.flows.values()
+        ]
+
+    def _page(
+        self, request: web.Request, rows: list[dict[str, Any]], filters: dict[str, str]
+    ) -> web.Response:
+        """A bare array and, when more follow, `Link: <…?cursor=…>; rel="next"` (v3 paging)."""
+        query = request.query
+        if "cursor" in query:
+            if len(query) > 1:
+                return _unprocessable(CURSOR_ALONE)
+            held = self._cursors.pop(query["cursor"], None)
+            if held is None or held[0] != request.path:
+                return _unprocessable("Invalid cursor")
+            _, rows, start, per_page = held
+        else:
+            known = {*filters, "per_page", "fields"}
+            for key in query:
+                if key not in known:
+                    return _unprocessable({key: "is not a known parameter"})
+            raw = query.get("per_page", str(self.page_size))
+            if not raw.isdigit():
+                return _unprocessable({"per_page": f"`{raw}` is not a number"})
+            per_page = int(raw)
+            if per_page > 500:
+                return _unprocessable({"per_page": f"`{per_page}` number is greater than: 500"})
+            if per_page < 1:
+                return _unprocessable({"per_page": f"`{per_page}` number is less than: 1"})
+            for key in query:
+                if key.endswith("ids") and len(query[key].split(",")) > 50:
+                    return _unprocessable({key: "at most 50 ids"})
+            for key, wire_field in filters.items():
+                if key in query:
+                    wanted = {v.strip().lower() for v in query[key].split(",") if v.strip()}
+                    rows = [r for r in rows if str(r.get(wire_field)).lower() in wanted]
+            rows = sorted(rows, key=lambda r: -int(r["id"]))
+            start = 0
         response = web.json_response(rows[start : start + per_page])
         if start + per_page < len(rows):
-            query = dict(request.query)
-            query.update(page=str(page + 1), per_page=str(per_page))
-            next_url = request.url.with_query(query)
-            if self.link_origin:
-                next_url = next_url.with_scheme(self.link_origin.scheme).with_host(
-                    self.link_origin.host or ""
-                )
-                next_url = next_url.with_port(self.link_origin.port)
-            response.headers["Link"] = f'<{next_url}>; rel="next"'
+            cursor = base64.urlsafe_b64encode(secrets.token_bytes(12)).decode()
+            self._cursors[cursor] = (request.path, rows, start + per_page, per_page)
+            response.headers["Link"] = (
+                f'<{self.link_origin or self.url}{request.path}?cursor={cursor}>; rel="next"'
+            )
         return response
 
     # ------------------------------------------------------------------ handlers
@@ -648,61 +825,59 @@ class GreenhouseSandbox:
         return int(raw) if raw.isdigit() else None
 
     async def _list_users(self, request: web.Request) -> web.Response:
-        email = request.query.get("email", "").strip().lower()
-        users = sorted(self.users.values(), key=lambda u: u.id)
-        if email:
-            users = [u for u in users if email in (e.lower() for e in u.emails)]
-        return self._page(request, [u.wire() for u in users])
+        rows = [u.wire() for u in self.users.values()]
+        return self._page(request, rows, {"ids": "id", "primary_email": "primary_email"})
 
-    async def _get_user(self, request: web.Request) -> web.Response:
-        user = self.users.get(self._id(request) or 0)
-        return web.json_response(user.wire()) if user else _error(404, NOT_FOUND)
+    async def _list_user_emails(self, request: web.Request) -> web.Response:
+        # Secondary addresses only (whether primaries have rows is open question 7).
+        rows = [
+            {"id": u.id * 100 + n, "user_id": u.id, "email": e, "verified": True}
+            for u in self.users.values()
+            for n, e in enumerate(u.emails[1:], start=1)
+        ]
+        return self._page(request, rows, {"email": "email", "user_ids": "user_id"})
 
-    async def _pending_approvals(self, request: web.Request) -> web.Response:
-        user_id = self._id(request) or 0
-        if user_id not in self.users:
-            return _error(404, NOT_FOUND)
-        kind = request.query.get("type") or None
-        if kind not in (None, "job", "offer"):
-            return _invalid("Must be one of: job, offer", "type")
-        return self._page(request, self._pending_rows(user_id, kind))
+    async def _list_approvers(self, request: web.Request) -> web.Response:
+        filters = {
+            "ids": "id",
+            "approver_group_ids": "approver_group_id",
+            "user_ids": "user_id",
+            "status": "status",
+        }
+        return self._page(request, self._approver_rows(), filters)
 
-    async def _get_flow(self, request: web.Request) -> web.Response:
-        flow = self.flows.get(self._id(request) or 0)
-        return web.json_response(self._flow_wire(flow)) if flow else _error(404, NOT_FOUND)
+    async def _list_groups(self, request: web.Request) -> web.Response:
+        return self._page(request, self._group_rows(), {"ids": "id", "approval_flow_ids": "approval_flow_id"})
 
-    async def _job_flows(self, request: web.Request) -> web.Response:
-        job_id = self._id(request) or 0
-        if job_id not in self.jobs:
-            return _error(404, NOT_FOUND)
-        flows = sorted((f for f in self.flows.values() if f.job_id == job_id), key=lambda f: f.id)
-        return self._page(request, [self._flow_wire(f) for f in flows])
+    async def _list_flows(self, request: web.Request) -> web.Response:
+        return self._page(request, self._flow_rows(), {"ids": "id", "job_ids": "job_id"})
 
-    async def _get_job(self, request: web.Request) -> web.Response:
-        job = self.jobs.get(self._id(request) or 0)
-        return web.json_response(job.wire()) if job else _error(404, NOT_FOUND)
+    async def _list_jobs(self, request: web.Request) -> web.Response:
+        return self._page(request, [j.wire() for j in self.jobs.values()], {"ids": "id"})
 
-    async def _get_offer(self, request: web.Request) -> web.Response:
-        offer = self.offers.get(self._id(request) or 0)
-        return web.json_response(offer.wire()) if offer else _error(404, NOT_FOUND)
+    async def _list_offers(self, request: web.Request) -> web.Response:
+        return self._page(request, [o.wire() for o in self.offers.values()], {"ids": "id"})
 
-    async def _get_candidate(self, request: web.Request) -> web.Response:
-        candidate = self.candidates.get(self._id(request) or 0)
-        return web.json_response(candidate.wire()) if candidate else _error(404, NOT_FOUND)
+    async def _list_candidates(self, request: web.Request) -> web.Response:
+        return self._page(request, [c.wire() for c in self.candidates.values()], {"ids": "id"})
 
-    def _on_behalf_of(self, request: web.Request) -> User | web.Response:
-        raw = request.headers.get("On-Behalf-Of", "").strip()
-        if not raw:
-            return _invalid("Missing header: On-Behalf-Of", "On-Behalf-Of")
-        user = self.users.get(int(raw)) if raw.isdigit() else None
-        if user is None or user.disabled:
-            return _invalid("On-Behalf-Of must be the id of an active user", "On-Behalf-Of")
-        return user
+    def _actor(self, request: web.Request) -> User:
+        sub = self._sub(request)
+        assert sub is not None  # the middleware refused requests without a live token
+        return self.users[sub]
 
     async def _request_approvals(self, request: web.Request) -> web.Response:
-        actor = self._on_behalf_of(request)
-        if isinstance(actor, web.Response):
-            return actor
+        actor = self._actor(request)
+        raw = await request.read()
+        if raw:
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                return _unprocessable({"body": "must be JSON"})
+            if body != request_approvals_body():
+                return _unprocessable(
+                    {"body": f"unexpected fields: {sorted(body) if isinstance(body, dict) else body}"}
+                )
         flow = self.flows.get(self._id(request) or 0)
         if flow is None:
             return _error(404, NOT_FOUND)
@@ -711,55 +886,45 @@ class GreenhouseSandbox:
         if not (actor.site_admin or actor.id in self.can_request):
             return _error(403, "You do not have permission to request approvals.")
         if flow.status != "pending" or flow.requested or not flow.groups:
-            return _invalid("This approval flow can't be started.", "approval_flow")
+            return _unprocessable("This approval flow can't be started.")
         self.request(flow.id, actor.id)
         self.decisions.append((str(flow.id), "request", str(actor.id)))
-        return web.json_response({"success": True, "approval_flow_id": flow.id})
+        return web.json_response({"approval_flow_id": flow.id})
 
-    async def _replace_approvers(self, request: web.Request) -> web.Response:
-        actor = self._on_behalf_of(request)
-        if isinstance(actor, web.Response):
-            return actor
+    async def _replace_approver(self, request: web.Request) -> web.Response:
+        actor = self._actor(request)
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return _unprocessable({"body": "must be a JSON object"})
+        expected = set(replace_approver_body(remove_user_id=1, add_user_id=2))
+        if not isinstance(body, dict) or set(body) != expected:
+            return _unprocessable({"body": f"expected exactly {sorted(expected)}"})
+        remove_id, add_id = body["remove_user_id"], body["add_user_id"]
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (remove_id, add_id)):
+            return _unprocessable({"body": "user ids must be integers"})
         found = self._group(self._id(request) or 0)
         if found is None:
             return _error(404, NOT_FOUND)
         flow, group = found
         if not self._has_access(actor, flow):
             return _error(403, FORBIDDEN)
-        try:
-            body = await request.json()
-        except json.JSONDecodeError:
-            return _invalid("Must be a JSON object", "body")
-        remove_id, add_id = body.get("remove_user_id"), body.get("add_user_id")
-        if not isinstance(remove_id, int) or isinstance(remove_id, bool):
-            return _invalid("Must be a user id", "remove_user_id")
-        if not isinstance(add_id, int) or isinstance(add_id, bool):
-            return _invalid("Must be a user id", "add_user_id")
         if flow.status != "pending" or group.resolved_at is not None:
-            return _invalid("Only approvers in unresolved groups may be replaced.", "approver_group_id")
-        seat = next((s for s in group.seats if s.user_id == remove_id), None)
+            return _unprocessable("Only approvers in unresolved groups may be replaced.")
+        seat = next((s for s in group.seats if s.user_id == remove_id and s.decision is None), None)
         if seat is None:
-            return _invalid("Is not an approver in this group", "remove_user_id")
+            return _unprocessable({"remove_user_id": "Is not an undecided approver in this group"})
         new = self.users.get(add_id)
         if new is None or new.disabled:
-            return _invalid("Must be the id of an active user", "add_user_id")
-        if any(s.user_id == add_id for s in group.seats):
-            return _invalid("Is already an approver in this group", "add_user_id")
+            return _unprocessable({"add_user_id": "Must be the id of an active user"})
+        if any(s.user_id == add_id for g in flow.groups for s in g.seats):
+            return _unprocessable({"add_user_id": "Is already an approver in this approval flow"})
         if not self._has_access(new, flow):
-            return _invalid("Must have access to this approval flow", "add_user_id")
+            return _unprocessable({"add_user_id": "Must have access to this approval flow"})
         group.seats[group.seats.index(seat)] = Seat(add_id, self._next_id(), self.clock())
         self.decisions.append((str(flow.id), "reassign", str(actor.id)))
         self._advance(flow)
-        return web.json_response(
-            {
-                "success": "true",
-                "message": "Approver group updated.",
-                "approval_flow_id": flow.id,
-                "approver_group_id": group.id,
-                "removed_user_id": remove_id,
-                "added_user_id": add_id,
-            }
-        )
+        return web.json_response({"approval_flow_id": flow.id, "approver_group_id": group.id})
 
     async def _ui_page(self, request: web.Request) -> web.Response:
         return web.Response(
@@ -771,9 +936,10 @@ class GreenhouseSandbox:
 async def demo() -> SandboxSetup:
     """A seeded Greenhouse for `approvals-bot demo`: a sequential two-group offer flow (group 1 due
     for Alice and Bob), a parallel job flow (Carol and Dave due), and a flow not yet requested."""
-    sandbox = GreenhouseSandbox(api_key="demo-harvest-key")
+    sandbox = GreenhouseSandbox(client_id="demo-client-1", client_secret="demo-secret")
     alice, bob, carol, dave = (sandbox.add_person(p) for p in (ALICE, BOB, CAROL, DAVE))
     rita = sandbox.add_user("Rita Recruiter", "rita.recruiter@example.com", site_admin=True)
+    service = sandbox.add_user("Approvals Bot", "approvals-bot@example.com", site_admin=True)
     sandbox.can_request.update({dave, rita})
 
     backend = sandbox.add_job(
@@ -806,13 +972,20 @@ async def demo() -> SandboxSetup:
 
     await sandbox.start()
     return SandboxSetup(
-        connector={"base_url": sandbox.url, "api_key": sandbox.api_key, "ui_url": sandbox.url},
+        connector={
+            "base_url": sandbox.url,
+            "auth_url": sandbox.auth_url,
+            "client_id": sandbox.client_id,
+            "client_secret": sandbox.client_secret,
+            "service_user_id": service,
+            "ui_url": sandbox.url,
+        },
         people={p.email: {} for p in (ALICE, BOB, CAROL, DAVE)},
         stop=sandbox.stop,
         describe=(
-            f"Greenhouse sandbox at {sandbox.url}: an offer for Jordan Rivera waiting on Alice or Bob, "
-            "then Carol; a Product Designer job waiting on Carol and Dave; offers on Product Designer "
-            "not yet requested (Dave may request them)."
+            f"Greenhouse (Harvest v3) sandbox at {sandbox.url}: an offer for Jordan Rivera waiting on "
+            "Alice or Bob, then Carol; a Product Designer job waiting on Carol and Dave; offers on "
+            "Product Designer not yet requested (Dave may request them)."
         ),
         extra={"sandbox": sandbox},
     )

@@ -163,6 +163,35 @@ class HarnessClient:
             json=body,
         )
 
+    async def group_members(
+        self, identifier: str, *, org: str | None, project: str | None, page_size: int = 100
+    ) -> list[dict[str, Any]]:
+        """Every member of one user group at its scope (account, org or project), page by page.
+
+        `POST /ng/api/user-groups/{identifier}/users` (a read, despite the verb: its body is an
+        optional filter) needs USERGROUP_VIEW (`core_usergroup_view`); without it Harness answers
+        403, which reaches the caller as NotAllowed(reason="permission")."""
+        scope: dict[str, Any] = {"accountIdentifier": self.account}
+        if org:
+            scope["orgIdentifier"] = org
+            if project:
+                scope["projectIdentifier"] = project
+        out: list[dict[str, Any]] = []
+        page = 0
+        while True:
+            response = await self.http.read(
+                "POST",
+                f"/ng/api/user-groups/{identifier}/users",
+                params={**scope, "pageIndex": page, "pageSize": page_size},
+                json={},
+            )
+            data = response.json().get("data") or {}
+            content = data.get("content") or []
+            out.extend(content)
+            page += 1
+            if not content or page >= int(data.get("totalPages") or 0):
+                return out
+
     async def current_user(self) -> dict[str, Any]:
         body = await self.http.get_json(
             "/ng/api/user/currentUser", params={"accountIdentifier": self.account}

@@ -1,5 +1,12 @@
 """Harness approval instances as ApprovalItems; decisions with the clicker's personal API key.
 
+Who may decide a step is the members of its approver user groups, read with the service token
+from Harness's user-group members API (every page) and kept for `membership_ttl`: the item's
+groups carry those people (with their emails) and its recipients are all of them, so each gets
+the card in their DM and a person's queue holds only the steps of their groups. A group the
+token may not read (403) stays on the item without people and the card goes to the channel
+(`channel_card`); `check()` names the missing permission.
+
 Why no relative times here: "expires in 2 h" would change the fingerprint every poll; the item
 keeps the raw deadline and the card renders the countdown.
 """
@@ -7,8 +14,10 @@ keeps the raw deadline and the card renders the countdown.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+import functools
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connectors.base import (
@@ -32,7 +41,14 @@ from connectors.base import (
 from connectors.errors import AuthExpired, NotAllowed, NotFound, Unsupported
 from connectors.harness import HarnessSettings
 from connectors.harness.client import WIRE_STATUS, HarnessClient
+from connectors.harness.groups import GroupRef, group_refs
 from connectors.http import Sleep
+from connectors.membership import DEFAULT_TTL, Clock, Members, MembershipCache
+
+log = logging.getLogger(__name__)
+
+# The permission the members call needs ("User Groups: View" in Harness's role editor).
+GROUP_VIEW = "core_usergroup_view"
 
 AUTO_REJECT = "Approving also rejects older runs of this pipeline waiting on this step."
 
@@ -62,11 +78,18 @@ class HarnessConnector(Connector):
         timeout: float = 15.0,
         sleep: Sleep = asyncio.sleep,
         backoff_base: float = 0.5,
+        membership_ttl: timedelta = DEFAULT_TTL,
+        clock: Clock | None = None,
     ) -> None:
         super().__init__(name)
         self.settings = settings
         self._timeout, self._sleep, self._backoff = timeout, sleep, backoff_base
         self.service = self._client(settings.token)
+        self._members: MembershipCache[tuple[str | None, str | None, str]] = (
+            MembershipCache(membership_ttl, clock=clock) if clock else MembershipCache(membership_ttl)
+        )
+        # Groups the service token may not read (key → display name), for check().
+        self._unreadable: dict[tuple[str | None, str | None, str], str] = {}
         self._quiet: dict[str, int] = {}  # project → cycles left to skip
         self._executions: dict[str, dict[str, Any]] = {}  # execution id → summary (cache)
 
@@ -84,7 +107,7 @@ class HarnessConnector(Connector):
         await self.service.aclose()
 
     async def fetch_pending(self, linked: Sequence[LinkedUser] = ()) -> list[ApprovalItem]:
-        items: list[ApprovalItem] = []
+        found: list[tuple[dict[str, Any], str, str, dict[str, Any]]] = []
         for scope in self.settings.projects:
             if self._quiet.get(scope, 0) > 0:
                 self._quiet[scope] -= 1
@@ -98,22 +121,85 @@ class HarnessConnector(Connector):
                 self._executions[execution_id] = execution
                 for wire in await self.service.instances(org, project, execution_id):
                     if wire.get("type", "HarnessApproval") == "HarnessApproval":
-                        items.append(self._item(wire, org, project, execution))
+                        found.append((wire, org, project, execution))
+        await self._resolve(ref for wire, org, project, _ in found for ref in self._refs(wire, org, project))
+        items = [self._item(wire, org, project, execution) for wire, org, project, execution in found]
         return sorted(items, key=lambda i: i.external_id)
+
+    @staticmethod
+    def _refs(wire: Mapping[str, Any], org: str, project: str) -> list[GroupRef]:
+        return group_refs(wire.get("details") or {}, org, project)
+
+    async def _resolve(self, refs: Iterable[GroupRef]) -> None:
+        """Read the members of every group not read within `membership_ttl` (each once)."""
+        by_key = {ref.key: ref for ref in refs}
+        due = self._members.due(by_key)
+        await asyncio.gather(
+            *(self._members.refresh(key, functools.partial(self._load, by_key[key])) for key in due)
+        )
+
+    async def _load(self, ref: GroupRef) -> Members:
+        try:
+            rows = await self.service.group_members(ref.identifier, org=ref.org, project=ref.project)
+        except NotAllowed as exc:
+            log.info("%s: may not read user group %s (%s)", self.name, ref.identifier, exc)
+            self._unreadable[ref.key] = ref.name
+            return Members(unreadable=GROUP_VIEW)
+        except NotFound:
+            return Members(unreadable="not found")
+        self._unreadable.pop(ref.key, None)
+        people = {
+            str(row.get("uuid") or row.get("email")): Person(
+                str(row.get("uuid") or row.get("email")), str(row.get("name") or ""), row.get("email") or None
+            )
+            for row in rows
+            if not row.get("disabled") and not row.get("locked") and (row.get("uuid") or row.get("email"))
+        }
+        return Members(tuple(sorted(people.values(), key=lambda p: p.id)))
+
+    def _groups(
+        self, refs: Sequence[GroupRef], state: GroupState, required: int, activities: Sequence[Activity]
+    ) -> tuple[tuple[ApproverGroup, ...], tuple[Person, ...], bool]:
+        """The step's groups with their people, everyone who may decide, and whether someone may
+        decide who cannot be named (a group unreadable, or no group at all)."""
+        members = [self._members.known(ref.key) or Members(unreadable="not read") for ref in refs]
+        emails = [{(p.email or "").lower() for p in m.people} for m in members]
+        placed: list[tuple[list[Person], list[Person]]] = [([], []) for _ in refs]
+        for activity in activities:
+            email = (activity.person.email or "").lower()
+            homes = [i for i, known in enumerate(emails) if email and email in known] or [0]
+            for i in homes if placed else ():
+                (placed[i][0] if activity.action is Action.APPROVE else placed[i][1]).append(activity.person)
+        groups = tuple(
+            ApproverGroup(ref.name, state, required, m.people, tuple(ok), tuple(no))
+            for ref, m, (ok, no) in zip(refs, members, placed, strict=True)
+        )
+        everyone = {p.id: p for m in members for p in m.people}
+        unnamed = not refs or any(m.unreadable for m in members)
+        return groups, tuple(sorted(everyone.values(), key=lambda p: p.id)), unnamed
 
     async def refresh(self, item: ApprovalItem) -> ApprovalItem:
         wire = await self.service.instance(item.external_id)
         if not wire:
             raise NotFound(f"approval instance {item.external_id} not found")
         execution = self._executions.get(item.ref["execution"], {"planExecutionId": item.ref["execution"]})
+        await self._resolve(self._refs(wire, item.ref["org"], item.ref["project"]))
         return self._item(wire, item.ref["org"], item.ref["project"], execution)
 
     async def check(self) -> str:
-        total = 0
-        for scope in self.settings.projects:
-            org, project = scope.split("/")
-            total += len(await self.service.waiting_executions(org, project))
-        return f"reachable; {total} execution(s) waiting for approval"
+        """Reach Harness, and read the members of every group a waiting step names: a group the
+        service token may not read is named with the permission it lacks."""
+        self._quiet.clear()
+        items = await self.fetch_pending()
+        text = f"reachable; {len(items)} approval step(s) waiting"
+        hidden = sorted(set(self._unreadable.values()))
+        if hidden:
+            text += (
+                f"; cannot read the members of user group(s) {', '.join(hidden)}: the service token "
+                f"needs the “User Groups: View” permission ({GROUP_VIEW}); until then those steps are "
+                "carded in the channel only"
+            )
+        return text
 
     def _item(self, wire: dict[str, Any], org: str, project: str, execution: dict[str, Any]) -> ApprovalItem:
         details = wire.get("details") or {}
@@ -132,9 +218,20 @@ class HarnessConnector(Connector):
             )
             for a in details.get("approvalActivities") or []
         ]
-        approved = tuple(a.person for a in activities if a.action is Action.APPROVE)
-        rejected = tuple(a.person for a in activities if a.action is Action.REJECT)
-        groups = ", ".join(approvers.get("userGroups") or []) or "no user groups"
+        refs = self._refs(wire, org, project)
+        groups, everyone, unnamed = self._groups(
+            refs,
+            GroupState.DUE if status is Status.PENDING else GroupState.RESOLVED,
+            int(approvers.get("minimumCount") or 1),
+            activities,
+        )
+        if not groups:
+            # Harness lets nobody decide a step without user groups; the card says so.
+            groups = (
+                ApproverGroup(
+                    "No user groups", GroupState.DUE if status is Status.PENDING else GroupState.RESOLVED
+                ),
+            )
         trigger = (execution.get("executionTriggerInfo") or {}).get("triggeredBy") or {}
         requester = (
             Person(
@@ -184,20 +281,14 @@ class HarnessConnector(Connector):
             requester=requester,
             created_at=_ms(wire.get("created")),
             deadline=_ms(wire.get("deadline")),
-            groups=(
-                ApproverGroup(
-                    groups,
-                    GroupState.DUE if status is Status.PENDING else GroupState.RESOLVED,
-                    int(approvers.get("minimumCount") or 1),
-                    (),
-                    approved,
-                    rejected,
-                ),
-            ),
+            groups=groups,
+            recipients=everyone,
+            channel_card=unnamed,
             fields=(
                 Field("Pipeline", pipeline),
-                Field("Execution", execution_id),
-                Field("Approver groups", groups),
+                # The run number, not the execution id: people know a run by its number.
+                *((Field("Run", f"#{run}"),) if run else ()),
+                Field("Approver groups", ", ".join(g.name for g in groups)),
                 *((Field("Triggered by", requester.label),) if requester and requester.label else ()),
             ),
             actions=actions,

@@ -5,6 +5,14 @@ filtered on ApprovalWaiting, paged; WAITING instances per execution), both actin
 instance; by execution with callback_id and its "no instance / more than 1" errors), user groups,
 minimumCount, approver inputs, deadlines that expire, auto-reject of older executions,
 disallowPipelineExecutor, the documented error messages, 429 without Retry-After, and faults.
+
+User groups live at a scope: a step names them as "account.x", "org.x" or a bare project-level
+"x" (`approvers.userGroups`) and, as newer builds do, in `validatedApprovalUserGroups` with their
+display name and scope. Their members come from `POST /ng/api/user-groups/{id}/users` (paged with
+pageIndex/pageSize, at most 100 a page, `data.content` of UserMetadata), which needs
+`core_usergroup_view`: a group in `unviewable` answers 403 NG_ACCESS_DENIED to the service token,
+as Harness does to a token whose role lacks it. A group that does not exist answers 404 (our
+assumption: the body is not documented).
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
+from connectors.harness.groups import readable_name
 from connectors.people import ALICE, BOB, CAROL, DAVE, DemoPerson
 from connectors.registry import SandboxSetup
 
@@ -54,7 +63,7 @@ class Instance:
     status: str = "WAITING"
     activities: list[dict[str, Any]] = field(default_factory=list)
 
-    def wire(self) -> dict[str, Any]:
+    def wire(self, validated: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         return {
             "id": self.id,
             "type": "HarnessApproval",
@@ -75,6 +84,7 @@ class Instance:
                 "approverInputs": self.inputs,
                 "isAutoRejectEnabled": self.auto_reject,
                 "callbackId": self.callback_id,
+                **({"validatedApprovalUserGroups": validated} if validated is not None else {}),
             },
         }
 
@@ -89,7 +99,11 @@ class HarnessSandbox:
     def __init__(self, *, slow_seconds: float = 1.0) -> None:
         self.slow_seconds = slow_seconds
         self.users: dict[str, dict[str, str]] = {}  # key → {uuid, name, email}
-        self.groups: dict[str, set[str]] = {}  # group → user emails
+        self.groups: dict[str, set[str]] = {}  # group reference as a step names it → user emails
+        self.group_names: dict[str, str] = {}  # group reference → display name
+        self.unviewable: set[str] = set()  # groups the service token may not read (403)
+        # Newer Harness builds send validatedApprovalUserGroups; False answers like older ones.
+        self.send_validated = True
         self.executions: dict[str, Execution] = {}
         self.instances: dict[str, Instance] = {}
         self.decisions: list[tuple[str, str, str]] = []
@@ -111,8 +125,47 @@ class HarnessSandbox:
     def key(self, handle: str) -> str:
         return f"pat.{ACCOUNT}.{handle}.s3cr3t"
 
-    def add_group(self, name: str, members: Iterable[DemoPerson]) -> None:
-        self.groups[name] = {m.email for m in members}
+    def add_group(
+        self, name: str, members: Iterable[DemoPerson | str], *, display: str | None = None
+    ) -> None:
+        """`name` as a step names it ("x" project level, "org.x", "account.x"); members by
+        person or email (an email not yet a user becomes one)."""
+        emails = set()
+        for member in members:
+            if isinstance(member, DemoPerson):
+                emails.add(member.email)
+            else:
+                emails.add(member)
+                if not any(u["email"] == member for u in self.users.values()):
+                    handle = member.split("@")[0]
+                    self.users[f"pat.{ACCOUNT}.{handle}.s3cr3t"] = {
+                        "uuid": f"u-{handle}",
+                        "name": handle.replace(".", " ").title(),
+                        "email": member,
+                    }
+        self.groups[name] = emails
+        # Every Harness group has a display name; the built-in ones are named as Harness names them.
+        self.group_names[name] = display or readable_name(name.rpartition(".")[2])
+
+    def _validated(self, instance: Instance) -> list[dict[str, Any]] | None:
+        if not self.send_validated:
+            return None
+        out = []
+        for ref in instance.groups:
+            if ref not in self.groups:
+                continue  # Harness validates the references: unknown ones are left out
+            scope, _, identifier = ref.rpartition(".")
+            row: dict[str, Any] = {
+                "identifier": identifier,
+                "name": self.group_names[ref],
+                "accountIdentifier": ACCOUNT,
+            }
+            if scope != "account":
+                row["orgIdentifier"] = instance.execution.org
+                if not scope:
+                    row["projectIdentifier"] = instance.execution.project
+            out.append(row)
+        return out
 
     def add_waiting(
         self,
@@ -169,6 +222,7 @@ class HarnessSandbox:
         app.router.add_get("/pipeline/api/approvals/{id}", self._get)
         app.router.add_post("/pipeline/api/approvals/{id}/harness/activity", self._act_instance)
         app.router.add_get("/ng/api/user/currentUser", self._me)
+        app.router.add_post("/ng/api/user-groups/{identifier}/users", self._members)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, host, port).start()
@@ -262,18 +316,80 @@ class HarnessSandbox:
             return _bad("harnessAccount param value is required")
         status = request.query.get("approval_status", "WAITING")
         rows = [
-            i.wire()
+            i.wire(self._validated(i))
             for i in self.instances.values()
             if i.execution.id == request.match_info["eid"] and i.status == status
         ]
         return web.json_response(rows)
+
+    async def _members(self, request: web.Request) -> web.Response:
+        q = request.query
+        if q.get("accountIdentifier") != ACCOUNT:
+            return _bad("accountIdentifier is required")
+        identifier = request.match_info["identifier"]
+        if "projectIdentifier" in q and "orgIdentifier" in q:
+            ref = identifier
+        elif "orgIdentifier" in q:
+            ref = f"org.{identifier}"
+        else:
+            ref = f"account.{identifier}"
+        if ref in self.unviewable and request["key"] == SERVICE_TOKEN:
+            return web.json_response(
+                {
+                    "status": "ERROR",
+                    "code": "NG_ACCESS_DENIED",
+                    "message": f"Missing permission core_usergroup_view on usergroup with identifier {identifier}",
+                },
+                status=403,
+            )
+        if ref not in self.groups:
+            return web.json_response(
+                {
+                    "status": "ERROR",
+                    "code": "RESOURCE_NOT_FOUND",
+                    "message": f"User Group {identifier} not found",
+                },
+                status=404,
+            )
+        try:
+            page, size = int(q.get("pageIndex", "0")), min(100, int(q.get("pageSize", "50")))
+        except ValueError:
+            return _bad("pageIndex and pageSize must be numbers")
+        people = sorted(
+            (u for u in self.users.values() if u["email"] in self.groups[ref]), key=lambda u: u["email"]
+        )
+        content = [
+            {
+                "name": u["name"],
+                "email": u["email"],
+                "uuid": u["uuid"],
+                "locked": False,
+                "disabled": False,
+                "externallyManaged": False,
+            }
+            for u in people[page * size : (page + 1) * size]
+        ]
+        return web.json_response(
+            {
+                "status": "SUCCESS",
+                "data": {
+                    "totalPages": (len(people) + size - 1) // size,
+                    "totalItems": len(people),
+                    "pageItemCount": len(content),
+                    "pageSize": size,
+                    "content": content,
+                    "pageIndex": page,
+                    "empty": not content,
+                },
+            }
+        )
 
     async def _get(self, request: web.Request) -> web.Response:
         self._expire()
         instance = self.instances.get(request.match_info["id"])
         if instance is None:
             return web.json_response({"status": "ERROR", "message": "not found"}, status=404)
-        return web.json_response({"status": "SUCCESS", "data": instance.wire()})
+        return web.json_response({"status": "SUCCESS", "data": instance.wire(self._validated(instance))})
 
     async def _me(self, request: web.Request) -> web.Response:
         user = self.users.get(request["key"])
@@ -361,12 +477,12 @@ class HarnessSandbox:
                         and other is not instance
                     ):
                         other.status = "REJECTED"
-        return web.json_response({"status": "SUCCESS", "data": instance.wire()})
+        return web.json_response({"status": "SUCCESS", "data": instance.wire(self._validated(instance))})
 
 
 async def demo() -> SandboxSetup:
     sandbox = HarnessSandbox()
-    sandbox.add_group("_project_all_approvers", [ALICE, BOB, CAROL])
+    sandbox.add_group("_project_all_approvers", [ALICE, BOB, CAROL], display="Project approvers")
     sandbox.add_waiting(
         pipeline="deploy_prod",
         groups=["_project_all_approvers"],

@@ -1,8 +1,10 @@
 """Herzum Approval for Jira (Data Center): approvals on Jira issues, decided as the Jira user who clicked.
 
-Listing runs per linked person (`issueapprovals?username=<them>&status=PENDING`) with the Jira
-service account; deciding posts `issueapprovals/{id}/action` with the clicker's own Jira
-credentials. An approval is actionable only while its issue is in the approval's source status.
+The service account lists every PENDING approval (`issueapprovals?status=PENDING`, paged); each
+linked person's own listing (`username=<them>`) says who may decide which. Deciding posts
+`issueapprovals/{id}/action` with the clicker's own Jira credentials (a password as Basic, a
+personal access token as Bearer). An approval is actionable only while its issue is in the
+approval's source status.
 """
 
 from __future__ import annotations
@@ -57,5 +59,5 @@ async def _demo() -> Any:
 
 
 SPEC = ConnectorSpec(
-    type="herzum", vendor_label="Herzum Approval", settings=HerzumSettings, build=_build, demo=_demo
+    type="herzum", vendor_label="Herzum Approval (Jira)", settings=HerzumSettings, build=_build, demo=_demo
 )

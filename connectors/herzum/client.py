@@ -1,7 +1,9 @@
 """HTTP for Herzum Approval's REST API (Jira DC app) and the few Jira calls the cards need.
 
 Wire facts (vendor document, NOTES.md section 3):
-- Jira auth (Basic here); the call runs as the authenticated Jira user.
+- Jira auth; the call runs as the authenticated Jira user. A password goes as HTTP Basic; a Jira
+  Data Center personal access token goes as `Authorization: Bearer` (Jira refuses it as a Basic
+  password). `Scheme` names the two.
 - `GET …/issueapprovals?username=&status=` lists; with `startAt`/`maxResults` the answer becomes an
   envelope `{startAt, maxResults, total, issueApprovals}` instead of a bare array.
 - `POST …/issueapprovals/{id}/action` with `{action, username, password?, comment?}`.
@@ -10,7 +12,7 @@ Wire facts (vendor document, NOTES.md section 3):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
@@ -20,8 +22,19 @@ from connectors.http import Sleep, VendorHTTP, default_classify
 API = "/rest/herzum-hap-services/1.0/api"
 PAGE = 50
 
+Scheme = Literal["basic", "bearer"]
+
+
+class CredentialsRefused(AuthExpired):
+    """Jira's own 401: refused before Herzum saw the call, so nothing happened and the other
+    authentication scheme may be tried (unlike `issueapproval.credentials.wrong`, a 403 that
+    Herzum answers after reading the request)."""
+
+
 _CODES: dict[str, Any] = {
-    "issueapproval.credentials.wrong": lambda m: AuthExpired(m),
+    # The password typed for one decision (require_password) was wrong: the person's stored link
+    # (Basic auth, whose failure is Jira's own 401) is fine, so this is bad input, not expiry.
+    "issueapproval.credentials.wrong": lambda m: InvalidInput(m, field="password"),
     "username.notcorrespond": lambda m: NotAllowed(m, reason="wrong_user"),
     "issueapproval.action.unauthorized": lambda m: NotAllowed(m, reason="not_approver"),
     "issueapproval.action.disabled": lambda m: NotAllowed(m, reason="action_disabled"),
@@ -55,6 +68,9 @@ def classify_herzum(response: httpx.Response) -> ConnectorError | None:
             return error
         if response.status_code < 500:
             return InvalidInput(message, detail=str(body.get("errorMessage") or code))
+    if response.status_code == 401:
+        where = f"{response.request.method} {response.request.url.path}"
+        return CredentialsRefused(f"{where}: 401 credentials rejected")
     return default_classify(response)
 
 
@@ -65,13 +81,17 @@ class HerzumClient:
         username: str,
         secret: str,
         *,
+        scheme: Scheme = "basic",
         timeout: float,
         sleep: Sleep,
         backoff_base: float = 0.5,
     ) -> None:
+        self.scheme = scheme
+        bearer = scheme == "bearer"
         self.http = VendorHTTP(
             base_url,
-            auth=(username, secret),
+            auth=None if bearer else (username, secret),
+            headers={"Authorization": f"Bearer {secret}"} if bearer else None,
             timeout=timeout,
             classify=classify_herzum,
             sleep=sleep,
@@ -81,15 +101,17 @@ class HerzumClient:
     async def aclose(self) -> None:
         await self.http.aclose()
 
-    async def pending_for(self, username: str) -> list[dict[str, Any]]:
-        """Every PENDING approval `username` can act on, page by page (the envelope form)."""
+    async def pending(self, username: str | None = None, *, page_size: int = PAGE) -> list[dict[str, Any]]:
+        """Every PENDING approval (`username`: only those that Jira user can act on), page by page.
+
+        Paging parameters switch Herzum to the envelope form; a bare array is still accepted."""
         out: list[dict[str, Any]] = []
         start = 0
         while True:
-            body = await self.http.get_json(
-                f"{API}/issueapprovals",
-                params={"username": username, "status": "PENDING", "startAt": start, "maxResults": PAGE},
-            )
+            params: dict[str, Any] = {"status": "PENDING", "startAt": start, "maxResults": page_size}
+            if username is not None:
+                params["username"] = username
+            body = await self.http.get_json(f"{API}/issueapprovals", params=params)
             page = body.get("issueApprovals", []) if isinstance(body, dict) else list(body)
             out.extend(page)
             total = int(body.get("total", len(out))) if isinstance(body, dict) else len(out)
@@ -110,6 +132,14 @@ class HerzumClient:
     async def status_name(self, status_id: str) -> str:
         body = await self.http.get_json(f"/rest/api/2/status/{status_id}")
         return str(body.get("name") or status_id)
+
+    async def user(self, username: str) -> dict[str, Any] | None:
+        """Jira's profile of `username` (display name; email unless Jira hides it); None if gone."""
+        try:
+            body: dict[str, Any] = await self.http.get_json("/rest/api/2/user", params={"username": username})
+        except NotFound:
+            return None
+        return body
 
     async def myself(self) -> dict[str, Any]:
         body: dict[str, Any] = await self.http.get_json("/rest/api/2/myself")

@@ -1,10 +1,15 @@
 """A simulator of Herzum Approval's REST API and the Jira calls around it, on 127.0.0.1.
 
-Documented behaviour kept: filters (username, status, issueids), the paging envelope, the action
-call with its username/password/comment rules and configuration switches, every documented error
-body `{errorCode, errorMessage, status}`. Our own assumptions (not documented): who may list for
-another user (the service account), and that a decided approval answers
-`issueapproval.action.unauthorized` (the connector re-reads to tell the two apart).
+Documented behaviour kept: filters (username optional, status, issueids), the paging envelope
+with startAt/maxResults, the action call with its username/password/comment rules and
+configuration switches, every documented error body `{errorCode, errorMessage, status}`. Jira's
+own side: a password is taken as HTTP Basic, a personal access token only as
+`Authorization: Bearer` (a token sent as a Basic password is a 401, as on Jira Data Center), and
+Jira's optional rate limiting answers 429 with Retry-After. Our own assumptions (not
+documented): who may list for another user (the service account), that a listing without
+`username` holds every approval the caller can see (all of them for the service account), and
+that a decided approval answers `issueapproval.action.unauthorized` (the connector re-reads to
+tell the two apart).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
 import itertools
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -25,6 +31,20 @@ from connectors.registry import SandboxSetup
 
 API = "/rest/herzum-hap-services/1.0/api"
 SERVICE_USER, SERVICE_PASSWORD = "jira-bot", "jira-bot-password"
+_EMPTY = {
+    "username": ("issueapproval.username.empty", "The username cannot be empty"),
+    "status": ("issueapproval.status.empty", "If the paramenter status is present it cannot be empty "),
+    "issueids": ("issue.ids.empty", "If the issueids parameter is present it cannot be empty"),
+    "startAt": ("start.at.empty", "If the startAt parameter is present it cannot be empty"),
+    "maxResults": ("max.results.empty", "If the maxResults parameter is present it cannot be empty"),
+}
+
+
+def pat_for(name: str) -> str:
+    """A Jira Data Center personal access token: 44 base64 characters, like the real ones."""
+    return base64.b64encode(hashlib.sha256(f"pat:{name}".encode()).digest()[:33]).decode()
+
+
 STATUS_NAMES = {"1": "Open", "3": "In Progress", "10001": "Awaiting approval", "10002": "Done"}
 Fault = Literal["500", "timeout", "drop"]
 
@@ -91,6 +111,9 @@ class HerzumSandbox:
         self.approvals: dict[int, Approval] = {}
         self.decisions: list[tuple[str, str, str]] = []
         self.served: list[str] = []
+        # (method, path, auth scheme) of every request, for tests that count calls.
+        self.log: list[tuple[str, str, str]] = []
+        self.rate_limit_next = 0
         self.require_comment = False
         self.require_password = False
         self.abstain_enabled = False
@@ -108,7 +131,7 @@ class HerzumSandbox:
     # ---- seeding -----------------------------------------------------------------------------------
 
     def add_user(self, name: str, display: str, email: str | None, password: str) -> User:
-        user = User(name, display, email, password, f"pat-{name}-7f3a")
+        user = User(name, display, email, password, pat_for(name))
         self.users[name] = user
         return user
 
@@ -155,6 +178,7 @@ class HerzumSandbox:
         app.router.add_get("/rest/api/2/issue/{id}", self._issue)
         app.router.add_get("/rest/api/2/status/{id}", self._status)
         app.router.add_get("/rest/api/2/myself", self._myself)
+        app.router.add_get("/rest/api/2/user", self._user)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, host, port).start()
@@ -165,14 +189,21 @@ class HerzumSandbox:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    def connector_settings(self, **overrides: Any) -> dict[str, Any]:
-        return {"base_url": self.url, "username": SERVICE_USER, "password": SERVICE_PASSWORD} | overrides
+    def connector_settings(self, *, token: bool = False, **overrides: Any) -> dict[str, Any]:
+        secret = {"token": self.users[SERVICE_USER].token} if token else {"password": SERVICE_PASSWORD}
+        return {"base_url": self.url, "username": SERVICE_USER} | secret | overrides
 
     @web.middleware
     async def _middleware(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
         self.served.append(f"{request.method} {request.path_qs}")
+        self.log.append((request.method, request.path, request.headers.get("Authorization", " ").split()[0]))
+        if self.rate_limit_next > 0:
+            self.rate_limit_next -= 1
+            return web.json_response(
+                {"errorMessages": ["Rate limit exceeded."]}, status=429, headers={"Retry-After": "1"}
+            )
         caller = self._caller(request)
         if caller is None:
             return web.json_response({"errorMessages": ["You are not authenticated."]}, status=401)
@@ -193,7 +224,11 @@ class HerzumSandbox:
         return await handler(request)
 
     def _caller(self, request: web.Request) -> User | None:
+        """Basic takes a password; a personal access token is taken only as Bearer."""
         header = request.headers.get("Authorization", "")
+        if header.startswith("Bearer "):
+            token = header[7:].strip()
+            return next((u for u in self.users.values() if token and u.token == token), None)
         if not header.startswith("Basic "):
             return None
         try:
@@ -201,13 +236,13 @@ class HerzumSandbox:
         except ValueError:
             return None
         user = self.users.get(name)
-        return user if user is not None and secret in (user.password, user.token) else None
+        return user if user is not None and secret == user.password else None
 
     async def _list(self, request: web.Request) -> web.Response:
         q = request.query
-        for key in ("username", "status", "issueids", "startAt", "maxResults"):
-            if key in q and not q[key]:
-                return _error(400, f"issueapproval.{key.lower()}.empty", f"The parameter {key} is empty")
+        for key, (code, message) in _EMPTY.items():
+            if key in q and not q[key].strip():
+                return _error(400, code, message)
         caller: User = request["caller"]
         approvals = list(self.approvals.values())
         if "username" in q:
@@ -225,10 +260,12 @@ class HerzumSandbox:
             approvals = [a for a in approvals if a.issue_id in ids]
         wires = [a.wire(self.issues[a.issue_id]["status"]) for a in sorted(approvals, key=lambda a: a.id)]
         if "startAt" in q or "maxResults" in q:
-            try:
-                start, size = int(q.get("startAt", "0")), int(q.get("maxResults", "50"))
-            except ValueError:
-                return _error(404, "invalid.start.at", "Invalid paging")
+            start_text, size_text = q.get("startAt", "0"), q.get("maxResults", "50")
+            if not start_text.isdigit():
+                return _error(404, "invalid.start.at", "startAt parameter is invalid")
+            if not size_text.isdigit():
+                return _error(404, "invalid.max.results", "maxResults parameter is invalid")
+            start, size = int(start_text), int(size_text)
             return web.json_response(
                 {
                     "startAt": start,
@@ -304,6 +341,18 @@ class HerzumSandbox:
     async def _status(self, request: web.Request) -> web.Response:
         status = request.match_info["id"]
         return web.json_response({"id": status, "name": STATUS_NAMES.get(status, status)})
+
+    async def _user(self, request: web.Request) -> web.Response:
+        name = request.query.get("username", "")
+        user = self.users.get(name)
+        if user is None:
+            return web.json_response(
+                {"errorMessages": [f"The user named '{name}' does not exist"], "errors": {}}, status=404
+            )
+        body: dict[str, Any] = {"name": user.name, "displayName": user.display, "active": True}
+        if user.email:
+            body["emailAddress"] = user.email
+        return web.json_response(body)
 
     async def _myself(self, request: web.Request) -> web.Response:
         user: User = request["caller"]

@@ -1,7 +1,7 @@
 """Greenhouse in the contract suite (and the fixture the Greenhouse tests build on).
 
 Greenhouse cannot approve or reject through its API, so `can_approve` is False; people link by
-email. A seeded item is a requested flow with one group in which Alice is the only approver.
+email. A seeded item is a requested flow (Harvest v3) with one group in which Alice is the only approver.
 """
 
 from __future__ import annotations
@@ -26,11 +26,14 @@ class GreenhouseKit(ContractKit):
     link_mode: ClassVar[Literal["credentials", "email"]] = "email"
 
     def __init__(self, **sandbox_options: Any) -> None:
-        self.sandbox = GreenhouseSandbox(api_key="kit-harvest-key", slow_seconds=0.6, **sandbox_options)
+        self.sandbox = GreenhouseSandbox(
+            client_id="kit-client-7", client_secret="kit-secret", slow_seconds=0.6, **sandbox_options
+        )
         self.ids = {p.handle: self.sandbox.add_person(p) for p in (ALICE, BOB, CAROL, DAVE)}
         self.recruiter = self.sandbox.add_user(
             "Rita Recruiter", "rita.recruiter@example.com", site_admin=True
         )
+        self.service = self.sandbox.add_user("Approvals Bot", "approvals-bot@example.com", site_admin=True)
         self.sandbox.can_request.add(self.recruiter)
         self._jobs = itertools.count(1)
 
@@ -43,7 +46,10 @@ class GreenhouseKit(ContractKit):
     def settings(self, **overrides: Any) -> GreenhouseSettings:
         values: dict[str, Any] = {
             "base_url": self.sandbox.url,
-            "api_key": self.sandbox.api_key,
+            "auth_url": self.sandbox.auth_url,
+            "client_id": self.sandbox.client_id,
+            "client_secret": self.sandbox.client_secret,
+            "service_user_id": self.service,
             "ui_url": UI_URL,
         }
         values.update(overrides)
@@ -57,6 +63,9 @@ class GreenhouseKit(ContractKit):
             rate_window=self.sandbox.rate_window,
             backoff_base=0.05,
         )
+
+    def bad_credentials(self) -> Mapping[str, str]:
+        return {"client_secret": "wrong"}
 
     def actor(self, person: DemoPerson, vendor_user_id: str | None = None) -> Actor:
         user_id = vendor_user_id if vendor_user_id is not None else str(self.ids.get(person.handle, ""))

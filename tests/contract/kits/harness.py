@@ -34,8 +34,9 @@ class HarnessKit(ContractKit):
         await self.sandbox.stop()
 
     def build(self, *, timeout: float = 2.0, **settings: Any) -> HarnessConnector:
+        options = {k: settings.pop(k) for k in ("membership_ttl", "clock") if k in settings}
         values = HarnessSettings.model_validate(self.sandbox.connector_settings(**settings))
-        return HarnessConnector("pipelines", values, timeout=timeout, sleep=_no_sleep)
+        return HarnessConnector("pipelines", values, timeout=timeout, sleep=_no_sleep, **options)
 
     def actor(self, person: DemoPerson) -> Actor:
         return Actor(

@@ -6,7 +6,7 @@ directly with chosen instants instead of waiting for a clock.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.config import Reminders
@@ -69,5 +69,27 @@ def digest_due(*, now: datetime, tz: str | None, rules: Reminders, last_sent_on:
     return local.date()
 
 
-def local_time(now: datetime, tz: str | None) -> time:
-    return now.astimezone(zone(tz)).time()
+def next_working_moment(now: datetime, tz: str | None, rules: Reminders) -> datetime:
+    """`now` if it is inside the person's working hours, else the start of their next working
+    period, in their own zone (DST included: the local start hour is kept)."""
+    if working(now, tz, rules):
+        return now
+    local = now.astimezone(zone(tz))
+    start, end = rules.working_hours
+    for days in range(8):
+        day = local.date() + timedelta(days=days)
+        if day.weekday() not in rules.working_days:
+            continue
+        begin = datetime.combine(day, start, tzinfo=local.tzinfo)
+        if local < begin:
+            return begin.astimezone(now.tzinfo)
+        if local < datetime.combine(day, end, tzinfo=local.tzinfo):
+            return now
+    return now + timedelta(days=1)  # no working day at all: look again tomorrow
+
+
+def escalation_at(*, sent: int, last_sent_at: datetime | None, rules: Reminders) -> datetime | None:
+    """After the last reminder, the person has one more `every` to act before the channel hears."""
+    if sent < rules.max or last_sent_at is None:
+        return None
+    return last_sent_at + rules.every

@@ -1,0 +1,508 @@
+"""Takes due outbox jobs by priority, renders them with the pure builders, sends them through the
+gateway, and records what Slack answered.
+
+Performance devices kept from the fan-out benchmark (README, Performance: "fan-out 2,000 cards"):
+lanes per channel in parallel; the next card rendered while the current one waits on Slack
+(render-ahead); up to two card calls in flight per lane, each started once it holds its pace;
+finished work recorded many rows per transaction (group commit); a kick after a click or a sync
+instead of waiting for the next tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
+
+from bot import blocks
+from bot.ack_first import no_wait
+from bot.blocks import CardState, Message
+from bot.flow_blocks import decision_reply, flow_message
+from bot.outbox.jobs import (
+    CardJob,
+    DigestJob,
+    EscalationJob,
+    FlowJob,
+    HomeJob,
+    Job,
+    Priority,
+    ReminderJob,
+    ThreadReplyJob,
+    job_of,
+)
+from bot.outbox.render import ConnectorView, card_state, escalation_text, fingerprint, reminder_text
+from bot.reminders.rules import next_reminder_at
+from bot.slack.gateway import Deferred, Kind, SlackFailure, SlackGateway
+from connectors.base import Status
+from store import audit, subscriptions
+from store import outbox as queue
+from store.models import CardRow, OutboxRow
+from store.repo import Store, StoredItem, now_utc
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+class Later(Exception):
+    """The job cannot go yet (a thread reply before its flow message): retry after `delay`."""
+
+    def __init__(self, delay: float, why: str) -> None:
+        super().__init__(why)
+        self.delay = delay
+
+
+@dataclass(frozen=True)
+class CardWrite:
+    """What a card delivery leaves to record: a new card (`posted`) or a card's new fingerprint."""
+
+    posted: dict[str, Any] | None = None
+    rendered: tuple[int, str] | None = None
+
+
+class _Rendered(NamedTuple):
+    stored: StoredItem
+    message: Message
+    fingerprint: str
+
+
+class _Settler:
+    """Records finished deliveries in the background, many per transaction (group commit).
+
+    Why: a database round trip per card would cap posting far below what Slack allows in a busy
+    channel. The lane goes on to its next card while the last ones are written; whatever piles up
+    meanwhile goes in the next single transaction. `flush` is awaited before a pass ends.
+    """
+
+    LINGER = 0.02
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._done: list[OutboxRow] = []
+        self._posted: list[dict[str, Any]] = []
+        self._rendered: list[tuple[int, str]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, row: OutboxRow, write: CardWrite | None) -> None:
+        self._done.append(row)
+        if write is not None and write.posted is not None:
+            self._posted.append(write.posted)
+        if write is not None and write.rendered is not None:
+            self._rendered.append(write.rendered)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._drain())
+
+    async def _drain(self) -> None:
+        while self._done:
+            # Linger a moment so a busy lane's next few cards share the transaction.
+            await asyncio.sleep(self.LINGER)
+            done, posted, rendered = self._done, self._posted, self._rendered
+            self._done, self._posted, self._rendered = [], [], []
+            await queue.settle(self.store.db, done=done, posted=posted, rendered=rendered)
+
+    async def flush(self) -> None:
+        if self._task is not None:
+            task, self._task = self._task, None
+            await task
+
+
+def lane(job: Job) -> str:
+    """Jobs of one lane go in order; lanes (channels, people) do not wait on each other."""
+    return (job.target or job.kind).removeprefix("channel:")
+
+
+class Deliverer:
+    WINDOW = 2
+    # How long a queued job waits for its method's pace before it leaves the lane for a later pass.
+    PATIENCE = 0.25
+
+    def __init__(
+        self,
+        *,
+        gateway: SlackGateway,
+        store: Store,
+        connectors: Mapping[str, ConnectorView],
+        home_view: Callable[[str], Awaitable[dict[str, Any]]],
+        pending_for: Callable[[str], Awaitable[list[CardState]]],
+        clock: Clock = now_utc,
+    ) -> None:
+        self.gateway = gateway
+        self.store = store
+        self.connectors = connectors
+        self._home_view = home_view
+        self._pending_for = pending_for
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self._kick = asyncio.Event()
+        # Set when someone acted on an item while a pass runs: the pass's other lanes stop at their
+        # next row, so the next pass starts with that person's card instead of after a backlog.
+        self._urgent = asyncio.Event()
+        # Called with (channel, ts, message, "post"/"update") after each card call (the demo shows them).
+        self.on_card: Callable[[str, str, Message, str], Awaitable[None]] | None = None
+        # Awaited before each delivery, so acknowledging clicks goes first (see bot/ack_first.py).
+        self.yield_to: Callable[[], Awaitable[None]] = no_wait
+        self._settler = _Settler(store)
+        self._senders: dict[type[Job], Callable[[Any, OutboxRow], Awaitable[CardWrite | None]]] = {
+            CardJob: self._card,
+            FlowJob: self._flow,
+            ThreadReplyJob: self._replies,
+            ReminderJob: self._reminder,
+            EscalationJob: self._escalation,
+            DigestJob: self._digest,
+            HomeJob: self._home,
+        }
+        # Items and cards of the pass under way, read in two queries rather than two per card.
+        self._items: dict[int, StoredItem] = {}
+        self._cards: dict[int, list[CardRow]] = {}
+        self._ahead: dict[int | None, asyncio.Future[_Rendered | None]] = {}
+        # Set by a card delivery once it holds its pace token, letting the lane start the next one.
+        self._started: dict[int | None, asyncio.Event] = {}
+
+    def card_state(self, stored: StoredItem) -> CardState:
+        return card_state(stored, self.connectors.get(stored.item.connector), self._clock())
+
+    # ---- the loop -------------------------------------------------------------------------------
+
+    def kick(self, urgent: bool = False) -> None:
+        """Ask the delivery loop to run now (after a click or a sync queued jobs); `urgent`: an
+        ACTED job was queued, cut short the pass under way."""
+        self._kick.set()
+        if urgent:
+            self._urgent.set()
+
+    async def wait_for_kick(self, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._kick.wait(), timeout)
+        self._kick.clear()
+
+    async def deliver(self, *, limit: int = 200) -> int:
+        """Deliver what is due, most urgent first, lane by lane in parallel; one pass at a time.
+
+        Lanes holding an ACTED job (the card someone just clicked) go first, alone, so a backlog
+        never takes the pace tokens they need. A lane whose method is at Slack's pace stops for this
+        pass (its rows stay due). Returns how many rows were done.
+        """
+        async with self._lock:
+            self._urgent.clear()
+            lanes: dict[str, list[tuple[OutboxRow, Job]]] = {}
+            due = await queue.due(self.store.db, limit=limit)
+            for row in due:
+                job = job_of(kind=row.kind, payload=row.payload, item_id=row.item_id, target=row.target)
+                if job is None:
+                    log.error("outbox row %s (%s) is no job this version knows; dropped", row.id, row.kind)
+                    self._settler.add(row, None)
+                    continue
+                lanes.setdefault(lane(job), []).append((row, job))
+            card_items = list(
+                {j.item for _, j in (p for ps in lanes.values() for p in ps) if isinstance(j, CardJob)}
+            )
+            self._items = await self.store.items_by_ids(item_ids=card_items)
+            self._cards = await self.store.cards_of(item_ids=card_items)
+            urgent = [ps for ps in lanes.values() if ps[0][0].priority <= Priority.ACTED]
+            rest = [ps for ps in lanes.values() if ps[0][0].priority > Priority.ACTED]
+            try:
+                counts = await asyncio.gather(*(self._deliver_lane(ps) for ps in urgent))
+                counts += await asyncio.gather(*(self._deliver_lane(ps) for ps in rest))
+            finally:
+                for task in self._ahead.values():  # renders ahead of rows this pass did not reach
+                    task.cancel()
+                    if task.done() and not task.cancelled():
+                        task.exception()  # retrieved: the row's own delivery will meet it again
+                self._items, self._cards, self._ahead = {}, {}, {}
+                await self._settler.flush()
+            return sum(counts)
+
+    async def _deliver_lane(self, pairs: list[tuple[OutboxRow, Job]]) -> int:
+        """Rows in order. Up to WINDOW card calls may be in flight together (each started only once
+        it holds its pace, so Slack receives them in order): with one at a time, Slack's answer
+        time would cap a busy channel below the rate Slack allows."""
+        done = 0
+        flying: deque[tuple[OutboxRow, Job, asyncio.Future[CardWrite | None]]] = deque()
+        stopped = False
+        for index, (row, job) in enumerate(pairs):
+            if row.priority > Priority.ACTED and self._urgent.is_set():
+                break  # someone just acted: their card goes first, in the next pass
+            if index + 1 < len(pairs) and isinstance(pairs[index + 1][1], CardJob):
+                # Render the next card while this row waits on Slack: the two overlap.
+                nxt_row, nxt = pairs[index + 1]
+                assert isinstance(nxt, CardJob)
+                self._ahead[nxt_row.id] = asyncio.ensure_future(self._render(nxt))
+            windowed = isinstance(job, CardJob)
+            await self.yield_to()
+            while flying and (not windowed or len(flying) >= self.WINDOW or flying[0][2].done()):
+                outcome = await self._outcome(*flying.popleft())
+                done += outcome == "done"
+                stopped = stopped or outcome == "stop"
+            if stopped:
+                break
+            task = asyncio.ensure_future(self._senders[type(job)](job, row))
+            flying.append((row, job, task))
+            if windowed:
+                started = self._started.setdefault(row.id, asyncio.Event())
+                waiter = asyncio.ensure_future(started.wait())
+                await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                self._started.pop(row.id, None)
+            else:
+                await asyncio.wait({task})  # other work goes alone, in order
+        while flying:  # calls already made are recorded even when the lane stopped
+            outcome = await self._outcome(*flying.popleft())
+            done += outcome == "done"
+        return done
+
+    async def _outcome(self, row: OutboxRow, job: Job, task: asyncio.Future[CardWrite | None]) -> str:
+        """ "done", "skip" (dropped for good, the lane goes on) or "stop" (left due or set to retry:
+        what follows in the lane waits for a later pass)."""
+        try:
+            write = await task
+        except Deferred:
+            return "stop"
+        except Later as exc:
+            if row.attempts >= 8:
+                log.warning("%s %s given up: %s", row.kind, row.key, exc)
+                self._settler.add(row, None)
+                return "skip"
+            await queue.retry(self.store.db, row=row, error=str(exc), delay=timedelta(seconds=exc.delay))
+            return "stop"
+        except SlackFailure as exc:
+            return await self._failed(row, job, exc)
+        self._settler.add(row, write)
+        return "done"
+
+    async def _failed(self, row: OutboxRow, job: Job, exc: SlackFailure) -> str:
+        if exc.kind is Kind.RETRY or exc.kind is Kind.TOKEN_REVOKED:
+            backoff = 300.0 if exc.kind is Kind.TOKEN_REVOKED else min(300, 2 ** min(row.attempts, 8))
+            delay = timedelta(seconds=exc.retry_after if exc.retry_after is not None else backoff)
+            log.info("Slack %s for %s %s; retrying in %s", exc.error, row.kind, row.target, delay)
+            await queue.retry(self.store.db, row=row, error=exc.error, delay=delay)
+            return "stop"
+        if exc.kind is Kind.CHANNEL_GONE and isinstance(job, FlowJob | ThreadReplyJob):
+            await self._channel_gone(job, exc.error)
+        else:
+            log.warning("Slack refused %s for %s: %s; not retrying", row.kind, row.target, exc.error)
+        self._settler.add(row, None)
+        return "skip"
+
+    # ---- cards ----------------------------------------------------------------------------------
+
+    async def _render(self, job: CardJob) -> _Rendered | None:
+        stored = self._items.get(job.item) or await self.store.item_by_id(item_id=job.item)
+        if stored is None:
+            return None
+        state = self.card_state(stored)
+        if not await self._still_theirs(stored, job.to):
+            state = replace(state, not_theirs=True)
+        message = blocks.card(state)
+        return _Rendered(stored, message, fingerprint(message))
+
+    def _paced(self, row: OutboxRow) -> asyncio.Event:
+        return self._started.setdefault(row.id, asyncio.Event())
+
+    async def _card(self, job: CardJob, row: OutboxRow) -> CardWrite | None:
+        ahead = self._ahead.pop(row.id, None)
+        prepared = await ahead if ahead is not None else await self._render(job)
+        if prepared is None:
+            return None
+        stored, message, rendered = prepared
+        cards = self._cards.get(job.item)
+        if cards is None:
+            cards = await self.store.cards(item_id=job.item)
+        existing = next((c for c in cards if c.target == job.to), None)
+        if existing is not None:
+            if existing.rendered == rendered:
+                return None
+            await self.gateway.update_message(
+                channel=existing.channel,
+                ts=existing.ts,
+                text=message.text,
+                blocks=message.blocks,
+                patience=self.PATIENCE,
+                paced=self._paced(row),
+            )
+            assert existing.id is not None
+            if self.on_card:
+                await self.on_card(existing.channel, existing.ts, message, "update")
+            return CardWrite(rendered=(existing.id, rendered))
+        destination, slack_user = await self._destination(job.to, stored.item.connector)
+        if destination is None:
+            log.warning("no Slack destination for %s (%s); card not posted", job.to, stored.item.connector)
+            return None
+        channel, ts = await self.gateway.post_message(
+            channel=destination,
+            text=message.text,
+            blocks=message.blocks,
+            patience=self.PATIENCE,
+            paced=self._paced(row),
+        )
+        if self.on_card:
+            await self.on_card(channel, ts, message, "post")
+        posted = {
+            "item_id": job.item,
+            "target": job.to,
+            "channel": channel,
+            "ts": ts,
+            "slack_user": slack_user,
+            "rendered": rendered,
+            "remind_at": self._first_reminder(stored),
+            "redraw": CardJob(item=job.item, to=job.to).entry(),
+            # The item as drawn: a click before this card is recorded gets it redrawn (store/outbox.settle).
+            "seen_updated_at": stored.row.updated_at,
+            "seen_claim_by": stored.row.claim_by,
+        }
+        return CardWrite(posted=posted)
+
+    def _first_reminder(self, stored: StoredItem) -> datetime | None:
+        view = self.connectors.get(stored.item.connector)
+        if view is None or stored.item.status is not Status.PENDING:
+            return None
+        due_since = stored.item.due_since or stored.row.first_seen_at
+        return next_reminder_at(due_since=due_since, sent=0, last_sent_at=None, rules=view.reminders)
+
+    async def _still_theirs(self, stored: StoredItem, target: str) -> bool:
+        """A person's DM copy stays actionable only while they are among the item's recipients."""
+        kind, _, value = target.partition(":")
+        recipients = stored.item.recipients
+        if kind == "channel" or not recipients:
+            return True
+        if kind == "email":
+            return any((p.email or "").lower() == value for p in recipients)
+        identity = await self.store.identity(slack_user_id=value, connector=stored.item.connector)
+        if identity is None:
+            return True
+        return any(p.id == identity.vendor_user_id for p in recipients)
+
+    async def _destination(self, target: str, connector: str) -> tuple[str | None, str | None]:
+        kind, _, value = target.partition(":")
+        if kind == "channel":
+            return value, None
+        if kind == "user":
+            return value, value
+        if kind == "email":
+            user = await self.gateway.user_by_email(value)
+            if user:
+                return user, user
+            view = self.connectors.get(connector)
+            return (view.channel if view else None), None
+        return None, None
+
+    # ---- flow notices ---------------------------------------------------------------------------
+
+    async def _flow(self, job: FlowJob, row: OutboxRow) -> None:
+        stored = await self.store.item_by_id(item_id=job.item)
+        if stored is None:
+            return
+        view = self.connectors.get(stored.item.connector)
+        decided_by = stored.row.decided_by if stored.item.status.final else None
+        message = flow_message(
+            stored.item,
+            vendor_label=view.vendor_label if view else stored.item.connector,
+            connector_name=stored.item.connector,
+            decided_by=decided_by,
+        )
+        rendered = fingerprint(message)
+        existing = await subscriptions.flow_message(self.store.db, item_id=job.item, channel=job.channel)
+        if existing is None:
+            channel, ts = await self.gateway.post_message(
+                channel=job.channel, text=message.text, blocks=message.blocks, patience=self.PATIENCE
+            )
+            await subscriptions.record_flow_message(
+                self.store.db, item_id=job.item, channel=channel, ts=ts, rendered=rendered
+            )
+        elif existing.rendered != rendered:
+            await self.gateway.update_message(
+                channel=existing.channel,
+                ts=existing.ts,
+                text=message.text,
+                blocks=message.blocks,
+                patience=self.PATIENCE,
+            )
+            assert existing.id is not None
+            await subscriptions.flow_rendered(self.store.db, message_id=existing.id, rendered=rendered)
+
+    async def _replies(self, job: ThreadReplyJob, row: OutboxRow) -> None:
+        """A thread reply for each decision made through the bot since the last one replied."""
+        message = await subscriptions.flow_message(self.store.db, item_id=job.item, channel=job.channel)
+        if message is None:
+            raise Later(2.0, f"no flow message of item {job.item} in {job.channel} yet")
+        assert message.id is not None
+        found = await audit.decisions(
+            self.store.db, item_id=job.item, after_id=message.last_decision_id, ok_only=True
+        )
+        for decision in found:
+            reply = decision_reply(
+                slack_user=decision.slack_user_id,
+                action=decision.action,
+                comment=decision.comment,
+                at=decision.at,
+            )
+            await self.gateway.post_message(
+                channel=message.channel,
+                thread_ts=message.ts,
+                text=reply.text,
+                blocks=reply.blocks,
+                patience=self.PATIENCE,
+            )
+            assert decision.id is not None
+            await subscriptions.flow_replied(self.store.db, message_id=message.id, decision_id=decision.id)
+
+    async def _channel_gone(self, job: FlowJob | ThreadReplyJob, error: str) -> None:
+        """Tell whoever subscribed that channel, once, instead of failing silently; drop the subscription."""
+        stored = await self.store.item_by_id(item_id=job.item)
+        connector = stored.item.connector if stored is not None else ""
+        created_by = await subscriptions.drop(self.store.db, connector=connector, channel=job.channel)
+        if created_by is None:
+            log.warning("cannot post flow notifications to %s (%s): invite the bot there", job.channel, error)
+            return
+        await self.gateway.tell(
+            user=created_by,
+            message=blocks.notice(
+                f"I can no longer post `{blocks.escape(connector)}` notifications to <#{job.channel}> ({error}). "
+                f"Invite me there (`/invite @approvals-bot`) and run `/approvals subscribe {connector} <#{job.channel}>` "
+                "again. Until then that channel gets nothing."
+            ),
+        )
+
+    # ---- reminders, escalations, digests, Homes -------------------------------------------------
+
+    async def _reminder(self, job: ReminderJob, row: OutboxRow) -> None:
+        # In the card's thread, so the context is one tap away; broadcast so it surfaces in the DM.
+        await self.gateway.post_message(
+            channel=job.channel,
+            thread_ts=job.ts,
+            text=reminder_text(
+                slack_user=job.slack_user, title=job.title, number=job.number, total=job.total
+            ),
+            reply_broadcast=bool(job.slack_user),
+            patience=self.PATIENCE,
+        )
+
+    async def _escalation(self, job: EscalationJob, row: OutboxRow) -> None:
+        await self.gateway.post_message(
+            channel=job.channel,
+            text=escalation_text(slack_user=job.slack_user, title=job.title, reminders=job.reminders),
+            patience=self.PATIENCE,
+        )
+
+    async def _digest(self, job: DigestJob, row: OutboxRow) -> None:
+        states = await self._pending_for(job.slack_user)
+        if not states:
+            return
+        count = len(states)
+        message = await asyncio.to_thread(
+            blocks.list_message,
+            states,
+            title=f"Good morning: {count} approval{'s' if count != 1 else ''} waiting on you, oldest first",
+            empty="",
+        )
+        await self.gateway.post_message(
+            channel=job.slack_user, text=message.text, blocks=message.blocks, patience=self.PATIENCE
+        )
+
+    async def _home(self, job: HomeJob, row: OutboxRow) -> None:
+        view = await self._home_view(job.slack_user)
+        await self.gateway.publish_home(user=job.slack_user, view=view, patience=self.PATIENCE)

@@ -1,0 +1,1 @@
+"""Slack's Web API, reached through one gateway (see gateway.py)."""

@@ -1,0 +1,50 @@
+"""The card someone just clicked goes before a backlog of other updates waiting on Slack's tier."""
+
+from __future__ import annotations
+
+from bot.sandbox.slack_api import SlackSandbox
+from bot.slack.gateway import Tiers
+from connectors.base import Status
+from connectors.flexdeploy.sandbox import FlexDeploySandbox
+from tests.harness import link_flexdeploy, start_flexdeploy_bot
+
+CARDS = "C0DEPLOYS"
+# chat.update (Tier 3) at 4 a second, no burst: a dozen updates take about three seconds.
+SLOW_UPDATES = Tiers(per_minute={1: 60.0, 2: 240.0, 3: 240.0, 4: 6000.0}, burst_seconds=0.25)
+
+
+async def test_a_clicked_card_is_updated_before_the_backlog(
+    db_url: str, secret_key: str, slack: SlackSandbox, fd: FlexDeploySandbox
+) -> None:
+    bot = await start_flexdeploy_bot(
+        database_url=db_url, secret_key=secret_key, slack=slack, fd=fd, slack_tiers=SLOW_UPDATES
+    )
+    try:
+        await link_flexdeploy(bot, fd, "alice")
+        fd.add_group("Release approvers", ["alice"])
+        for n in range(12):
+            fd.add_project_task(
+                project=f"Service {n}", version="1.0.0", group="Release approvers", requestor_path="x"
+            )
+        await bot.poll()
+        gate = bot.card(CARDS, "CAB approval")
+        for task_id, task in list(fd.tasks.items()):
+            if str(task.attributes.get("projectName", "")).startswith("Service "):
+                fd.decide(task_id, Status.APPROVED, "approved in FlexDeploy's UI")
+        before = len(slack.calls_to("chat.update"))
+
+        # The sync queues a dozen "decided elsewhere" updates; delivery starts on them at once.
+        await bot.runtime.coordinators["deploys"].run_once()
+        bot.runtime.delivery.kick()
+        await bot.click("alice", gate, "Approve")
+        await bot.wait_card(gate, "Approved", timeout=20)
+
+        updates = [c for c in slack.calls_to("chat.update")[before:] if c.status == 200 and not c.error]
+        first_of_gate = next(i for i, c in enumerate(updates) if c.args.get("ts") == gate.ts)
+        assert first_of_gate <= 3, f"the clicked card waited behind {first_of_gate} other updates"
+        await bot.settle(timeout=20)
+        decided = [m for m in bot.cards(CARDS) if m.render().startswith("Deploy Service")]
+        assert len(decided) == 12
+        assert all("approved" in m.render().lower() for m in decided), "the backlog is delivered too"
+    finally:
+        await bot.stop()
