@@ -7,6 +7,7 @@ private answer or a harmless ack, never an exception that Slack shows as an erro
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,18 +38,28 @@ def _str(value: Any, limit: int = 256) -> str | None:
     return value if isinstance(value, str) and 0 < len(value) <= limit else None
 
 
+# Slack's ids (U…, W…, C…, T…) are short runs of letters and digits.
+_SLACK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def slack_id(value: Any) -> str | None:
+    """A Slack id, or None: never a string with control characters (PostgreSQL refuses NUL) or
+    markup that would end up in the audit, the log or a mention."""
+    return value if isinstance(value, str) and _SLACK_ID.fullmatch(value) else None
+
+
 def user_id(body: Mapping[str, Any]) -> str | None:
     user = body.get("user")
     if isinstance(user, dict):
-        return _str(user.get("id"), 64)
-    return _str(body.get("user_id"), 64)
+        return slack_id(user.get("id"))
+    return slack_id(body.get("user_id"))
 
 
 def origin_of(body: Mapping[str, Any]) -> Origin:
     container = _dict(body.get("container"))
     channel = _dict(body.get("channel"))
     return Origin(
-        channel=_str(channel.get("id"), 64) or _str(container.get("channel_id"), 64),
+        channel=slack_id(channel.get("id")) or slack_id(container.get("channel_id")),
         ts=_str(container.get("message_ts"), 64),
         response_url=_str(body.get("response_url"), 2000),
     )

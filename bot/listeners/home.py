@@ -19,7 +19,7 @@ from bot.bulk import (
     working_view,
 )
 from bot.ids import ActionId, ViewId
-from bot.listeners.deps import Deps, user_id
+from bot.listeners.deps import Deps, slack_id, user_id
 from bot.services import Services
 from bot.slack.gateway import Deferred, SlackFailure
 from bot.slack_text import escaped
@@ -59,8 +59,8 @@ async def publish_home(deps: Deps, user: str) -> None:
 def register(app: AsyncApp, deps: Deps) -> None:
     @app.event("app_home_opened")
     async def home_opened(event: dict[str, Any]) -> None:
-        user = event.get("user")
-        if event.get("tab", "home") != "home" or not isinstance(user, str) or not 0 < len(user) <= 64:
+        user = slack_id(event.get("user"))
+        if event.get("tab", "home") != "home" or user is None:
             return
         await publish_home(deps, user)
 

@@ -86,7 +86,9 @@ async def _rows(bot: Bot) -> dict[str, list[tuple[Any, ...]]]:
     out: dict[str, list[tuple[Any, ...]]] = {}
     async with bot.runtime.store.db.engine.connect() as conn:
         for table in WATCHED_TABLES:
-            result = await conn.execute(sa.text(f"SELECT * FROM {table} ORDER BY 1"))
+            # A refused attempt is audited (an appended "refused" row): that change is wanted.
+            where = " WHERE outcome != 'refused'" if table == "decisions" else ""
+            result = await conn.execute(sa.text(f"SELECT * FROM {table}{where} ORDER BY 1"))
             out[table] = [tuple(r) for r in result.all()]
     return out
 
