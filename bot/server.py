@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 
-from bot import metrics, webhooks
+from bot import metrics, slack_payload, webhooks
 from bot.authz import health_detail_allowed
 from store.leader import LeaseStatus
 from store.repo import now_utc
@@ -24,9 +26,39 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Slack's largest payloads (a view_submission of a full modal) are tens of kB; anything past this
+# is refused with a 413 before it is read whole.
 MAX_BODY = 1024 * 1024
 # Payload types whose answer carries nothing for Slack, so they are answered before Bolt runs.
 EARLY = frozenset({"block_actions"})
+# Slack's timestamps are unix seconds; anything longer is not one (and int() of a huge string is slow).
+_STAMP_DIGITS = 12
+
+
+def signature_problem(verifier: SignatureVerifier, raw: bytes, headers: Mapping[str, str]) -> str | None:
+    """Why this request is not signed by Slack (None when it is), in words safe to log.
+
+    slack_sdk's verifier raises on a non-numeric timestamp or a signature with non-ASCII
+    characters (such a request is simply not signed), and on a body that is not UTF-8 (checked here
+    on the bytes, so a signed one gets its 400 rather than a 401).
+    """
+    timestamp = headers.get("X-Slack-Request-Timestamp")
+    signature = headers.get("X-Slack-Signature")
+    if not timestamp or not signature:
+        return "unsigned"
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= _STAMP_DIGITS):
+        return "a malformed timestamp"
+    if not signature.isascii():
+        return "a bad signature"
+    if abs(verifier.clock.now() - int(timestamp)) > 60 * 5:
+        return "a stale timestamp"
+    try:
+        valid = verifier.is_valid(raw.decode("utf-8"), timestamp, signature)
+    except UnicodeDecodeError:  # the same HMAC over the bytes, which the SDK insists on decoding first
+        base = b"v0:" + timestamp.encode() + b":" + raw
+        digest = hmac.new(verifier.signing_secret.encode(), base, hashlib.sha256).hexdigest()
+        valid = hmac.compare_digest(f"v0={digest}", signature)
+    return None if valid else "a bad signature"
 
 
 def _leader_json(lease: LeaseStatus) -> dict[str, object]:
@@ -67,20 +99,10 @@ def build_web(runtime: Runtime, *, slack: bool = True, healthz_token: str | None
     secret = runtime.slack.signing_secret
     verifier = SignatureVerifier(secret) if secret and not runtime.slack.socket_mode else None
 
-    def early(bolt_request: AsyncBoltRequest, headers: Mapping[str, str]) -> bool:
-        """A signed click: Slack gets its 200 now, Bolt handles it next (bot/ack_first.py)."""
-        body = bolt_request.body
-        return (
-            verifier is not None
-            and isinstance(body, dict)
-            and body.get("type") in EARLY
-            and verifier.is_valid_request(bolt_request.raw_body, headers)
-        )
-
     async def dispatch(bolt_app: AsyncApp, bolt_request: AsyncBoltRequest) -> None:
         try:
             response = await bolt_app.async_dispatch(bolt_request)
-        except Exception as exc:  # as below: a payload Bolt cannot parse is logged, not raised
+        except Exception as exc:  # as below: a payload Bolt cannot handle is logged, not raised
             log.info("dropped a malformed Slack click: %s", type(exc).__name__)
             return
         if response.status >= 400:
@@ -90,20 +112,50 @@ def build_web(runtime: Runtime, *, slack: bool = True, healthz_token: str | None
         with runtime.ack_first.answering():
             return await answer(request)
 
+    def refused(status: int, why: str) -> web.Response:
+        # One short line, never the body: anyone can send these, so the log must not grow by more.
+        log.info("refused a request to /slack/events (%s): %s", status, why[:120])
+        return web.json_response({"error": why[:120]}, status=status)
+
     async def answer(request: web.Request) -> web.Response:
+        """Signature first, on the raw bytes; only a signed body is parsed (bot/slack_payload.py)."""
         assert runtime.app is not None
+        if request.content_length is not None and request.content_length > MAX_BODY:
+            return refused(413, "the body is too large")
         try:
-            bolt_request = await to_bolt_request(request)
-        except (UnicodeDecodeError, ValueError):
-            return web.json_response({"error": "the request body could not be read"}, status=400)
-        if early(bolt_request, request.headers):
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return refused(413, "the body is too large")
+        if verifier is not None:
+            problem = signature_problem(verifier, raw, request.headers)
+            if problem is not None:
+                return refused(401, f"{problem} request")
+        try:
+            text = raw.decode("utf-8")
+            # Bolt parses the body here (once: parsing a click's form body is its costliest step).
+            bolt_request = AsyncBoltRequest(
+                body=text,
+                query=request.query_string,
+                headers=request.headers,  # type: ignore[arg-type]  # as slack_bolt's aiohttp adapter does
+            )
+            body = slack_payload.check(bolt_request.body)
+        except UnicodeDecodeError:
+            return refused(400, "the body is not UTF-8")
+        except slack_payload.Unreadable as exc:
+            return refused(400, exc.why)
+        except RecursionError:
+            return refused(400, "the body nests too deeply")
+        except ValueError:
+            return refused(400, "the body is not JSON")
+        except Exception as exc:  # Bolt's reading of ids from a body of a shape Slack never sends
+            return refused(400, f"the body has an unexpected shape ({type(exc).__name__})")
+        if verifier is not None and body.get("type") in EARLY:
             runtime.ack_first.later(dispatch(runtime.app, bolt_request), "a click")
             return web.Response(status=200)
         try:
             response = await runtime.app.async_dispatch(bolt_request)
         except Exception as exc:  # a payload Bolt cannot parse must not become a 500
-            log.info("rejected a malformed Slack request: %s", type(exc).__name__)
-            return web.json_response({"error": "malformed request"}, status=400)
+            return refused(400, f"malformed request ({type(exc).__name__})")
         return await to_aiohttp_response(response)
 
     async def healthz(request: web.Request) -> web.Response:
