@@ -127,7 +127,9 @@ class Coordinator:
             return None
         try:
             final = await self.connector.refresh(stored.item)
-            if final.status.final and stored.row.decided_at is None:  # decided outside Slack
+            # Decided outside Slack: not by a click of ours, recorded or still under way (a click
+            # between its vendor call and its record would otherwise be timed twice).
+            if final.status.final and stored.row.decided_at is None and stored.row.claim_by is None:
                 metrics.observe_decision(
                     connector=self.name, first_card=stored.row.first_seen_at, decided=now_utc()
                 )
