@@ -14,7 +14,6 @@ from connectors.base import Action
 
 
 class ActionId(StrEnum):
-    CARD_PREFIX = "card."
     OPEN = "card.open"
     CONNECT = "link.connect"
     DISCONNECT = "link.disconnect"

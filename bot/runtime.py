@@ -194,7 +194,7 @@ class Runtime:
                 max_instances=1,
                 coalesce=True,
                 misfire_grace_time=seconds,
-                next_run_time=_now(),
+                next_run_time=now_utc(),
             )
         scheduler.add_job(
             self._housekeeping,
@@ -335,7 +335,3 @@ def settle_heap() -> None:
     # which a burst of clicks makes large (about 100 ms a collection, measured): ten times rarer.
     young, middle, _ = gc.get_threshold()
     gc.set_threshold(young, middle, 100)
-
-
-def _now() -> datetime:
-    return now_utc()

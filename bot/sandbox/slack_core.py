@@ -260,9 +260,6 @@ class SandboxCore:
         """
         self._rates = _Rates(per_channel_per_second, max(1.0, burst), global_per_minute)
 
-    def relax_rates(self) -> None:
-        self._rates = None
-
     # ---- plumbing --------------------------------------------------------------------------------------
 
     def _next_ts(self) -> str:
