@@ -106,7 +106,8 @@ def _runtime(config: Config, env: Env) -> object:
 
 
 async def _run(config: Config, env: Env, host: str, port: int) -> int:
-    from bot.runtime import Runtime, settle_heap
+    from bot.heap import settle_heap
+    from bot.runtime import Runtime
     from bot.server import build_web
     from store.crypto import SecretKeyError
 
