@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -74,7 +75,7 @@ async def test_pinned_mappings_come_before_the_email_lookup(kit: GreenhouseKit) 
     ],
 )
 async def test_a_refused_credential_is_classified_by_body_and_never_shown(
-    kit: GreenhouseKit, caplog: pytest.LogCaptureFixture, overrides: dict[str, str], words: str
+    kit: GreenhouseKit, caplog: pytest.LogCaptureFixture, overrides: dict[str, Any], words: str
 ) -> None:
     connector = kit.build(**overrides)
     caplog.set_level(logging.DEBUG)
