@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -12,25 +11,6 @@ from connectors.errors import AuthExpired, NotAllowed, NotFound, VendorUnavailab
 from connectors.greenhouse.connector import GreenhouseConnector
 from connectors.people import ALICE, BOB, CAROL, MALLORY
 from tests.contract.kits.greenhouse import GreenhouseKit
-
-
-@pytest.fixture
-async def kit() -> AsyncIterator[GreenhouseKit]:
-    instance = GreenhouseKit()
-    await instance.start()
-    try:
-        yield instance
-    finally:
-        await instance.stop()
-
-
-@pytest.fixture
-async def connector(kit: GreenhouseKit) -> AsyncIterator[GreenhouseConnector]:
-    built = kit.build()
-    try:
-        yield built
-    finally:
-        await built.aclose()
 
 
 async def test_people_are_found_by_primary_or_secondary_email(
