@@ -106,7 +106,8 @@ def _runtime(config: Config, env: Env) -> object:
 
 
 async def _run(config: Config, env: Env, host: str, port: int) -> int:
-    from bot.runtime import Runtime, settle_heap
+    from bot.heap import settle_heap
+    from bot.runtime import Runtime
     from bot.server import build_web
     from store.crypto import SecretKeyError
 
@@ -165,6 +166,18 @@ async def _check(config: Config, env: Env) -> int:
             await connector.aclose()
         if c.channel is None and not connector.capabilities.per_user_listing:
             print(f"note: {c.name} has no channel: cards whose approvers cannot be named will not be posted")
+    problems.extend(await _check_slack(config, env))
+    if not env.socket_mode and not (env.slack_signing_secret and env.slack_signing_secret.get_secret_value()):
+        problems.append("SLACK_SIGNING_SECRET is not set (required in HTTP mode)")
+    if problems:
+        return _problems(problems)
+    print("all checks passed")
+    return 0
+
+
+async def _check_slack(config: Config, env: Env) -> list[str]:
+    """The Slack half of `check`: the token, its scopes and channels, and the configured admins."""
+    problems: list[str] = []
     token = env.slack_bot_token.get_secret_value() if env.slack_bot_token else ""
     if not token:
         problems.append("Slack: SLACK_BOT_TOKEN is not set, so Slack was not checked")
@@ -192,12 +205,7 @@ async def _check(config: Config, env: Env) -> int:
                 problems.append(f"Slack: auth.test failed: {exc.error}")
         finally:
             await gateway.aclose()
-    if not env.socket_mode and not (env.slack_signing_secret and env.slack_signing_secret.get_secret_value()):
-        problems.append("SLACK_SIGNING_SECRET is not set (required in HTTP mode)")
-    if problems:
-        return _problems(problems)
-    print("all checks passed")
-    return 0
+    return problems
 
 
 async def _slack_install_problems(gateway: object, config: Config, scopes: str) -> list[str]:

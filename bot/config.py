@@ -279,56 +279,64 @@ def parse_config(raw: Mapping[str, Any], *, env: Mapping[str, str], source: str 
         problems.append("connectors: use [[connectors]] tables, one per vendor instance")
         raw_connectors = []
     seen: dict[str, int] = {}
-    available = specs()
     for index, entry in enumerate(raw_connectors):
-        label = f"connectors[{index}]"
-        if not isinstance(entry, dict):
-            problems.append(f"{label}: must be a table")
-            continue
-        name = entry.get("name")
-        if isinstance(name, str) and name:
-            label = f"connectors[{index}] ({name})"
-        if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,39}", name or ""):
-            problems.append(
-                f"{label}.name: missing or not a simple name (lowercase letters, digits, - and _; users type it "
-                "in /approvals connect NAME)"
-            )
-            continue
-        if name in seen:
-            problems.append(
-                f"{label}.name: duplicate connector name {name!r} (also connectors[{seen[name]}])"
-            )
-            continue
-        seen[name] = index
-        type_name = entry.get("type")
-        spec = available.get(type_name) if isinstance(type_name, str) else None
-        if spec is None:
-            problems.append(
-                f"{label}.type: unknown connector type {type_name!r} (known: {', '.join(available) or 'none'})"
-            )
-            continue
-        poll = timedelta(seconds=60)
-        if "poll_interval" in entry:
-            try:
-                poll = parse_duration(entry["poll_interval"])
-            except ValueError as exc:
-                problems.append(f"{label}.poll_interval: {exc}")
-        channel = entry.get("channel")
-        if channel is not None and not isinstance(channel, str):
-            problems.append(f"{label}.channel: must be a channel id like C0DEPLOYS")
-            channel = None
-        own_reminders = _reminders(entry.get("reminders"), f"{label}.reminders", reminders, problems)
-        vendor_keys = {k: v for k, v in entry.items() if k not in _COMMON_KEYS}
-        try:
-            settings = spec.settings.model_validate(vendor_keys)
-        except ValidationError as exc:
-            problems.extend(_pydantic_lines(label, exc))
-            continue
-        connectors.append(ConnectorConfig(name, spec.type, poll, channel or None, own_reminders, settings))
+        connector = _connector(index, entry, seen, reminders, problems)
+        if connector is not None:
+            connectors.append(connector)
 
     if problems:
         raise ConfigError(problems)
     return Config(tuple(connectors), notify_channel, reminders, source, admins)
+
+
+def _connector(
+    index: int, entry: Any, seen: dict[str, int], reminders: Reminders, problems: list[str]
+) -> ConnectorConfig | None:
+    """One [[connectors]] table, or None with what is wrong with it added to `problems`.
+    `seen` maps the names taken so far to their index, and gains this one's."""
+    available = specs()
+    label = f"connectors[{index}]"
+    if not isinstance(entry, dict):
+        problems.append(f"{label}: must be a table")
+        return None
+    name = entry.get("name")
+    if isinstance(name, str) and name:
+        label = f"connectors[{index}] ({name})"
+    if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,39}", name or ""):
+        problems.append(
+            f"{label}.name: missing or not a simple name (lowercase letters, digits, - and _; users type it "
+            "in /approvals connect NAME)"
+        )
+        return None
+    if name in seen:
+        problems.append(f"{label}.name: duplicate connector name {name!r} (also connectors[{seen[name]}])")
+        return None
+    seen[name] = index
+    type_name = entry.get("type")
+    spec = available.get(type_name) if isinstance(type_name, str) else None
+    if spec is None:
+        problems.append(
+            f"{label}.type: unknown connector type {type_name!r} (known: {', '.join(available) or 'none'})"
+        )
+        return None
+    poll = timedelta(seconds=60)
+    if "poll_interval" in entry:
+        try:
+            poll = parse_duration(entry["poll_interval"])
+        except ValueError as exc:
+            problems.append(f"{label}.poll_interval: {exc}")
+    channel = entry.get("channel")
+    if channel is not None and not isinstance(channel, str):
+        problems.append(f"{label}.channel: must be a channel id like C0DEPLOYS")
+        channel = None
+    own_reminders = _reminders(entry.get("reminders"), f"{label}.reminders", reminders, problems)
+    vendor_keys = {k: v for k, v in entry.items() if k not in _COMMON_KEYS}
+    try:
+        settings = spec.settings.model_validate(vendor_keys)
+    except ValidationError as exc:
+        problems.extend(_pydantic_lines(label, exc))
+        return None
+    return ConnectorConfig(name, spec.type, poll, channel or None, own_reminders, settings)
 
 
 def _pydantic_lines(where: str, exc: ValidationError) -> list[str]:

@@ -89,24 +89,10 @@ class Demo:
             await setup.stop()
 
 
-async def start_demo(
-    *,
-    port: int = 3000,
-    workdir: str | Path = "./demo-data",
-    poll_interval: str = "15s",
-    out: Callable[[str], None] = print,
-    slack_port: int | None = None,
-) -> Demo:
-    folder = Path(workdir)
-    secret_key = _demo_key(folder)
-
-    slack = SlackSandbox(signing_secret=SIGNING_SECRET, token=BOT_TOKEN, people=PEOPLE)
-    slack.add_channel(NOTICES)
-    slack.roles = ROLES
-    if slack_port is None:
-        slack_port = port + 1 if port else 0
-    await slack.start(port=slack_port)
-
+async def _start_vendor_sandboxes(
+    poll_interval: str,
+) -> tuple[dict[str, SandboxSetup], list[ConnectorConfig]]:
+    """A seeded sandbox per vendor that has one, and the [[connectors]] entry pointing at it."""
     sandboxes: dict[str, SandboxSetup] = {}
     connectors: list[ConnectorConfig] = []
     from bot.config import parse_duration
@@ -128,6 +114,25 @@ async def start_demo(
                 settings=settings,
             )
         )
+    return sandboxes, connectors
+
+
+async def start_demo(
+    *,
+    port: int = 3000,
+    workdir: str | Path = "./demo-data",
+    poll_interval: str = "15s",
+    out: Callable[[str], None] = print,
+    slack_port: int | None = None,
+) -> Demo:
+    folder = Path(workdir)
+    secret_key = _demo_key(folder)
+
+    if slack_port is None:
+        slack_port = port + 1 if port else 0
+    slack = await _start_slack(slack_port)
+
+    sandboxes, connectors = await _start_vendor_sandboxes(poll_interval)
     config = Config(connectors=tuple(connectors), notify_channel=NOTICES.id, source="demo")
     runtime = Runtime(
         config=config,
@@ -167,8 +172,26 @@ async def start_demo(
     slack.vendor_controls = panels_for(
         {t: s.extra["sandbox"] for t, s in sandboxes.items() if "sandbox" in s.extra}
     )
+    runner, bot_url = await _serve_bot(runtime, port, page=f"{slack.url}/")
+    slack.bot_url = bot_url
+    slack.intro = INTRO
+    demo = Demo(runtime=runtime, slack=slack, sandboxes=sandboxes, bot_url=bot_url, runner=runner)
+    demo_ref["d"] = demo
+    runtime._start_background()
+    return demo
+
+
+async def _start_slack(port: int) -> SlackSandbox:
+    slack = SlackSandbox(signing_secret=SIGNING_SECRET, token=BOT_TOKEN, people=PEOPLE)
+    slack.add_channel(NOTICES)
+    slack.roles = ROLES
+    await slack.start(port=port)
+    return slack
+
+
+async def _serve_bot(runtime: Runtime, port: int, *, page: str) -> tuple[web.AppRunner, str]:
+    """The bot's HTTP endpoint on 127.0.0.1:`port`; returns its runner and Slack events URL."""
     web_app = build_web(runtime)
-    page = f"{slack.url}/"
 
     async def to_the_page(request: web.Request) -> web.Response:
         raise web.HTTPFound(page)  # the bot's own port: send a person to the page, not a 404
@@ -177,13 +200,7 @@ async def start_demo(
     runner = web.AppRunner(web_app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    bot_url = f"http://127.0.0.1:{runner.addresses[0][1]}/slack/events"
-    slack.bot_url = bot_url
-    slack.intro = INTRO
-    demo = Demo(runtime=runtime, slack=slack, sandboxes=sandboxes, bot_url=bot_url, runner=runner)
-    demo_ref["d"] = demo
-    runtime._start_background()
-    return demo
+    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}/slack/events"
 
 
 INTRO = (

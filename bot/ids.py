@@ -7,6 +7,7 @@ handler reloads the item from the store.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -14,7 +15,6 @@ from connectors.base import Action
 
 
 class ActionId(StrEnum):
-    CARD_PREFIX = "card."
     OPEN = "card.open"
     CONNECT = "link.connect"
     DISCONNECT = "link.disconnect"
@@ -24,15 +24,21 @@ class ActionId(StrEnum):
     BULK_OPEN = "home.bulk"
 
 
+_CARD = "card."
+
+# Every card button's action id, built from the enum so a new Action needs no listener change.
+CARD_ACTION = re.compile("^" + re.escape(_CARD) + "(" + "|".join(re.escape(a.value) for a in Action) + ")$")
+
+
 def card_action_id(action: Action) -> str:
-    return f"card.{action.value}"
+    return f"{_CARD}{action.value}"
 
 
 def action_from_id(action_id: str) -> Action | None:
-    if not action_id.startswith("card."):
+    if not action_id.startswith(_CARD):
         return None
     try:
-        return Action(action_id.removeprefix("card."))
+        return Action(action_id.removeprefix(_CARD))
     except ValueError:
         return None
 

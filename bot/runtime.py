@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
@@ -24,6 +23,7 @@ from bot.app import build_app
 from bot.authz import Admins
 from bot.config import Config
 from bot.coordinator import Coordinator, SyncResult
+from bot.heap import settle_heap as settle_heap  # where bench/env.py still looks for it
 from bot.listeners.deps import Deps
 from bot.listeners.home import home_view
 from bot.outbox.deliver import Deliverer
@@ -194,7 +194,7 @@ class Runtime:
                 max_instances=1,
                 coalesce=True,
                 misfire_grace_time=seconds,
-                next_run_time=_now(),
+                next_run_time=now_utc(),
             )
         scheduler.add_job(
             self._housekeeping,
@@ -321,21 +321,3 @@ class Runtime:
         if hasattr(self, "gateway"):
             await self.gateway.aclose()
         await self.db.dispose()
-
-
-def settle_heap() -> None:
-    """Once the server is up: take what startup built out of the garbage collector's sight.
-
-    Imports, Bolt, SQLAlchemy's caches and the pools live as long as the process, yet every full
-    collection walked them all: a pause of about 100 ms, measured in the click benchmark, which held
-    up every acknowledgement in flight. Frozen, they are still freed by reference counting."""
-    gc.collect()
-    gc.freeze()
-    # With the startup heap frozen, what is left to a full collection is mostly the work under way,
-    # which a burst of clicks makes large (about 100 ms a collection, measured): ten times rarer.
-    young, middle, _ = gc.get_threshold()
-    gc.set_threshold(young, middle, 100)
-
-
-def _now() -> datetime:
-    return now_utc()

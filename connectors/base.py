@@ -30,19 +30,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import TypeAdapter
 
-
-class Status(StrEnum):
-    """Where an approval stands at the vendor."""
-
-    PENDING = "pending"
-    APPROVED = "approved"
-    REJECTED = "rejected"
-    EXPIRED = "expired"
-    CANCELLED = "cancelled"
-
-    @property
-    def final(self) -> bool:
-        return self is not Status.PENDING
+from connectors.errors import Unsupported
+from connectors.status import Status as Status  # re-exported: the domain's names live here
 
 
 class Action(StrEnum):
@@ -330,8 +319,6 @@ class Connector(ABC):
 
     async def verify(self, credentials: Mapping[str, str]) -> VendorIdentity:
         """Who these credentials belong to. Raises AuthExpired when they do not work."""
-        from connectors.errors import Unsupported
-
         raise Unsupported(f"{self.vendor_label} links people by email, not by credentials")
 
     async def identify(self, email: str) -> VendorIdentity | None:
@@ -347,8 +334,6 @@ class Connector(ABC):
         self, actor: Actor, requestable_id: str, inputs: Mapping[str, str] | None = None
     ) -> ApprovalItem | None:
         """Start the approval `requestable_id` as `actor`; the new item when the vendor returns one."""
-        from connectors.errors import Unsupported
-
         raise Unsupported(f"{self.vendor_label} cannot start approvals from Slack")
 
     async def check(self) -> str:

@@ -23,7 +23,7 @@ Messages here are for logs and for the Slack edge to quote; they never contain c
 
 from __future__ import annotations
 
-from connectors.base import Status
+from connectors.status import Status
 
 
 class ConnectorError(Exception):

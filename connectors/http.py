@@ -11,7 +11,7 @@ Why here and not in each vendor: every vendor needs the same care and it is easy
 - Every answer is read defensively: a redirect nobody asked for (redirects are never followed: a
   credential must not travel to another host) or a body that is not the JSON shape expected
   becomes a `VendorUnavailable` naming the call, never a bare exception further up. Clients read
-  bodies with `json_of` / `json_object` / `json_list` (or `get_object` / `get_list`).
+  bodies with `json_of` / `json_object` (or `get_object`) and `expect_list`.
 """
 
 from __future__ import annotations
@@ -152,7 +152,6 @@ class VendorHTTP:
         self._backoff_cap = backoff_cap
         self._limit = asyncio.Semaphore(concurrency)
         self._sleep = sleep
-        self.requests_sent = 0
 
     async def aclose(self) -> None:
         if self._owner:
@@ -177,7 +176,6 @@ class VendorHTTP:
     async def _once(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         where = f"{method} {path}"
         async with self._limit:
-            self.requests_sent += 1
             try:
                 if self._auth is not None:
                     kwargs = {**kwargs, "auth": self._auth}
@@ -215,9 +213,6 @@ class VendorHTTP:
 
     async def get_object(self, path: str, **kwargs: Any) -> dict[str, Any]:
         return json_object(await self.get(path, **kwargs))
-
-    async def get_list(self, path: str, **kwargs: Any) -> list[Any]:
-        return json_list(await self.get(path, **kwargs))
 
     async def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """A request that changes vendor state: sent once, never retried here."""
@@ -307,11 +302,6 @@ _json = json_of  # the name vendor clients already use
 def json_object(response: httpx.Response) -> dict[str, Any]:
     """The body, which must be a JSON object."""
     return expect_object(json_of(response), _where(response))
-
-
-def json_list(response: httpx.Response) -> list[Any]:
-    """The body, which must be a JSON array."""
-    return expect_list(json_of(response), _where(response))
 
 
 def expect_object(value: Any, where: str) -> dict[str, Any]:

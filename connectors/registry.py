@@ -46,7 +46,6 @@ class SandboxSetup:
 @dataclass(frozen=True)
 class ConnectorSpec:
     type: str
-    vendor_label: str
     settings: builtins.type[VendorSettings]
     build: Callable[[str, Any], Connector]
     # Starts a seeded simulator for the demo; `people` are (email, display name) of demo users.

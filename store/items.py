@@ -4,7 +4,6 @@ transaction (`session`) so a sync or a click writes everything it causes at once
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -20,9 +19,7 @@ from store import outbox
 from store.db import Database
 from store.models import DecisionRow, ItemRow
 from store.outbox import Entry, now_utc
-
-# Rows decoded between two turns of the event loop (see pending_items).
-DECODE_SLICE = 100
+from store.sliced import decode_sliced
 
 
 @dataclass(frozen=True)
@@ -90,13 +87,7 @@ async def pending_items(db: Database, *, connectors: Iterable[str] | None = None
         if connectors is not None:
             stmt = stmt.where(col(ItemRow.connector).in_(list(connectors)))
         rows = (await s.exec(stmt.order_by(col(ItemRow.first_seen_at)))).all()
-    # Decoded a slice at a time, letting the event loop in between: hundreds of items (a busy
-    # person's App Home) would otherwise hold up every click arriving meanwhile.
-    items: list[StoredItem] = []
-    for start in range(0, len(rows), DECODE_SLICE):
-        items.extend(decode(r) for r in rows[start : start + DECODE_SLICE])
-        await asyncio.sleep(0)
-    return items
+    return await decode_sliced(rows, decode)
 
 
 async def stale_claims(db: Database, *, older_than: timedelta) -> list[StoredItem]:

@@ -28,11 +28,6 @@ async def channels(session: AsyncSession, *, connectors: Iterable[str]) -> dict[
     return found
 
 
-async def channels_now(db: Database, *, connectors: Iterable[str]) -> dict[str, list[str]]:
-    async with db.session() as s:
-        return await channels(s, connectors=connectors)
-
-
 async def subscribe(db: Database, *, connector: str, channel: str, created_by: str) -> None:
     async with db.transaction() as s:
         exists = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from bot.cli import main
 from bot.config import ConfigError, Env, parse_config, parse_days, parse_duration, parse_hours
+from connectors.flexdeploy import FlexDeploySettings
 
 GOOD = {
     "slack": {"notify_channel": "C0APPROVALS"},
@@ -28,7 +30,7 @@ GOOD = {
 ENV = {"FD_USER": "svc", "FD_PASSWORD": "s3cret"}
 
 
-def _problems(raw: dict[str, object], env: dict[str, str] | None = None) -> list[str]:
+def _problems(raw: Mapping[str, object], env: dict[str, str] | None = None) -> list[str]:
     with pytest.raises(ConfigError) as caught:
         parse_config(raw, env=ENV if env is None else env)
     return caught.value.problems
@@ -39,6 +41,7 @@ def test_a_good_config_parses_with_env_interpolated() -> None:
     (deploys,) = config.connectors
     assert deploys.poll_interval == timedelta(seconds=60)
     assert deploys.settings.base_url == "https://fd.example.com/flexdeploy"
+    assert isinstance(deploys.settings, FlexDeploySettings)
     assert deploys.settings.password == "s3cret"
     assert config.reminders.first_after == timedelta(hours=4)
     assert deploys.reminders.max == 3

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bot.flow_blocks import phase
-from bot.sandbox.slack_api import SlackSandbox
+from bot.sandbox.slack_api import SlackSandbox, StoredMessage
 from connectors.base import ApprovalItem, ApproverGroup, GroupState, Person, Status
 from connectors.flexdeploy.sandbox import FlexDeploySandbox
 from tests.harness import Bot, link_flexdeploy, start_flexdeploy_bot
@@ -31,7 +31,7 @@ async def _link(bot: Bot, fd: FlexDeploySandbox, user: str) -> None:
     await link_flexdeploy(bot, fd, user)
 
 
-def _flow(bot: Bot, channel: str, contains: str):  # type: ignore[no-untyped-def]
+def _flow(bot: Bot, channel: str, contains: str) -> StoredMessage:
     return bot.card(channel, contains)
 
 

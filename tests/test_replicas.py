@@ -160,7 +160,7 @@ async def test_the_elector_leaves_no_transaction_open(kind: str, db: Database) -
                     )
                 )
             ).all()
-        states = dict(rows)  # type: ignore[arg-type]
+        states = {str(state): int(count) for state, count in rows}
         assert states.get("idle in transaction", 0) == 0, states
         assert states.get("idle", 0) >= 3, "each elector keeps its own connection"
         assert sum(1 for e in electors if e.is_leader) == 1

@@ -21,7 +21,9 @@ def _item(external_id: str = "1", title: str = "Deploy web 1.2") -> ApprovalItem
 
 async def _save(store: Store, item: ApprovalItem) -> int:
     async with store.db.transaction() as s:
-        return await store.save_item(s, item=item, now=now_utc())
+        item_id = await store.save_item(s, item=item, now=now_utc())
+    assert item_id is not None
+    return item_id
 
 
 async def test_migrations_are_idempotent_and_items_round_trip(store: Store) -> None:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
 from bot import blocks
-from bot.ids import ActionId, ItemRef, action_from_id
+from bot.ids import CARD_ACTION, ActionId, ItemRef, action_from_id
 from bot.listeners.deps import Deps, origin_of, user_id
 from connectors.base import Action, ActionSpec
 
@@ -27,7 +26,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
         # A URL button still sends an interaction; Slack opens the link itself.
         await ack()
 
-    @app.action(re.compile(r"^card\.(approve|reject|abstain|reset|reassign|comment|cancel|request)$"))
+    @app.action(CARD_ACTION)
     async def card_action(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
         await handle_click(deps, body, action_from_id(str(action.get("action_id"))), action.get("value"))

@@ -20,53 +20,55 @@ def register(app: AsyncApp, deps: Deps) -> None:
     @app.command("/approvals")
     async def approvals(ack: Any, body: dict[str, Any]) -> None:
         await ack()
-        user = user_id(body)  # a Slack id, or nothing (never a 30,000-character string)
-        if user is None:
-            return
-        origin = Origin(channel=body.get("channel_id"), response_url=body.get("response_url"))
-        words = str(body.get("text") or "").split()
-        sub = words[0].lower() if words else "list"
-        args = words[1:]
-        message: blocks.Message | None
-        if sub in ("list", "pending", "ls"):
-            message = await list_for(deps, user)
-        elif sub == "connect":
-            if not args:
-                message = connectors_overview(deps, "Which one? `/approvals connect NAME`.")
-            else:
-                await open_connect(deps, user, args[0], body.get("trigger_id"), origin)
-                return
-        elif sub == "disconnect":
-            if not args:
-                message = connectors_overview(deps, "Which one? `/approvals disconnect NAME`.")
-            else:
-                message = await deps.services.unlink(connector_name=args[0], slack_user=user)
-        elif sub == "status":
-            admin = await deps.services.is_admin(user)
-            lines = await deps.services.status_lines(detail=admin)
-            note = (
-                ""
-                if admin
-                else "\n_Vendor errors, failure counts and sync times are shown to this bot's admins._"
-            )
-            message = blocks.notice(
-                "*Connectors*\n"
-                + ("\n".join(lines) or "No connectors are configured.")
-                + (note if lines else "")
-            )
-        elif sub == "start":
-            await open_request(deps, user, args, body.get("trigger_id"), origin)
-            return
-        elif sub in deps.subcommands:
-            message = await deps.subcommands[sub](deps, user, args, body)
-        elif sub == "help":
-            message = await help_for(deps, user)
+        await approvals_command(deps, body)
+
+
+async def approvals_command(deps: Deps, body: dict[str, Any]) -> None:
+    user = user_id(body)  # a Slack id, or nothing (never a 30,000-character string)
+    if user is None:
+        return
+    origin = Origin(channel=body.get("channel_id"), response_url=body.get("response_url"))
+    words = str(body.get("text") or "").split()
+    sub = words[0].lower() if words else "list"
+    args = words[1:]
+    message: blocks.Message | None
+    if sub in ("list", "pending", "ls"):
+        message = await list_for(deps, user)
+    elif sub == "connect":
+        if not args:
+            message = connectors_overview(deps, "Which one? `/approvals connect NAME`.")
         else:
-            message = await help_for(deps, user, prefix=f"I don't know `{blocks.escape(sub)}`. ")
-        if message is not None:
-            await deps.gateway.tell(
-                user=user, message=message, response_url=origin.response_url, channel=origin.channel
-            )
+            await open_connect(deps, user, args[0], body.get("trigger_id"), origin)
+            return
+    elif sub == "disconnect":
+        if not args:
+            message = connectors_overview(deps, "Which one? `/approvals disconnect NAME`.")
+        else:
+            message = await deps.services.unlink(connector_name=args[0], slack_user=user)
+    elif sub == "status":
+        message = await status_for(deps, user)
+    elif sub == "start":
+        await open_request(deps, user, args, body.get("trigger_id"), origin)
+        return
+    elif sub in deps.subcommands:
+        message = await deps.subcommands[sub](deps, user, args, body)
+    elif sub == "help":
+        message = await help_for(deps, user)
+    else:
+        message = await help_for(deps, user, prefix=f"I don't know `{blocks.escape(sub)}`. ")
+    if message is not None:
+        await deps.gateway.tell(
+            user=user, message=message, response_url=origin.response_url, channel=origin.channel
+        )
+
+
+async def status_for(deps: Deps, user: str) -> blocks.Message:
+    admin = await deps.services.is_admin(user)
+    lines = await deps.services.status_lines(detail=admin)
+    note = "" if admin else "\n_Vendor errors, failure counts and sync times are shown to this bot's admins._"
+    return blocks.notice(
+        "*Connectors*\n" + ("\n".join(lines) or "No connectors are configured.") + (note if lines else "")
+    )
 
 
 async def list_for(deps: Deps, user: str) -> blocks.Message:

@@ -77,39 +77,11 @@ def register(app: AsyncApp, deps: Deps) -> None:
     @app.action(ActionId.BULK_OPEN.value)
     async def bulk_open(ack: Any, body: dict[str, Any]) -> None:
         await ack()
-        user = user_id(body)
-        if user is None:
-            return
-        states = await deps.services.pending_for(slack_user=user)
-        candidates = bulk_candidates(states)
-        if not candidates:
-            await deps.gateway.tell(
-                user=user, message=blocks.notice("Nothing waiting on you can be approved in bulk.")
-            )
-            return
-        view = bulk_modal(candidates, skipped=len(states) - len(candidates))
-        error = await deps.gateway.open_view(trigger_id=str(body.get("trigger_id") or ""), view=view)
-        if error is not None:
-            await deps.gateway.tell(
-                user=user, message=blocks.notice("Slack did not open the list in time; try again.")
-            )
+        await open_bulk(deps, body)
 
     @app.view(ViewId.BULK.value)
     async def bulk_submitted(ack: Any, body: dict[str, Any]) -> None:
-        user = user_id(body)
-        refs = await resolve(deps.services.store, selected_values(body))
-        if user is None or not refs:
-            await ack(response_action="errors", errors={"bulk|0": "Pick at least one."})
-            return
-        await ack(response_action="update", view=working_view(len(refs)))
-        results = await approve_all(deps.services, slack_user=user, refs=refs)
-        view_id = (body.get("view") or {}).get("id")
-        if await deps.gateway.update_view(view_id=str(view_id or ""), view=results_view(results)) is not None:
-            lines = "\n".join(
-                f"{'✅' if ok else '❌'} {escaped(t, 150)}: {escaped(w, 400)}" for t, ok, w in results
-            )
-            await deps.gateway.tell(user=user, message=blocks.notice(lines))
-        await publish_home(deps, user)
+        await bulk_approve(deps, ack, body)
 
     @app.action(ActionId.HOME_REFRESH.value)
     async def refresh(ack: Any, body: dict[str, Any]) -> None:
@@ -117,3 +89,40 @@ def register(app: AsyncApp, deps: Deps) -> None:
         user = user_id(body)
         if user is not None:
             await publish_home(deps, user)
+
+
+async def open_bulk(deps: Deps, body: dict[str, Any]) -> None:
+    """The bulk-approve modal: what waits on the person and can be approved without input."""
+    user = user_id(body)
+    if user is None:
+        return
+    states = await deps.services.pending_for(slack_user=user)
+    candidates = bulk_candidates(states)
+    if not candidates:
+        await deps.gateway.tell(
+            user=user, message=blocks.notice("Nothing waiting on you can be approved in bulk.")
+        )
+        return
+    view = bulk_modal(candidates, skipped=len(states) - len(candidates))
+    error = await deps.gateway.open_view(trigger_id=str(body.get("trigger_id") or ""), view=view)
+    if error is not None:
+        await deps.gateway.tell(
+            user=user, message=blocks.notice("Slack did not open the list in time; try again.")
+        )
+
+
+async def bulk_approve(deps: Deps, ack: Any, body: dict[str, Any]) -> None:
+    user = user_id(body)
+    refs = await resolve(deps.services.store, selected_values(body))
+    if user is None or not refs:
+        await ack(response_action="errors", errors={"bulk|0": "Pick at least one."})
+        return
+    await ack(response_action="update", view=working_view(len(refs)))
+    results = await approve_all(deps.services, slack_user=user, refs=refs)
+    view_id = (body.get("view") or {}).get("id")
+    if await deps.gateway.update_view(view_id=str(view_id or ""), view=results_view(results)) is not None:
+        lines = "\n".join(
+            f"{'✅' if ok else '❌'} {escaped(t, 150)}: {escaped(w, 400)}" for t, ok, w in results
+        )
+        await deps.gateway.tell(user=user, message=blocks.notice(lines))
+    await publish_home(deps, user)

@@ -3,7 +3,7 @@ gateway, and records what Slack answered.
 
 Performance devices kept from the fan-out benchmark (README, Performance: "fan-out 2,000 cards"):
 lanes per channel in parallel; the next card rendered while the current one waits on Slack
-(render-ahead); up to two card calls in flight per lane, each started once it holds its pace;
+(render-ahead, bot/outbox/ahead.py); up to two card calls in flight per lane, each started once it holds its pace;
 finished work recorded many rows per transaction (group commit); a kick after a click or a sync
 instead of waiting for the next tick.
 """
@@ -23,6 +23,7 @@ from bot import blocks
 from bot.ack_first import no_wait
 from bot.blocks import CardState, Message
 from bot.flow_blocks import decision_reply, flow_message
+from bot.outbox.ahead import RenderAhead
 from bot.outbox.jobs import (
     CardJob,
     DigestJob,
@@ -159,7 +160,7 @@ class Deliverer:
         # Items and cards of the pass under way, read in two queries rather than two per card.
         self._items: dict[int, StoredItem] = {}
         self._cards: dict[int, list[CardRow]] = {}
-        self._ahead: dict[int | None, asyncio.Future[_Rendered | None]] = {}
+        self._ahead = RenderAhead[_Rendered | None]()
         # Set by a card delivery once it holds its pace token, letting the lane start the next one.
         self._started: dict[int | None, asyncio.Event] = {}
 
@@ -209,11 +210,8 @@ class Deliverer:
                 counts = await asyncio.gather(*(self._deliver_lane(ps) for ps in urgent))
                 counts += await asyncio.gather(*(self._deliver_lane(ps) for ps in rest))
             finally:
-                for task in self._ahead.values():  # renders ahead of rows this pass did not reach
-                    task.cancel()
-                    if task.done() and not task.cancelled():
-                        task.exception()  # retrieved: the row's own delivery will meet it again
-                self._items, self._cards, self._ahead = {}, {}, {}
+                self._ahead.drop()
+                self._items, self._cards = {}, {}
                 await self._settler.flush()
             return sum(counts)
 
@@ -231,7 +229,7 @@ class Deliverer:
                 # Render the next card while this row waits on Slack: the two overlap.
                 nxt_row, nxt = pairs[index + 1]
                 assert isinstance(nxt, CardJob)
-                self._ahead[nxt_row.id] = asyncio.ensure_future(self._render(nxt))
+                self._ahead.start(nxt_row.id, self._render(nxt))
             windowed = isinstance(job, CardJob)
             await self.yield_to()
             while flying and (not windowed or len(flying) >= self.WINDOW or flying[0][2].done()):
@@ -304,8 +302,7 @@ class Deliverer:
         return self._started.setdefault(row.id, asyncio.Event())
 
     async def _card(self, job: CardJob, row: OutboxRow) -> CardWrite | None:
-        ahead = self._ahead.pop(row.id, None)
-        prepared = await ahead if ahead is not None else await self._render(job)
+        prepared = await self._ahead.take(row.id, lambda: self._render(job))
         if prepared is None:
             return None
         stored, message, rendered = prepared

@@ -218,34 +218,11 @@ def _element_state(
     kind = str(element.get("type"))
     state: dict[str, Any] = {"type": kind}
     if kind in ("plain_text_input", "email_text_input", "url_text_input", "number_input"):
-        text = (str(value) if value is not None else None) if given else element.get("initial_value")
-        if text is not None:
-            lo, hi = element.get("min_length"), element.get("max_length")
-            if (isinstance(hi, int) and len(text) > hi) or (isinstance(lo, int) and 0 < len(text) < lo):
-                raise SandboxError(f"{where}: Slack's client refuses {len(text)} characters here")
-        state["value"] = text or None
+        state["value"] = _text_value(element, value, given, where)
     elif kind in ("static_select", "radio_buttons", "external_select"):
-        if given:
-            state["selected_option"] = (
-                None
-                if value is None
-                else (
-                    {"text": {"type": "plain_text", "text": str(value)}, "value": str(value)}
-                    if kind == "external_select"
-                    else _option_matching(element, value, where)
-                )
-            )
-        else:
-            state["selected_option"] = copy.deepcopy(element.get("initial_option"))
+        state["selected_option"] = _selected_option(element, value, given, where)
     elif kind in ("checkboxes", "multi_static_select", "multi_external_select"):
-        if not given:
-            state["selected_options"] = copy.deepcopy(element.get("initial_options") or [])
-        elif value is True:
-            state["selected_options"] = copy.deepcopy(list(element.get("options") or []))
-        elif value is False:
-            state["selected_options"] = []
-        else:
-            state["selected_options"] = [_option_matching(element, v, where) for v in _as_list(value)]
+        state["selected_options"] = _selected_options(element, value, given, where)
     elif kind == "users_select":
         state["selected_user"] = (
             (sandbox.person(str(value)).slack_id if value else None) if given else element.get("initial_user")
@@ -263,6 +240,35 @@ def _element_state(
     else:
         state["value"] = value if given else None
     return state
+
+
+def _text_value(element: Mapping[str, Any], value: Any, given: bool, where: str) -> str | None:
+    text = (str(value) if value is not None else None) if given else element.get("initial_value")
+    if text is not None:
+        lo, hi = element.get("min_length"), element.get("max_length")
+        if (isinstance(hi, int) and len(text) > hi) or (isinstance(lo, int) and 0 < len(text) < lo):
+            raise SandboxError(f"{where}: Slack's client refuses {len(text)} characters here")
+    return text or None
+
+
+def _selected_option(element: Mapping[str, Any], value: Any, given: bool, where: str) -> Any:
+    if not given:
+        return copy.deepcopy(element.get("initial_option"))
+    if value is None:
+        return None
+    if element.get("type") == "external_select":
+        return {"text": {"type": "plain_text", "text": str(value)}, "value": str(value)}
+    return _option_matching(element, value, where)
+
+
+def _selected_options(element: Mapping[str, Any], value: Any, given: bool, where: str) -> list[Any]:
+    if not given:
+        return copy.deepcopy(list(element.get("initial_options") or []))
+    if value is True:
+        return copy.deepcopy(list(element.get("options") or []))
+    if value is False:
+        return []
+    return [_option_matching(element, v, where) for v in _as_list(value)]
 
 
 def _is_empty(state: Mapping[str, Any]) -> bool:

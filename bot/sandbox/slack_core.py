@@ -260,9 +260,6 @@ class SandboxCore:
         """
         self._rates = _Rates(per_channel_per_second, max(1.0, burst), global_per_minute)
 
-    def relax_rates(self) -> None:
-        self._rates = None
-
     # ---- plumbing --------------------------------------------------------------------------------------
 
     def _next_ts(self) -> str:
@@ -312,17 +309,7 @@ class SandboxCore:
         self, method: str, args: dict[str, Any], token: str
     ) -> tuple[dict[str, Any], int, dict[str, str]]:
         if method == "apps.connections.open":
-            # Socket Mode: only the app-level token (xapp-…) may open a connection.
-            if token != self.app_token:
-                return {"ok": False, "error": "invalid_auth" if token else "not_authed"}, 200, {}
-            return (
-                {
-                    "ok": True,
-                    "url": f"{self.url.replace('http://', 'ws://')}/socket-mode/{self._random_id(8)}",
-                },
-                200,
-                {},
-            )
+            return self._open_connection(token)
         handler = self._methods.get(method)
         if handler is None:
             return {"ok": False, "error": "unknown_method", "req_method": method}, 200, {}
@@ -351,6 +338,13 @@ class SandboxCore:
                 return self._missing_scope(str(refused.extra.get("needed")), headers)
             return {"ok": False, "error": refused.error, **refused.extra}, refused.status, headers
         return {"ok": True, **result}, 200, headers
+
+    def _open_connection(self, token: str) -> tuple[dict[str, Any], int, dict[str, str]]:
+        # Socket Mode: only the app-level token (xapp-…) may open a connection.
+        if token != self.app_token:
+            return {"ok": False, "error": "invalid_auth" if token else "not_authed"}, 200, {}
+        url = f"{self.url.replace('http://', 'ws://')}/socket-mode/{self._random_id(8)}"
+        return {"ok": True, "url": url}, 200, {}
 
     def _too_many(
         self, retry_after: int, headers: dict[str, str]

@@ -77,7 +77,6 @@ async def _demo() -> Any:
 
 SPEC = ConnectorSpec(
     type="approval_path",
-    vendor_label="Approval Path (Jira)",
     settings=ApprovalPathSettings,
     build=_build,
     demo=_demo,

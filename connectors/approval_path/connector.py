@@ -457,46 +457,9 @@ class ApprovalPathConnector(Connector):
         status = path_status(approval)
         steps = approval.steps
         active = set(active_steps(approval))
-        groups: list[ApproverGroup] = []
-        activities: list[Activity] = []
-        requester: Person | None = None
-        created_at: datetime | None = None
-        stage_number = 0
-        for stage in _stages(steps):
-            deciding = [i for i in stage if _is_deciding(steps[i])]
-            if deciding:
-                stage_number += 1
-            for index in deciding:
-                groups.append(self._group(stage_number, steps[index], index in active))
-        for step in steps:
-            person = self._person(step)
-            action = (step.action or "").upper()
-            if action == "STARTED":
-                requester = requester or person
-                created_at = created_at or _when(step.decisionDate)
-                if person:
-                    activities.append(Activity(person, Action.REQUEST, _when(step.decisionDate)))
-            elif person and _is_deciding(step) and step.decision:
-                verdict = Action.REJECT if step.decision.upper() == "REJECTED" else Action.APPROVE
-                activities.append(Activity(person, verdict, _when(step.decisionDate)))
-
-        named: dict[str, Person] = {}
-        unnamed = False  # someone may decide whom no DM can reach: the channel keeps the card
-        hidden = False
-        for i in sorted(active):
-            step = steps[i]
-            if (person := self._person(step)) is not None:
-                named.setdefault(person.id, person)
-                hidden = hidden or not person.email
-            elif (key := _group_key(step)) is not None:
-                members = self._groups.known(key)
-                if members is None or members.unreadable or not members.people:
-                    unnamed = True
-                    continue
-                for member in members.people:
-                    named.setdefault(member.id, member)
-                hidden = hidden or members.hidden_emails > 0
-        recipients = sorted(named.values(), key=lambda p: p.id)
+        groups = self._groups_of(steps, active)
+        requester, created_at, activities = self._history(steps)
+        recipients, unnamed, hidden = self._reach(steps, active)
         due_since = None
         if active:
             earlier = [d for s in steps[: min(active)] if (d := _when(s.decisionDate)) is not None]
@@ -544,6 +507,57 @@ class ApprovalPathConnector(Connector):
                 "definition_id": approval.definitionId or "",
             },
         )
+
+    def _groups_of(self, steps: Sequence[WireStep], active: set[int]) -> list[ApproverGroup]:
+        """One group per deciding step, numbered by stage (steps of a stage decide together)."""
+        groups: list[ApproverGroup] = []
+        stage_number = 0
+        for stage in _stages(steps):
+            deciding = [i for i in stage if _is_deciding(steps[i])]
+            if deciding:
+                stage_number += 1
+            for index in deciding:
+                groups.append(self._group(stage_number, steps[index], index in active))
+        return groups
+
+    def _history(self, steps: Sequence[WireStep]) -> tuple[Person | None, datetime | None, list[Activity]]:
+        """Who started the path and when, and every decision so far, in order."""
+        activities: list[Activity] = []
+        requester: Person | None = None
+        created_at: datetime | None = None
+        for step in steps:
+            person = self._person(step)
+            action = (step.action or "").upper()
+            if action == "STARTED":
+                requester = requester or person
+                created_at = created_at or _when(step.decisionDate)
+                if person:
+                    activities.append(Activity(person, Action.REQUEST, _when(step.decisionDate)))
+            elif person and _is_deciding(step) and step.decision:
+                verdict = Action.REJECT if step.decision.upper() == "REJECTED" else Action.APPROVE
+                activities.append(Activity(person, verdict, _when(step.decisionDate)))
+        return requester, created_at, activities
+
+    def _reach(self, steps: Sequence[WireStep], active: set[int]) -> tuple[list[Person], bool, bool]:
+        """Who may decide now, by id; whether some may decide whom no DM can reach (`unnamed`:
+        the channel keeps the card), and whether some have no email we can read (`hidden`)."""
+        named: dict[str, Person] = {}
+        unnamed = False
+        hidden = False
+        for i in sorted(active):
+            step = steps[i]
+            if (person := self._person(step)) is not None:
+                named.setdefault(person.id, person)
+                hidden = hidden or not person.email
+            elif (key := _group_key(step)) is not None:
+                members = self._groups.known(key)
+                if members is None or members.unreadable or not members.people:
+                    unnamed = True
+                    continue
+                for member in members.people:
+                    named.setdefault(member.id, member)
+                hidden = hidden or members.hidden_emails > 0
+        return sorted(named.values(), key=lambda p: p.id), unnamed, hidden
 
     def _group(self, number: int, step: WireStep, active: bool) -> ApproverGroup:
         kind = step.type.upper()

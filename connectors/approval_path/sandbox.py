@@ -341,9 +341,6 @@ class ApprovalPathSandbox:
             parallel=parallel,
         )
 
-    def email_step(self, email: str, *, parallel: int | None = None) -> Step:
-        return Step("EMAIL", email=email, parallel=parallel)
-
     def add_definition(
         self, name: str, steps: list[Step], *, project: str | None = None, description: str = ""
     ) -> str:

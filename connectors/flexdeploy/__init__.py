@@ -103,7 +103,6 @@ async def _demo() -> Any:
 
 SPEC = ConnectorSpec(
     type="flexdeploy",
-    vendor_label="FlexDeploy",
     settings=FlexDeploySettings,
     build=_build,
     demo=_demo,

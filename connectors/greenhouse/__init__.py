@@ -23,7 +23,6 @@ async def _demo() -> SandboxSetup:
 
 SPEC = ConnectorSpec(
     type="greenhouse",
-    vendor_label="Greenhouse",
     settings=GreenhouseSettings,
     build=_build,
     demo=_demo,

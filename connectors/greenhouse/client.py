@@ -261,10 +261,6 @@ def classify(response: httpx.Response) -> ConnectorError | None:
 # Tokens
 
 
-class TokenError(ConnectorError):
-    """The token endpoint refused; `kind` says why in words an admin can act on."""
-
-
 def classify_token_error(status: int, body: Any) -> str:
     """Sort a token-endpoint refusal by its body (a bad client id is a 400, a bad secret a 401).
 

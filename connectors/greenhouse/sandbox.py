@@ -30,7 +30,7 @@ import itertools
 import json
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -787,21 +787,10 @@ class GreenhouseSandbox:
                 return _unprocessable("Invalid cursor")
             _, rows, start, per_page = held
         else:
-            known = {*filters, "per_page", "fields"}
-            for key in query:
-                if key not in known:
-                    return _unprocessable({key: "is not a known parameter"})
-            raw = query.get("per_page", str(self.page_size))
-            if not raw.isdigit():
-                return _unprocessable({"per_page": f"`{raw}` is not a number"})
-            per_page = int(raw)
-            if per_page > 500:
-                return _unprocessable({"per_page": f"`{per_page}` number is greater than: 500"})
-            if per_page < 1:
-                return _unprocessable({"per_page": f"`{per_page}` number is less than: 1"})
-            for key in query:
-                if key.endswith("ids") and len(query[key].split(",")) > 50:
-                    return _unprocessable({key: "at most 50 ids"})
+            refused = self._refuse_first_page(query, filters)
+            if refused is not None:
+                return refused
+            per_page = int(query.get("per_page", str(self.page_size)))
             for key, wire_field in filters.items():
                 if key in query:
                     wanted = {v.strip().lower() for v in query[key].split(",") if v.strip()}
@@ -816,6 +805,26 @@ class GreenhouseSandbox:
                 f'<{self.link_origin or self.url}{request.path}?cursor={cursor}>; rel="next"'
             )
         return response
+
+    def _refuse_first_page(self, query: Mapping[str, str], filters: dict[str, str]) -> web.Response | None:
+        """Harvest's 422 for a first page's parameters: unknown ones, per_page out of 1..500, over
+        50 ids; None when they are fine."""
+        known = {*filters, "per_page", "fields"}
+        for key in query:
+            if key not in known:
+                return _unprocessable({key: "is not a known parameter"})
+        raw = query.get("per_page", str(self.page_size))
+        if not raw.isdigit():
+            return _unprocessable({"per_page": f"`{raw}` is not a number"})
+        per_page = int(raw)
+        if per_page > 500:
+            return _unprocessable({"per_page": f"`{per_page}` number is greater than: 500"})
+        if per_page < 1:
+            return _unprocessable({"per_page": f"`{per_page}` number is less than: 1"})
+        for key in query:
+            if key.endswith("ids") and len(query[key].split(",")) > 50:
+                return _unprocessable({key: "at most 50 ids"})
+        return None
 
     # ------------------------------------------------------------------ handlers
 

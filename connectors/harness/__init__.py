@@ -47,6 +47,4 @@ async def _demo() -> Any:
     return await demo()
 
 
-SPEC = ConnectorSpec(
-    type="harness", vendor_label="Harness", settings=HarnessSettings, build=_build, demo=_demo
-)
+SPEC = ConnectorSpec(type="harness", settings=HarnessSettings, build=_build, demo=_demo)

@@ -428,31 +428,38 @@ class HarnessSandbox:
         body = await request.json()
         return self._apply(request["key"], waiting[0], body, body.get("approver_inputs") or [])
 
+    def _refusal(self, user: dict[str, str], instance: Instance, inputs: list[dict[str, Any]]) -> str | None:
+        """Why Harness refuses this person's decision on this instance (in its words), or None."""
+        if instance.status == "EXPIRED":
+            return "Harness approval instance has already expired"
+        if instance.status != "WAITING":
+            return f"Harness approval instance has already completed. Status: {instance.status}"
+        if any(a["user"]["email"] == user["email"] for a in instance.activities):
+            return "You have already approved/rejected the pipeline"
+        if instance.disallow_executor and instance.execution.triggered_by == user["email"]:
+            return "Pipeline executor is not allowed to approve/reject"
+        if user["email"] in instance.disallowed:
+            return (
+                f"Action not permitted: You [{user['email']}] are on the disallowed user list for this step"
+            )
+        if not any(user["email"] in self.groups.get(g, set()) for g in instance.groups):
+            return "User not authorized to approve/reject"
+        for definition in instance.inputs:
+            if definition.get("required") and not any(
+                i.get("name") == definition["name"] and i.get("value") for i in inputs
+            ):
+                return f"Approver input {definition['name']} is required"
+        return None
+
     def _apply(
         self, key: str, instance: Instance, body: dict[str, Any], inputs: list[dict[str, Any]]
     ) -> web.Response:
         user = self.users.get(key)
         if user is None:
             return _bad("SERVICE_ACCOUNT is not supported for Harness Approval Step yet")
-        if instance.status == "EXPIRED":
-            return _bad("Harness approval instance has already expired")
-        if instance.status != "WAITING":
-            return _bad(f"Harness approval instance has already completed. Status: {instance.status}")
-        if any(a["user"]["email"] == user["email"] for a in instance.activities):
-            return _bad("You have already approved/rejected the pipeline")
-        if instance.disallow_executor and instance.execution.triggered_by == user["email"]:
-            return _bad("Pipeline executor is not allowed to approve/reject")
-        if user["email"] in instance.disallowed:
-            return _bad(
-                f"Action not permitted: You [{user['email']}] are on the disallowed user list for this step"
-            )
-        if not any(user["email"] in self.groups.get(g, set()) for g in instance.groups):
-            return _bad("User not authorized to approve/reject")
-        for definition in instance.inputs:
-            if definition.get("required") and not any(
-                i.get("name") == definition["name"] and i.get("value") for i in inputs
-            ):
-                return _bad(f"Approver input {definition['name']} is required")
+        refusal = self._refusal(user, instance, inputs)
+        if refusal is not None:
+            return _bad(refusal)
         action = body.get("action")
         instance.activities.append(
             {

@@ -58,6 +58,4 @@ async def _demo() -> Any:
     return await demo()
 
 
-SPEC = ConnectorSpec(
-    type="herzum", vendor_label="Herzum Approval (Jira)", settings=HerzumSettings, build=_build, demo=_demo
-)
+SPEC = ConnectorSpec(type="herzum", settings=HerzumSettings, build=_build, demo=_demo)

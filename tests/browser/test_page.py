@@ -142,10 +142,14 @@ async def test_app_home_bulk_approves_two_items(browser: Any, demo: Demo) -> Non
     await modal.get_by_role("button", name="Approve selected").click()
     await expect(modal).to_contain_text("2 of 2 approved", timeout=WAIT)
     for title in chosen:
-        await demo.slack.wait_for(
-            lambda title=title: any(
+
+        def shown_approved(title: str = title) -> bool:
+            return any(
                 title in m.render() and "Approved by" in m.render() for m in demo.slack.messages.values()
-            ),
+            )
+
+        await demo.slack.wait_for(
+            shown_approved,
             timeout=WAIT / 1000,
             what=f"{title} approved",
         )

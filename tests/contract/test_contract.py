@@ -184,9 +184,9 @@ async def test_linking_tells_who_the_person_is(kit: ContractKit) -> None:
             with pytest.raises(AuthExpired):
                 await connector.verify(kit.bad_credentials())
         else:
-            identity = await connector.identify(kit.approver_email())
-            assert identity is not None
-            assert identity.user_id == kit.approver().vendor_user_id
+            found = await connector.identify(kit.approver_email())
+            assert found is not None
+            assert found.user_id == kit.approver().vendor_user_id
             assert await connector.identify("nobody-at-all@example.invalid") is None
     finally:
         await connector.aclose()

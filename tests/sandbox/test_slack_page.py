@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -19,7 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.sandbox.slack_api import SlackSandbox
 
-CARD = [
+CARD: list[dict[str, Any]] = [
     {"type": "header", "text": {"type": "plain_text", "text": "Deploy <web> & more"}},
     {
         "type": "actions",
@@ -112,7 +113,7 @@ async def test_a_refused_post_becomes_a_banner_and_every_change_is_announced(
 async def test_an_overflow_choice_reaches_the_app_signed_and_shaped_like_slack(
     sandbox: SlackSandbox, api: AsyncWebClient
 ) -> None:
-    received: list[dict[str, object]] = []
+    received: list[dict[str, Any]] = []
 
     async def slack_events(request: web.Request) -> web.Response:
         body = await request.text()
@@ -160,8 +161,8 @@ async def test_an_overflow_choice_reaches_the_app_signed_and_shaped_like_slack(
         await runner.cleanup()
     [payload] = received
     assert payload["type"] == "block_actions"
-    assert payload["user"]["id"] == "U0BOB"  # type: ignore[index]
-    [action] = payload["actions"]  # type: ignore[misc]
+    assert payload["user"]["id"] == "U0BOB"
+    [action] = payload["actions"]
     assert action["selected_option"]["value"] == "snooze"
-    assert payload["container"]["message_ts"] == posted["ts"]  # type: ignore[index]
+    assert payload["container"]["message_ts"] == posted["ts"]
     assert str(payload["response_url"]).startswith(f"{sandbox.url}/response/")

@@ -243,17 +243,23 @@ def limit_problems(blocks_: list[dict[str, Any]], max_blocks: int) -> list[str]:
             if len(fields) > 10 or any(len(f["text"]) > 2000 for f in fields):
                 problems.append("section fields over 10 or over 2,000 characters")
         for element in _elements(block):
-            if len(str(element.get("action_id") or "")) > 255:
-                problems.append("action_id over 255")
-            if len(str(element.get("value") or "")) > 2000:
-                problems.append("button value over 2,000")
-            if len(str(element.get("url") or "")) > 3000:
-                problems.append("url over 3,000")
-            for option in element.get("options") or []:
-                if len(option["value"]) > 150:
-                    problems.append("option value over 150")
-            if len(str(element.get("initial_value") or "")) > 3000:
-                problems.append("initial_value over 3,000")
+            problems += _element_problems(element)
+    return problems
+
+
+def _element_problems(element: Mapping[str, Any]) -> list[str]:
+    problems = []
+    if len(str(element.get("action_id") or "")) > 255:
+        problems.append("action_id over 255")
+    if len(str(element.get("value") or "")) > 2000:
+        problems.append("button value over 2,000")
+    if len(str(element.get("url") or "")) > 3000:
+        problems.append("url over 3,000")
+    for option in element.get("options") or []:
+        if len(option["value"]) > 150:
+            problems.append("option value over 150")
+    if len(str(element.get("initial_value") or "")) > 3000:
+        problems.append("initial_value over 3,000")
     return problems
 
 

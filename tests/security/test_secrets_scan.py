@@ -131,15 +131,15 @@ async def test_no_credential_appears_anywhere(
         assert linked == len(sandboxes)
 
         await bot.poll()
-        mine = [m for m in bot.cards("U0ALICE") + bot.cards("C0APPROVALS") if "[Approve]" in m.render()]
-        assert mine, "some card offers Alice a decision"
+        offered = [m for m in bot.cards("U0ALICE") + bot.cards("C0APPROVALS") if "[Approve]" in m.render()]
+        assert offered, "some card offers Alice a decision"
         # Someone not linked clicks a channel card first: refused, nothing sent.
-        shared = [m for m in mine if m.channel == "C0APPROVALS"]
+        shared = [m for m in offered if m.channel == "C0APPROVALS"]
         if shared:
             await bot.click("carol", shared[0], "Approve")
             await bot.wait_private("carol", "link")
         decided = 0
-        for index, card in enumerate(mine[:6]):
+        for index, card in enumerate(offered[:6]):
             label = "Reject" if index % 2 and "[Reject]" in card.render() else "Approve"
             try:
                 await bot.click("alice", card, label)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -11,25 +11,6 @@ from connectors.errors import AuthExpired, NotAllowed, NotFound, VendorUnavailab
 from connectors.greenhouse.connector import GreenhouseConnector
 from connectors.people import ALICE, BOB, CAROL, MALLORY
 from tests.contract.kits.greenhouse import GreenhouseKit
-
-
-@pytest.fixture
-async def kit() -> AsyncIterator[GreenhouseKit]:
-    instance = GreenhouseKit()
-    await instance.start()
-    try:
-        yield instance
-    finally:
-        await instance.stop()
-
-
-@pytest.fixture
-async def connector(kit: GreenhouseKit) -> AsyncIterator[GreenhouseConnector]:
-    built = kit.build()
-    try:
-        yield built
-    finally:
-        await built.aclose()
 
 
 async def test_people_are_found_by_primary_or_secondary_email(
@@ -74,7 +55,7 @@ async def test_pinned_mappings_come_before_the_email_lookup(kit: GreenhouseKit) 
     ],
 )
 async def test_a_refused_credential_is_classified_by_body_and_never_shown(
-    kit: GreenhouseKit, caplog: pytest.LogCaptureFixture, overrides: dict[str, str], words: str
+    kit: GreenhouseKit, caplog: pytest.LogCaptureFixture, overrides: dict[str, Any], words: str
 ) -> None:
     connector = kit.build(**overrides)
     caplog.set_level(logging.DEBUG)

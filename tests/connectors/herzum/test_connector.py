@@ -3,8 +3,6 @@ configuration switches (comment, password, abstain), and the whole loop through 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from bot.sandbox.slack_api import SlackSandbox
@@ -13,16 +11,6 @@ from connectors.errors import InvalidInput, NotAllowed
 from connectors.people import ALICE, BOB
 from tests.contract.kits.herzum import HerzumKit
 from tests.harness import Bot, connector_config, start_bot
-
-
-@pytest.fixture
-async def kit() -> AsyncIterator[HerzumKit]:
-    k = HerzumKit()
-    await k.start()
-    try:
-        yield k
-    finally:
-        await k.stop()
 
 
 async def test_listing_pages_and_merges_people_into_recipients(kit: HerzumKit) -> None:

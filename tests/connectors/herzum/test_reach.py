@@ -3,7 +3,6 @@ people's own listings say who may decide each, and personal access tokens go as 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
@@ -14,16 +13,6 @@ from connectors.errors import AuthExpired
 from connectors.people import ALICE, BOB
 from tests.contract.kits.herzum import HerzumKit
 from tests.harness import Bot, connector_config, start_bot
-
-
-@pytest.fixture
-async def kit() -> AsyncIterator[HerzumKit]:
-    k = HerzumKit()
-    await k.start()
-    try:
-        yield k
-    finally:
-        await k.stop()
 
 
 def _alice() -> list[LinkedUser]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from connectors.base import Action, ApprovalItem, Field, Status
@@ -11,25 +9,6 @@ from connectors.errors import AuthExpired, NotFound, VendorUnavailable
 from connectors.flexdeploy.connector import FlexDeployConnector
 from connectors.people import CAROL
 from tests.contract.kits.flexdeploy import GROUP, FlexDeployKit
-
-
-@pytest.fixture
-async def kit() -> AsyncIterator[FlexDeployKit]:
-    instance = FlexDeployKit()
-    await instance.start()
-    try:
-        yield instance
-    finally:
-        await instance.stop()
-
-
-@pytest.fixture
-async def connector(kit: FlexDeployKit) -> AsyncIterator[FlexDeployConnector]:
-    made = kit.build()
-    try:
-        yield made
-    finally:
-        await made.aclose()
 
 
 async def listed(connector: FlexDeployConnector, task_id: int) -> ApprovalItem:

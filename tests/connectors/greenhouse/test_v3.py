@@ -3,34 +3,12 @@ and what a poll costs when nothing changed. All over real HTTP against the v3 sa
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
-import pytest
 
 from connectors.base import Action, Actor, GroupState
 from connectors.greenhouse.connector import GreenhouseConnector
 from connectors.people import ALICE, BOB, CAROL, DAVE
 from tests.contract.kits.greenhouse import GreenhouseKit
-
-
-@pytest.fixture
-async def kit() -> AsyncIterator[GreenhouseKit]:
-    instance = GreenhouseKit()
-    await instance.start()
-    try:
-        yield instance
-    finally:
-        await instance.stop()
-
-
-@pytest.fixture
-async def connector(kit: GreenhouseKit) -> AsyncIterator[GreenhouseConnector]:
-    built = kit.build()
-    try:
-        yield built
-    finally:
-        await built.aclose()
 
 
 async def listed(connector: GreenhouseConnector) -> dict[str, list[str | None]]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
@@ -22,25 +21,6 @@ from connectors.people import ALICE, BOB, CAROL, DAVE, MALLORY
 from tests.contract.kits.flexdeploy import GROUP, FlexDeployKit
 
 BY_ID = re.compile(r"^PUT /flexdeploy/rest/v1/tasks/approval/(approve|reject)/\d+(\?notes=[^&]*)?$")
-
-
-@pytest.fixture
-async def kit() -> AsyncIterator[FlexDeployKit]:
-    instance = FlexDeployKit()
-    await instance.start()
-    try:
-        yield instance
-    finally:
-        await instance.stop()
-
-
-@pytest.fixture
-async def connector(kit: FlexDeployKit) -> AsyncIterator[FlexDeployConnector]:
-    made = kit.build()
-    try:
-        yield made
-    finally:
-        await made.aclose()
 
 
 async def pending(kit: FlexDeployKit, connector: FlexDeployConnector, **task: str) -> ApprovalItem:

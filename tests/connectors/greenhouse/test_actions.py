@@ -23,16 +23,6 @@ from tests.contract.kits.greenhouse import GreenhouseKit
 
 
 @pytest.fixture
-async def kit() -> AsyncIterator[GreenhouseKit]:
-    instance = GreenhouseKit()
-    await instance.start()
-    try:
-        yield instance
-    finally:
-        await instance.stop()
-
-
-@pytest.fixture
 async def connector(kit: GreenhouseKit) -> AsyncIterator[GreenhouseConnector]:
     built = kit.build(timeout=0.4)
     try:

@@ -5,7 +5,6 @@ All over real HTTP against the Greenhouse sandbox (connectors/greenhouse/sandbox
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
@@ -14,25 +13,6 @@ from connectors.base import Action, ApprovalItem, GroupState, Status
 from connectors.greenhouse.connector import GreenhouseConnector
 from connectors.people import ALICE, BOB, CAROL, DAVE, DemoPerson
 from tests.contract.kits.greenhouse import GreenhouseKit
-
-
-@pytest.fixture
-async def kit() -> AsyncIterator[GreenhouseKit]:
-    instance = GreenhouseKit()
-    await instance.start()
-    try:
-        yield instance
-    finally:
-        await instance.stop()
-
-
-@pytest.fixture
-async def connector(kit: GreenhouseKit) -> AsyncIterator[GreenhouseConnector]:
-    built = kit.build()
-    try:
-        yield built
-    finally:
-        await built.aclose()
 
 
 def emails(item: ApprovalItem) -> list[str | None]:

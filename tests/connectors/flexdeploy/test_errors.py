@@ -6,7 +6,6 @@ classifier turns it into the error the bot words for the person.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -76,16 +75,6 @@ def test_answers_are_sorted_into_the_error_tree(
 
 def test_a_success_is_not_an_error() -> None:
     assert classify_flexdeploy(answer(200, {"taskId": 42, "status": "APPROVED"})) is None
-
-
-@pytest.fixture
-async def kit() -> AsyncIterator[FlexDeployKit]:
-    instance = FlexDeployKit()
-    await instance.start()
-    try:
-        yield instance
-    finally:
-        await instance.stop()
 
 
 async def test_a_rate_limited_read_waits_and_retries(kit: FlexDeployKit) -> None:

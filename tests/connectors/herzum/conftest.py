@@ -1,0 +1,22 @@
+"""Fixtures shared by the Herzum connector's tests: a running Herzum sandbox kit.
+
+A test module that needs another set-up defines its own fixture of the same name, which wins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.contract.kits.herzum import HerzumKit
+
+
+@pytest.fixture
+async def kit() -> AsyncIterator[HerzumKit]:
+    k = HerzumKit()
+    await k.start()
+    try:
+        yield k
+    finally:
+        await k.stop()
