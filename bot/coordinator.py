@@ -16,12 +16,14 @@ from datetime import timedelta
 
 from bot import metrics
 from bot.outbox import effects
-from bot.outbox.queue import Outbox
+from bot.outbox.queue import Outbox, addresses
+from bot.reach import Reach
 from bot.sync import SyncPlan, diff
 from bot.wording import explain_failure
 from connectors.base import ApprovalItem, Connector, Status
 from connectors.errors import ConnectorError, NotFound
-from store.repo import Store, now_utc
+from store.outbox import Session
+from store.repo import Store, StoredItem, now_utc
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +39,14 @@ class SyncResult:
 
 
 class Coordinator:
-    def __init__(self, *, connector: Connector, store: Store, outbox: Outbox) -> None:
+    def __init__(
+        self, *, connector: Connector, store: Store, outbox: Outbox, reach: Reach | None = None
+    ) -> None:
         self.connector = connector
         self.store = store
         self.outbox = outbox
+        # Finds the approvers each item names in Slack by email, before the effects are computed.
+        self.reach = reach
         self.failing = False
         self._lock = asyncio.Lock()
 
@@ -82,6 +88,7 @@ class Coordinator:
             final = await self._reread(row_id, external_id)
             if final is not None:
                 finals.append((row_id, final))
+        found_again = await self._look_up(plan)
         now = now_utc()
         pending = (
             plan.unchanged + len(plan.new) + sum(1 for _, i in plan.changed if i.status is Status.PENDING)
@@ -93,6 +100,15 @@ class Coordinator:
                 new_id = stored_ids.get((item.connector, item.external_id))
                 if new_id is not None:  # else stored meanwhile by another writer: the next cycle compares it
                     changes.append(effects.Change(new_id, None, item))
+            seen = {c.item_id for c in changes}
+            # Items naming someone whom Slack now answers differently for (a new hire joined): their
+            # cards are made true again, a DM added where there was only the channel.
+            changes.extend(
+                effects.Change(s.id, s.item, s.item)
+                for s in found_again
+                if s.id not in seen and s.item.connector == self.name
+            )
+            await self._others_found_again(session, [s for s in found_again if s.item.connector != self.name])
             updates = [*plan.changed, *finals]
             before = {r.id: r for r in await self.store.item_rows(session, item_ids=[i for i, _ in updates])}
             for row_id, item in updates:
@@ -107,7 +123,10 @@ class Coordinator:
                 if saved is not None and (old := before.get(row_id)) is not None:
                     changes.append(effects.Change(row_id, ApprovalItem.from_json(old.data), item))
             audience = await self.outbox.audience(
-                session, connector=self.name, item_ids=[c.item_id for c in changes]
+                session,
+                connector=self.name,
+                item_ids=[c.item_id for c in changes],
+                emails=addresses(c.after for c in changes),
             )
             await self.outbox.enqueue(effects.after_sync(changes, audience), session=session)
             await self.store.record_sync(session, name=self.name, ok=True, error=None, pending=pending)
@@ -116,6 +135,38 @@ class Coordinator:
             log.warning("connector %s recovered", self.name)
             self.failing = False
         return SyncResult(ok=True, plan=plan, pending=pending)
+
+    async def _look_up(self, plan: SyncPlan) -> list[StoredItem]:
+        """Ask Slack about the addresses of new and changed items not known yet (each once, kept a
+        day), and again about those past their time to live; an unchanged sync asks nothing. Returns
+        the open items naming an address whose answer changed."""
+        if self.reach is None:
+            return []
+        await self.reach.resolve(addresses([*plan.new, *(i for _, i in plan.changed if not i.status.final)]))
+        changed = await self.reach.refresh_due()
+        if not changed:
+            return []
+        return [s for s in await self.store.pending_items() if changed & addresses([s.item])]
+
+    async def _others_found_again(self, session: Session, found: list[StoredItem]) -> None:
+        """The refresh is shared by every connector: other connectors' items it concerns get their
+        cards made true here, with their own audience."""
+        by_connector: dict[str, list[StoredItem]] = {}
+        for stored in found:
+            by_connector.setdefault(stored.item.connector, []).append(stored)
+        for name, stored_items in by_connector.items():
+            audience = await self.outbox.audience(
+                session,
+                connector=name,
+                item_ids=[s.id for s in stored_items],
+                emails=addresses(s.item for s in stored_items),
+            )
+            jobs = [
+                job
+                for s in stored_items
+                for job in effects.card_jobs(effects.Change(s.id, s.item, s.item), audience)
+            ]
+            await self.outbox.enqueue(jobs, session=session)
 
     async def _reread(self, row_id: int, external_id: str) -> ApprovalItem | None:
         stored = await self.store.item_by_id(item_id=row_id)
