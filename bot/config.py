@@ -320,7 +320,7 @@ def parse_config(raw: Mapping[str, Any], *, env: Mapping[str, str], source: str 
         channel_copy = entry.get("channel_copy", "always")
         if channel_copy not in CHANNEL_COPY:
             problems.append(
-                f"{label}.channel_copy: {channel_copy!r} is not one of \"always\", \"unresolved\" (whether the "
+                f'{label}.channel_copy: {channel_copy!r} is not one of "always", "unresolved" (whether the '
                 "channel keeps a copy of every card, or only of those whose approvers are not found in Slack)"
             )
             channel_copy = "always"

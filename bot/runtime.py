@@ -132,6 +132,7 @@ class Runtime:
             kick=self.delivery.kick,
             home_settle=self.home_settle,
             per_user_listing={n: c.capabilities.per_user_listing for n, c in self.connectors.items()},
+            email_linked={n: c.capabilities.link_mode == "email" for n, c in self.connectors.items()},
         )
         self.services = Services(
             store=self.store,

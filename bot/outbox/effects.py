@@ -39,6 +39,9 @@ class Audience:
     channel_copy: str = "unresolved"
     # The vendor lists per linked user (Herzum): an item naming nobody waits on nobody's queue.
     per_user_listing: bool = False
+    # People act through their email mapping (Greenhouse, Approval Path): everyone found by email
+    # has the item in their App Home, linked or not.
+    email_linked: bool = False
 
 
 def slack_user_of(person: Person, audience: Audience) -> str | None:
@@ -111,11 +114,20 @@ def card_jobs(change: Change, audience: Audience, *, acted: bool = False) -> lis
 
 
 def flow_channels(change: Change, audience: Audience) -> list[str]:
-    """Subscribed channels; and when an item whose cards went to people's DMs ends, the connector's
-    channel too, so it still learns how the flow ended."""
+    """Subscribed channels; and when an item whose cards went only to people's DMs ends, the
+    connector's channel too, so it still learns how the flow ended (its own copy, when it has one,
+    shows that already)."""
     channels = list(audience.flow_channels)
-    dm_cards = any(not t.startswith("channel:") for t in audience.cards.get(change.item_id, ()))
-    if change.after.status.final and audience.channel and audience.channel not in channels and dm_cards:
+    posted = audience.cards.get(change.item_id, ())
+    dm_cards = any(not t.startswith("channel:") for t in posted)
+    copy = audience.channel is not None and f"channel:{audience.channel}" in posted  # shows the end itself
+    if (
+        change.after.status.final
+        and audience.channel
+        and audience.channel not in channels
+        and dm_cards
+        and not copy
+    ):
         channels.append(audience.channel)
     return channels
 
@@ -140,7 +152,8 @@ def home_jobs(changes: Sequence[Change], audience: Audience) -> list[Job]:
             for slack, vendor in audience.linked
             if everyone or vendor in recipients or change.claim_by == slack
         )
-        users.update(u for p in item.recipients if (u := slack_user_of(p, audience)))
+        if audience.email_linked:
+            users.update(u for p in item.recipients if (u := slack_user_of(p, audience)))
     return [HomeJob(slack_user=u) for u in sorted(users)]
 
 

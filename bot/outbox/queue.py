@@ -30,11 +30,14 @@ class Outbox:
         kick: Callable[[bool], None],
         home_settle: float = 2.0,
         per_user_listing: Mapping[str, bool] | None = None,
+        email_linked: Mapping[str, bool] | None = None,
     ) -> None:
         self.store = store
         self.config = config
         # Connectors whose vendor lists per linked user (an item naming nobody waits on nobody).
         self.per_user_listing = dict(per_user_listing or {})
+        # Connectors whose people act through their email mapping (no linking first).
+        self.email_linked = dict(email_linked or {})
         self._kick = kick
         # Seconds a changed App Home waits before it is republished, so a burst of changes (a sync,
         # several clicks) gives one views.publish instead of one each.
@@ -94,6 +97,7 @@ class Outbox:
             },
             channel_copy=config.channel_copy if config else "always",
             per_user_listing=self.per_user_listing.get(connector, False),
+            email_linked=self.email_linked.get(connector, False),
         )
 
     async def audience_now(

@@ -106,10 +106,10 @@ async def test_disconnect_stays_disconnected_until_connect(bot: Bot) -> None:
         ],
         what="Alice told she is disconnected",
     )
-    home = await bot.slack.wait_for(
-        lambda: (h := _home(bot, "alice")) and "not linked" in h and h, what="Alice's Home disconnected"
+    await bot.slack.wait_for(
+        lambda: (h := _home(bot, "alice")) and "not linked" in h and OFFER not in h,
+        what="Alice's Home disconnected, her queue empty",
     )
-    assert OFFER not in home
     await bot.slack.open_home(bot.url, user="alice")  # redrawn: still disconnected
     await bot.command("alice", "list")
     await bot.wait_private("alice", "Nothing waits on you")
