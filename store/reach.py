@@ -18,6 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from store.db import Database
 from store.models import CardRow, ItemRow, UTCDateTime
+from store.outbox import insert
 
 
 class SlackLookupRow(SQLModel, table=True):
@@ -64,16 +65,27 @@ async def lookups(db: Database, *, emails: Iterable[str]) -> dict[str, Lookup]:
 
 
 async def record(db: Database, *, answers: Mapping[str, str | None], now: datetime) -> None:
-    """Store Slack's answers (replacing older ones), stamped `now`."""
+    """Store Slack's answers stamped `now`: an upsert, so replicas recording the same address at once
+    both succeed (the later answer wins)."""
     if not answers:
         return
+    table = SlackLookupRow.__table__  # type: ignore[attr-defined]
+    rows = [{"email": e, "slack_user_id": u, "checked_at": now} for e, u in answers.items()]
     async with db.transaction() as s:
-        keys = list(answers)
-        for start in range(0, len(keys), 500):
-            await s.exec(
-                sa.delete(SlackLookupRow).where(col(SlackLookupRow.email).in_(keys[start : start + 500]))
+        for start in range(0, len(rows), 500):
+            stmt = insert(s, table).values(rows[start : start + 500])
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["email"],
+                set_={"slack_user_id": stmt.excluded.slack_user_id, "checked_at": stmt.excluded.checked_at},
             )
-        s.add_all(SlackLookupRow(email=e, slack_user_id=u, checked_at=now) for e, u in answers.items())
+            await s.exec(stmt)
+
+
+async def opt_out(db: Database, *, slack_user_id: str, connector: str, now: datetime) -> None:
+    table = OptOutRow.__table__  # type: ignore[attr-defined]
+    async with db.transaction() as s:
+        stmt = insert(s, table).values(slack_user_id=slack_user_id, connector=connector, at=now)
+        await s.exec(stmt.on_conflict_do_nothing(index_elements=["slack_user_id", "connector"]))
 
 
 async def due(
@@ -116,16 +128,6 @@ async def emails_of(db: Database, *, slack_user_ids: Sequence[str]) -> dict[str,
             if user is not None:
                 found[user].add(email)
     return found
-
-
-async def opt_out(db: Database, *, slack_user_id: str, connector: str, now: datetime) -> None:
-    async with db.transaction() as s:
-        await s.exec(
-            sa.delete(OptOutRow).where(
-                col(OptOutRow.slack_user_id) == slack_user_id, col(OptOutRow.connector) == connector
-            )
-        )
-        s.add(OptOutRow(slack_user_id=slack_user_id, connector=connector, at=now))
 
 
 async def opt_in(db: Database, *, slack_user_id: str, connector: str) -> None:
