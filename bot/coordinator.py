@@ -28,6 +28,10 @@ from store.repo import Store, StoredItem, now_utc
 log = logging.getLogger(__name__)
 
 STALE_CLAIM = timedelta(minutes=5)
+# How long a sync spends asking Slack who its new approvers are (Tier 3 paces users.lookupByEmail at
+# about 50 a minute): what is left goes out as "email:" targets that delivery resolves at Slack's pace.
+LOOKUP_BUDGET = 10.0
+LOOKUP_PATIENCE = 2.0
 
 
 @dataclass
@@ -47,6 +51,7 @@ class Coordinator:
         self.outbox = outbox
         # Finds the approvers each item names in Slack by email, before the effects are computed.
         self.reach = reach
+        self.lookup_budget = LOOKUP_BUDGET
         self.failing = False
         self._lock = asyncio.Lock()
 
@@ -142,8 +147,12 @@ class Coordinator:
         the open items naming an address whose answer changed."""
         if self.reach is None:
             return []
-        await self.reach.resolve(addresses([*plan.new, *(i for _, i in plan.changed if not i.status.final)]))
-        changed = await self.reach.refresh_due()
+        await self.reach.resolve(
+            addresses([*plan.new, *(i for _, i in plan.changed if not i.status.final)]),
+            patience=LOOKUP_PATIENCE,
+            budget=self.lookup_budget,
+        )
+        changed = await self.reach.refresh_due(patience=LOOKUP_PATIENCE)
         if not changed:
             return []
         return [s for s in await self.store.pending_items() if changed & addresses([s.item])]

@@ -13,6 +13,8 @@ users.info read at the click, never from a stored copy.
 from __future__ import annotations
 
 import logging
+import math
+import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -72,10 +74,24 @@ class Reach:
         ttl = self.found_ttl if lookup.slack_user_id else self.missing_ttl
         return lookup.checked_at + ttl <= now
 
-    async def resolve(self, emails: Iterable[str]) -> dict[str, str | None]:
+    async def resolve(
+        self,
+        emails: Iterable[str],
+        *,
+        patience: float = math.inf,
+        budget: float | None = None,
+        strict: bool = False,
+    ) -> dict[str, str | None]:
         """The Slack user of each address (None: not in Slack), asking Slack only for addresses never
         asked or due again. For the sync and delivery, never for a click. An address Slack could not
-        be asked about now is left out (the caller keeps it for later)."""
+        be asked about now is left out (the caller keeps it for later): Slack refused or is busy, a
+        call would wait longer than `patience` for Tier 3's pace, or `budget` seconds are spent.
+
+        Why a budget: Tier 3 allows about 50 lookups a minute, so a first sync naming 1,000 new
+        people would otherwise hold its cards back for twenty minutes. Past the budget, the rest go
+        out as "email:" card targets, and delivery asks for them at Slack's pace (`strict`: Slack's
+        refusal or pace is raised, so the delivery job is retried as its kind says)."""
+        started = time.monotonic()
         wanted = {e.strip().lower() for e in emails if e and e.strip()}
         if not wanted:
             return {}
@@ -86,16 +102,21 @@ class Reach:
         for email in sorted(wanted):
             if email in known and not self._due(known[email], now):
                 continue
+            if budget is not None and time.monotonic() - started > budget:
+                break
             try:
-                fresh[email] = await self.gateway.user_by_email(email)
+                fresh[email] = await self.gateway.user_by_email(email, patience=patience)
             except (SlackFailure, Deferred) as exc:
-                log.info("users.lookupByEmail failed (%s); asking again later", exc)
-                break  # Slack is busy or refusing: the rest wait for the next sync too
+                if strict:
+                    await lookups.record(self.db, answers=fresh, now=now)
+                    raise
+                log.info("users.lookupByEmail not asked now (%s); asking later", exc)
+                break  # Slack is busy or refusing: the rest wait too
         await lookups.record(self.db, answers=fresh, now=now)
         answers.update(fresh)
         return answers
 
-    async def refresh_due(self, *, limit: int = 50) -> set[str]:
+    async def refresh_due(self, *, limit: int = 50, patience: float = math.inf) -> set[str]:
         """Ask Slack again about up to `limit` addresses past their time to live (background work);
         returns the addresses whose answer changed (someone joined Slack, left, or changed address)."""
         now = self.clock()
@@ -107,9 +128,9 @@ class Reach:
         fresh: dict[str, str | None] = {}
         for email, _ in due:
             try:
-                fresh[email] = await self.gateway.user_by_email(email)
+                fresh[email] = await self.gateway.user_by_email(email, patience=patience)
             except (SlackFailure, Deferred) as exc:
-                log.info("users.lookupByEmail failed (%s); refreshing later", exc)
+                log.info("users.lookupByEmail not asked now (%s); refreshing later", exc)
                 break
         await lookups.record(self.db, answers=fresh, now=now)
         return {email for email, before in due if email in fresh and fresh[email] != before}

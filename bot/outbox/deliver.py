@@ -444,7 +444,8 @@ class Deliverer:
         if kind == "email":
             # An address the sync could not ask Slack about yet; asked here, in the background.
             if self.reach is not None:
-                user = (await self.reach.resolve([value])).get(value)
+                # Slack's pace (Deferred: due again next pass) or refusal (retried as its kind says).
+                user = (await self.reach.resolve([value], patience=self.PATIENCE, strict=True)).get(value)
             else:
                 user = await self.gateway.user_by_email(value)
             if user:

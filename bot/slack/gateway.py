@@ -352,7 +352,7 @@ class SlackGateway:
 
     # ---- people ---------------------------------------------------------------------------------
 
-    async def user_by_email(self, email: str) -> str | None:
+    async def user_by_email(self, email: str, *, patience: float = math.inf) -> str | None:
         """users.lookupByEmail (Tier 3): the Slack user with this address, None when there is none.
 
         Not cached here: bot/reach.py keeps the answers in the database with their age (found for a
@@ -361,7 +361,7 @@ class SlackGateway:
             response = await self._call(
                 "users.lookupByEmail",
                 None,
-                math.inf,
+                patience,
                 lambda: self._client.users_lookupByEmail(email=email),
             )
         except SlackFailure as exc:

@@ -180,6 +180,26 @@ async def test_a_not_found_email_is_asked_again_after_an_hour_never_on_a_click(
         await bot.stop()
 
 
+async def test_addresses_a_sync_had_no_time_to_ask_about_are_looked_up_by_delivery(
+    db_url: str, secret_key: str, slack: SlackSandbox, harness: HarnessKit
+) -> None:
+    harness.sandbox.add_waiting(groups=["sre_leads"], message="Scale the cluster?")
+    bot = await _harness_bot(db_url, secret_key, slack, harness)
+    bot.runtime.coordinators["pipelines"].lookup_budget = 0.0  # as if Slack's pace had used it up
+    try:
+        await bot.poll()
+        assert _lookups(slack) == 2, "delivery asked for Alice and Bob, once each"
+        (stored,) = await bot.runtime.store.pending_items()
+        targets = sorted(c.target for c in await bot.runtime.store.cards(item_id=stored.id))
+        assert targets == ["channel:C0DEPLOYS", "email:alice@example.com", "email:bob@example.com"]
+        for member in ("U0ALICE", "U0BOB"):
+            assert "You are in SRE leads" in bot.card(member, "Scale the cluster?").render()
+        await bot.poll()
+        assert _lookups(slack) == 2
+    finally:
+        await bot.stop()
+
+
 async def test_an_unlinked_herzum_approvers_item_is_carded_in_the_channel_and_in_nobodys_queue(
     db_url: str, secret_key: str, slack: SlackSandbox
 ) -> None:
