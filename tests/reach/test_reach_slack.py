@@ -91,6 +91,25 @@ async def test_a_group_member_who_never_linked_gets_a_dm_card_saying_why_and_a_n
         await bot.stop()
 
 
+async def test_a_step_whose_groups_cannot_be_read_is_in_the_channel_and_nobodys_queue(
+    db_url: str, secret_key: str, slack: SlackSandbox, harness: HarnessKit
+) -> None:
+    harness.sandbox.add_group("auditors", [ALICE], display="Auditors")
+    harness.sandbox.unviewable.add("auditors")
+    harness.sandbox.add_waiting(groups=["auditors"], message="Close the books?")
+    bot = await _harness_bot(db_url, secret_key, slack, harness)
+    try:
+        await bot.command("alice", "connect pipelines")
+        await _link(bot, "alice", harness.sandbox.key("alice"))
+        await bot.poll()
+        assert "[Approve]" in bot.card("C0DEPLOYS", "Close the books?").render()
+        assert not [m for m in bot.cards("U0ALICE") if "Close the books?" in m.render()]
+        await bot.command("alice", "list")
+        await bot.wait_private("alice", "Nothing waits on you")
+    finally:
+        await bot.stop()
+
+
 async def test_link_then_act_from_the_same_dm_card(
     db_url: str, secret_key: str, slack: SlackSandbox, harness: HarnessKit
 ) -> None:
