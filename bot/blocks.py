@@ -36,7 +36,28 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.ids import ActionId, ItemRef, ViewId, card_action_id
+from bot.ids import ActionId, ViewId, card_action_id, fitted_ref, ref_digest
+from bot.slack_text import (
+    BUTTON_URL,
+    BUTTON_VALUE,
+    CONFIRM_BUTTON,
+    CONFIRM_TEXT,
+    CONFIRM_TITLE,
+    FIELD_TEXT,
+    INPUT_LABEL,
+    OPTION_TEXT,
+    OPTION_VALUE,
+    PLACEHOLDER,
+    PRIVATE_METADATA,
+    VIEW_TITLE,
+    clean,
+    escaped,
+    plain,
+    short_id,
+)
+from bot.slack_text import cut as cut  # re-exported: listeners and services use blocks.cut/escape
+from bot.slack_text import escape as escape
+from bot.slack_text import link as mrkdwn_link
 from connectors.base import (
     Action,
     ActionSpec,
@@ -83,13 +104,8 @@ STATUS_LINES = {
 }
 
 
-def escape(text: str) -> str:
-    """Slack mrkdwn control characters (vendor text must not become links or mentions)."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: max(0, limit - 1)] + "…"
+# Escaped vendor text inside a longer line (a kind, a person, a label) gets at most this much.
+SHORT = 200
 
 
 def slack_date(when: datetime, fmt: str = "{date_short_pretty} at {time}") -> str:
@@ -153,8 +169,35 @@ def _context(*texts: str) -> ContextBlock:
     return ContextBlock(elements=[_mrkdwn(t) for t in texts if t][:10])
 
 
-def item_value(item: ApprovalItem) -> str:
-    return ItemRef(item.connector, item.external_id).encode()
+def item_value(item: ApprovalItem, limit: int = BUTTON_VALUE) -> str:
+    return fitted_ref(item.connector, item.external_id, limit)
+
+
+def option_value(value: str) -> str:
+    """A select option's value: the vendor's own when it fits in 150, else "#" and its digest,
+    which `chosen_value` maps back to the vendor's value (never a truncated, wrong one)."""
+    return value if len(value) <= OPTION_VALUE and not value.startswith("#") else "#" + ref_digest(value)
+
+
+def chosen_value(picked: str, allowed: Sequence[str]) -> str | None:
+    """The vendor value behind a submitted option value (None when it names none of `allowed`)."""
+    for value in allowed:
+        if option_value(value) == picked:
+            return value
+    return None
+
+
+def metadata_json(data: Mapping[str, str], *, origin: Mapping[str, str] | None = None) -> str:
+    """A modal's private_metadata within Slack's 3,000 characters: `origin` values (channel, ts)
+    are dropped unless they look like Slack's short ids, and an external id too long to fit is
+    replaced by its digest ("h"), which the submission looks up instead of decoding."""
+    packed = dict(data)
+    packed.update({k: v for k, v in (origin or {}).items() if isinstance(v, str) and 0 < len(v) <= 64})
+    text = json.dumps(packed, ensure_ascii=False, separators=(",", ":"))
+    if len(text) > PRIVATE_METADATA and "i" in packed:
+        packed["h"] = ref_digest(packed.pop("i"))
+        text = json.dumps(packed, ensure_ascii=False, separators=(",", ":"))
+    return text if len(text) <= PRIVATE_METADATA else "{}"
 
 
 def action_button(item: ApprovalItem, spec: ActionSpec) -> ButtonElement:
@@ -162,16 +205,19 @@ def action_button(item: ApprovalItem, spec: ActionSpec) -> ButtonElement:
     style = "primary" if spec.action is Action.APPROVE else "danger" if spec.action is Action.REJECT else None
     confirm = None
     if spec.confirm or spec.action in (Action.REJECT, Action.CANCEL):
-        verb = label.lower()
+        verb = escaped(label.lower(), 40)
+        question = (
+            escape(spec.confirm) if spec.confirm else f"Do you want to {verb} “{escaped(item.title, SHORT)}”?"
+        )
         confirm = ConfirmObject(
-            title=cut(f"{label}?", 100),
-            text=cut(spec.confirm or f"Do you want to {verb} “{item.title}”?", 300),
-            confirm=cut(label, 30),
+            title=plain(f"{label}?", CONFIRM_TITLE),
+            text=cut(question, CONFIRM_TEXT) or "Are you sure?",
+            confirm=plain(label, CONFIRM_BUTTON),
             deny="Back",
             style="danger" if style == "danger" else None,
         )
     return ButtonElement(
-        text=cut(label, BUTTON_TEXT),
+        text=plain(label, BUTTON_TEXT),
         action_id=card_action_id(spec.action),
         value=item_value(item),
         style=style,
@@ -180,18 +226,18 @@ def action_button(item: ApprovalItem, spec: ActionSpec) -> ButtonElement:
 
 
 def open_button(item: ApprovalItem, vendor_label: str) -> ButtonElement | None:
-    if not item.url:
-        return None
+    if not item.url or len(item.url) > BUTTON_URL or not item.url.lower().startswith(("https://", "http://")):
+        return None  # a cut URL would open the wrong page; the card keeps its other buttons
     return ButtonElement(
-        text=cut(f"Open in {vendor_label}", BUTTON_TEXT),
+        text=plain(f"Open in {vendor_label}", BUTTON_TEXT),
         action_id=ActionId.OPEN.value,
-        url=item.url[:3000],
+        url=clean(item.url),
         value=item_value(item),
     )
 
 
 def _person(label: str | None) -> str:
-    return escape(label) if label else "someone"
+    return escaped(label, SHORT) if label else "someone"
 
 
 def _group_line(item: ApprovalItem) -> list[str]:
@@ -201,14 +247,14 @@ def _group_line(item: ApprovalItem) -> list[str]:
             group.state, ":large_green_circle:"
         )
         approved = len(group.approved_by)
-        names = ", ".join(escape(p.label) for p in group.approved_by)
+        names = ", ".join(escaped(p.label, SHORT) for p in group.approved_by)
         progress = f"{approved} of {group.required} approved" + (f" ({names})" if names else "")
         if group.rejected_by:
-            progress += " · rejected by " + ", ".join(escape(p.label) for p in group.rejected_by)
+            progress += " · rejected by " + ", ".join(escaped(p.label, SHORT) for p in group.rejected_by)
         state = {GroupState.DUE: "their turn", GroupState.WAITING: "waiting", GroupState.RESOLVED: "done"}[
             group.state
         ]
-        lines.append(f"{marker} *{escape(group.name)}*: {progress} · {state}")
+        lines.append(f"{marker} *{escaped(group.name, SHORT)}*: {progress} · {state}")
     return lines
 
 
@@ -224,14 +270,18 @@ def status_line(state: CardState) -> str:
         when = f" on {slack_date(state.decided_at)}" if state.decided_at else ""
         line = f"{head} by <@{state.decided_by}>{when}"
         if state.decided_comment:
-            line += f"\n>{escape(cut(state.decided_comment, 500))}"
+            line += f"\n>{escaped(state.decided_comment, 500)}"
         return line
     who = f" by {_person(item.decided_by.label)}" if item.decided_by else ""
     when = f" on {slack_date(item.decided_at)}" if item.decided_at else ""
-    where = f" in {escape(state.vendor_label)}" if item.status in (Status.APPROVED, Status.REJECTED) else ""
+    where = (
+        f" in {escaped(state.vendor_label, SHORT)}"
+        if item.status in (Status.APPROVED, Status.REJECTED)
+        else ""
+    )
     line = f"{head}{who}{where}{when}"
     if item.decision_note:
-        line += f"\n>{escape(cut(item.decision_note, 500))}"
+        line += f"\n>{escaped(item.decision_note, 500)}"
     return line
 
 
@@ -247,17 +297,20 @@ def card(state: CardState) -> Message:
     item = state.item
     blocks: list[Block] = []
     icon = {Status.PENDING: ":large_yellow_circle:"}.get(item.status, "")
-    blocks.append(HeaderBlock(text=cut(f"{item.title}", HEADER_TEXT)))
+    blocks.append(HeaderBlock(text=plain(item.title, HEADER_TEXT)))
 
-    intro = [f"*{escape(item.kind)}*"]
+    intro = [f"*{escaped(item.kind, SHORT)}*"]
     if item.requester:
-        intro.append(f"requested by {escape(item.requester.label)}")
+        intro.append(f"requested by {escaped(item.requester.label, SHORT)}")
     if item.created_at:
         intro.append(slack_date(item.created_at))
     text = " · ".join(intro)
     if item.summary:
-        text += "\n" + escape(cut(item.summary, 2000))
-    fields = [_mrkdwn(f"*{escape(f.label)}*\n{escape(cut(f.value, 500))}") for f in item.fields[:20]]
+        text += "\n" + escaped(item.summary, 2000)
+    fields = [
+        MarkdownTextObject(text=cut(f"*{escaped(f.label, SHORT)}*\n{escaped(f.value, 500)}", FIELD_TEXT))
+        for f in item.fields[:20]
+    ]
     blocks.append(SectionBlock(text=_mrkdwn(text), fields=fields[:10] or None))
     if len(fields) > 10:
         blocks.append(SectionBlock(fields=fields[10:20]))
@@ -293,7 +346,7 @@ def card(state: CardState) -> Message:
         )
     if state.last_error and item.status is Status.PENDING and not state.working_by:
         blocks.append(
-            _context(f":warning: Last attempt did not go through: {escape(cut(state.last_error, 400))}")
+            _context(f":warning: Last attempt did not go through: {escaped(state.last_error, 400)}")
         )
 
     buttons: list[ButtonElement] = []
@@ -309,11 +362,14 @@ def card(state: CardState) -> Message:
     if link is not None:
         buttons.append(link)
     if buttons:
-        blocks.append(ActionsBlock(block_id=f"card|{cut(item.external_id, 200)}", elements=buttons[:25]))
+        blocks.append(ActionsBlock(block_id=short_id("card", item.external_id), elements=buttons[:25]))
 
     synced = f" · synced {slack_date(state.synced_at, '{time}')}" if state.synced_at else ""
-    blocks.append(_context(f"{escape(state.vendor_label)} · `{escape(state.connector_name)}`{synced}"))
-    fallback = f"{icon} {item.kind}: {item.title}".strip()
+    blocks.append(
+        _context(f"{escaped(state.vendor_label, SHORT)} · `{escaped(state.connector_name, SHORT)}`{synced}")
+    )
+    # The notification text is mrkdwn too: the title is escaped here as in the blocks.
+    fallback = f"{icon} {escaped(item.kind, SHORT)}: {escape(item.title)}".strip()
     if item.status.final:
         fallback += f" ({item.status.value})"
     return Message(cut(fallback, FALLBACK_TEXT), to_dicts(blocks, MAX_BLOCKS))
@@ -354,8 +410,8 @@ def queue_entry(state: CardState, kind: str) -> list[dict[str, Any]]:
         if cached is not None:
             _ENTRIES.move_to_end(key)
             return cached
-    head = f"*{escape(item.title)}*" if not item.url else f"*<{item.url}|{escape(item.title)}>*"
-    details = [escape(item.kind), f"`{escape(state.connector_name)}`"]
+    head = f"*{mrkdwn_link(item.url, cut(item.title, 1000))}*"
+    details = [escaped(item.kind, SHORT), f"`{escaped(state.connector_name, SHORT)}`"]
     if item.deadline:
         details.append(f"expires {slack_date(item.deadline)}")
     blocks: list[Block] = [_section(head + "\n" + " · ".join(details))]
@@ -366,7 +422,7 @@ def queue_entry(state: CardState, kind: str) -> list[dict[str, Any]]:
     if buttons:
         blocks.append(
             ActionsBlock(
-                block_id=f"{kind}|{cut(item.connector, 40)}|{cut(item.external_id, 200)}",
+                block_id=short_id(kind, item.connector, item.external_id),
                 elements=buttons[:25],
             )
         )
@@ -389,12 +445,13 @@ def notice(text: str, *, buttons: Sequence[ButtonElement] = ()) -> Message:
 
 
 def _plain(text: str) -> str:
-    return text.replace("*", "").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    """The notification text: mrkdwn like the blocks, so the escapes stay (Slack decodes them)."""
+    return text.replace("*", "")
 
 
 def connect_button(connector_name: str, vendor_label: str) -> ButtonElement:
     return ButtonElement(
-        text=cut(f"Connect {vendor_label}", BUTTON_TEXT),
+        text=plain(f"Connect {vendor_label}", BUTTON_TEXT),
         action_id=ActionId.CONNECT.value,
         value=connector_name,
         style="primary",
@@ -404,9 +461,9 @@ def connect_button(connector_name: str, vendor_label: str) -> ButtonElement:
 def with_comment_button(item: ApprovalItem, action: Action) -> ButtonElement:
     label = ACTION_LABELS[action]
     return ButtonElement(
-        text=cut(f"{label} with a comment", BUTTON_TEXT),
+        text=plain(f"{label} with a comment", BUTTON_TEXT),
         action_id=ActionId.WITH_COMMENT.value,
-        value=f"{action.value}#{item_value(item)}",
+        value=f"{action.value}#{item_value(item, BUTTON_VALUE - len(action.value) - 1)}",
         style="primary" if action is Action.APPROVE else None,
     )
 
@@ -428,9 +485,9 @@ def connect_modal(
         blocks.append(
             InputBlock(
                 block_id=f"cred|{f.key}",
-                label=cut(f.label, 2000),
+                label=plain(f.label, INPUT_LABEL),
                 element=PlainTextInputElement(
-                    action_id="value", placeholder=cut(f.hint, 150) if f.hint else None
+                    action_id="value", placeholder=plain(f.hint, PLACEHOLDER) if f.hint else None
                 ),
                 hint=None,
                 optional=f.optional,
@@ -439,10 +496,10 @@ def connect_modal(
     view = View(
         type="modal",
         callback_id=ViewId.CONNECT.value,
-        title=cut(f"Connect {vendor_label}", 24),
+        title=plain(f"Connect {vendor_label}", VIEW_TITLE),
         submit="Connect",
         close="Cancel",
-        private_metadata=json.dumps({"c": connector_name}),
+        private_metadata=metadata_json({"c": connector_name}),
         blocks=blocks,
     )
     return view.to_dict()
@@ -451,13 +508,14 @@ def connect_modal(
 def _input_block(spec: InputDef) -> InputBlock:
     element: Any
     if spec.kind == "select" and spec.allowed:
-        options = [Option(text=cut(v, 75), value=cut(v, 150)) for v in spec.allowed[:100]]
-        initial = next((o for o in options if o.value == spec.default), None)
+        options = [Option(text=plain(v, OPTION_TEXT), value=option_value(v)) for v in spec.allowed[:100]]
+        default = option_value(spec.default) if spec.default is not None else None
+        initial = next((o for o in options if o.value == default), None)
         element = StaticSelectElement(action_id="value", options=options, initial_option=initial)
     elif spec.kind == "slack_user":
         element = UserSelectElement(action_id="value")
     elif spec.kind == "checkbox":
-        option = Option(text=cut(spec.label, 75), value="yes")
+        option = Option(text=plain(spec.label, OPTION_TEXT), value="yes")
         element = CheckboxesElement(
             action_id="value", options=[option], initial_options=[option] if spec.default == "yes" else None
         )
@@ -469,10 +527,10 @@ def _input_block(spec: InputDef) -> InputBlock:
         )
     return InputBlock(
         block_id=f"input|{spec.name}",
-        label=cut(spec.label, 2000),
+        label=plain(spec.label, INPUT_LABEL),
         element=element,
         optional=not spec.required or spec.kind == "checkbox",
-        hint=cut(spec.description, 2000) if spec.description else None,
+        hint=plain(spec.description, INPUT_LABEL) if spec.description else None,
     )
 
 
@@ -480,7 +538,7 @@ def decide_modal(
     *, item: ApprovalItem, spec: ActionSpec, origin: Mapping[str, str], force_comment: bool = False
 ) -> dict[str, Any]:
     label = spec.label or ACTION_LABELS[spec.action]
-    blocks: list[Block] = [_section(f"*{escape(cut(item.title, 500))}*\n{escape(item.kind)}")]
+    blocks: list[Block] = [_section(f"*{escaped(item.title, 500)}*\n{escaped(item.kind, SHORT)}")]
     for notice_text in item.notices[:3]:
         blocks.append(_context(f":warning: {escape(notice_text)}"))
     for input_def in spec.inputs:
@@ -495,14 +553,14 @@ def decide_modal(
                 optional=comment != "required",
             )
         )
-    metadata = {"c": item.connector, "i": item.external_id, "a": spec.action.value, **origin}
+    metadata = {"c": item.connector, "i": item.external_id, "a": spec.action.value}
     view = View(
         type="modal",
         callback_id=ViewId.DECIDE.value,
-        title=cut(label, 24),
-        submit=cut(label, 24),
+        title=plain(label, VIEW_TITLE),
+        submit=plain(label, VIEW_TITLE),
         close="Back",
-        private_metadata=cut(json.dumps(metadata), 3000),
+        private_metadata=metadata_json(metadata, origin=origin),
         blocks=blocks[:MAX_MODAL_BLOCKS],
     )
     return view.to_dict()
@@ -560,7 +618,7 @@ def request_modal(
             f"Start an approval in {escape(vendor_label)}" + (f" for *{escape(target)}*" if target else "")
         )
     ]
-    choices = [Option(text=cut(o.title, 75), value=cut(o.id, 150)) for o in options[:100]]
+    choices = [Option(text=plain(o.title, OPTION_TEXT), value=option_value(o.id)) for o in options[:100]]
     blocks.append(
         InputBlock(
             block_id="input|__requestable__",
@@ -574,14 +632,14 @@ def request_modal(
             if input_def.name not in seen:
                 seen.add(input_def.name)
                 blocks.append(_input_block(input_def))
-    metadata = {"c": connector_name, "t": target or "", "ch": channel or ""}
+    metadata = {"c": connector_name, "t": (target or "")[:1000]}
     view = View(
         type="modal",
         callback_id=ViewId.REQUEST.value,
-        title=cut("Start approval", 24),
+        title=plain("Start approval", VIEW_TITLE),
         submit="Start",
         close="Cancel",
-        private_metadata=cut(json.dumps(metadata), 3000),
+        private_metadata=metadata_json(metadata, origin={"ch": channel or ""}),
         blocks=blocks[:MAX_MODAL_BLOCKS],
     )
     return view.to_dict()
@@ -590,7 +648,7 @@ def request_modal(
 def checking_view(vendor_label: str, text: str | None = None, *, title: str = "Connect") -> dict[str, Any]:
     view = View(
         type="modal",
-        title=cut(title, 24),
+        title=plain(title, VIEW_TITLE),
         close="Close",
         blocks=[
             _section(
@@ -633,11 +691,13 @@ def home_view(
     out.append(HeaderBlock(text="Your accounts"))
     for name, label, linked_as, mode in accounts:
         if linked_as:
-            text = f"*{escape(label)}* (`{escape(name)}`): linked as {escape(linked_as)}"
+            text = (
+                f"*{escaped(label, SHORT)}* (`{escaped(name, SHORT)}`): linked as {escaped(linked_as, SHORT)}"
+            )
             button = ButtonElement(text="Disconnect", action_id=ActionId.DISCONNECT.value, value=name)
         else:
             how = "by your Slack email" if mode == "email" else "with your own credentials"
-            text = f"*{escape(label)}* (`{escape(name)}`): not linked (links {how})"
+            text = f"*{escaped(label, SHORT)}* (`{escaped(name, SHORT)}`): not linked (links {how})"
             button = connect_button(name, label)
         out.append(SectionBlock(text=_mrkdwn(text), accessory=button))
     out.append(DividerBlock())

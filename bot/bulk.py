@@ -8,16 +8,18 @@ inputs, no password) can be bulk-approved; the others say why and stay one click
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from slack_sdk.models.blocks import Block, CheckboxesElement, InputBlock, Option
 from slack_sdk.models.views import View
 
-from bot.blocks import CardState, _context, _section, cut, escape
-from bot.ids import ItemRef, ViewId
+from bot.blocks import CardState, _context, _section
+from bot.ids import ItemRef, ViewId, digest_of, fitted_ref, ref_digest
 from bot.services import Services
+from bot.slack_text import OPTION_TEXT, OPTION_VALUE, escaped, plain
 from connectors.base import Action, Status
+from store.repo import Store
 
 CHUNK = 10  # Slack allows 10 options per checkboxes element
 
@@ -39,8 +41,9 @@ def bulk_modal(states: Sequence[CardState], *, skipped: int) -> dict[str, Any]:
     for n in range(0, len(candidates), CHUNK):
         options = [
             Option(
-                text=cut(f"{s.item.title} ({s.connector_name})", 75),
-                value=ItemRef(s.item.connector, s.item.external_id).encode()[:150],
+                text=plain(f"{s.item.title} ({s.connector_name})", OPTION_TEXT),
+                # A long external id becomes a digest looked up in `resolve`, never a cut id.
+                value=fitted_ref(s.item.connector, s.item.external_id, OPTION_VALUE),
             )
             for s in candidates[n : n + CHUNK]
         ]
@@ -66,17 +69,44 @@ def bulk_modal(states: Sequence[CardState], *, skipped: int) -> dict[str, Any]:
     return view.to_dict()
 
 
-def selected_refs(body: dict[str, Any]) -> list[ItemRef]:
-    state = ((body.get("view") or {}).get("state") or {}).get("values") or {}
-    refs = []
-    for block_id, actions in state.items():
+def selected_values(body: Mapping[str, Any]) -> list[str]:
+    """The option values picked in the bulk modal, whatever shape the submission has."""
+    view = body.get("view")
+    state = view.get("state") if isinstance(view, dict) else None
+    values = state.get("values") if isinstance(state, dict) else None
+    picked: list[str] = []
+    if not isinstance(values, dict):
+        return picked
+    for block_id, actions in values.items():
         if not str(block_id).startswith("bulk|") or not isinstance(actions, dict):
             continue
         for element in actions.values():
-            for option in (element or {}).get("selected_options") or []:
-                ref = ItemRef.decode(option.get("value"))
-                if ref is not None:
-                    refs.append(ref)
+            options = element.get("selected_options") if isinstance(element, dict) else None
+            for option in options if isinstance(options, list) else []:
+                value = option.get("value") if isinstance(option, dict) else None
+                if isinstance(value, str):
+                    picked.append(value)
+    return picked
+
+
+async def resolve(store: Store, values: Sequence[str]) -> list[ItemRef]:
+    """Picked values as item references: "1|…" decoded, "2|…" (a digest) looked up among the
+    connector's pending items; anything else, or a digest naming nothing pending, is left out."""
+    refs: list[ItemRef] = []
+    pending: dict[str, dict[str, ItemRef]] = {}
+    for value in values:
+        ref = ItemRef.decode(value)
+        digest = digest_of(value)
+        if ref is None and digest is not None:
+            connector, wanted = digest
+            if connector not in pending:
+                items = await store.pending_items(connectors=[connector])
+                pending[connector] = {
+                    ref_digest(s.item.external_id): ItemRef(connector, s.item.external_id) for s in items
+                }
+            ref = pending[connector].get(wanted)
+        if ref is not None and ref not in refs:
+            refs.append(ref)
     return refs
 
 
@@ -102,7 +132,7 @@ def results_view(results: Sequence[tuple[str, bool, str]]) -> dict[str, Any]:
     lines = [f"*{done} of {len(results)} approved*"]
     for title, ok, what in results:
         mark = ":white_check_mark:" if ok else ":x:"
-        lines.append(f"{mark} {escape(cut(title, 150))}: {escape(cut(what, 400))}")
+        lines.append(f"{mark} {escaped(title, 150)}: {escaped(what, 400)}")
     view = View(type="modal", title="Approve several", close="Done", blocks=[_section("\n".join(lines))])
     return view.to_dict()
 

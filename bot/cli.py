@@ -12,21 +12,18 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from bot.config import Config, ConfigError, Env, load_config
+from bot.config import Config, ConfigError, Env, load_config, parse_duration
 
 log = logging.getLogger("approvals-bot")
 
 
-def _setup_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+def _add_log_options(parser: argparse.ArgumentParser) -> None:
+    from bot.logs import FORMATS, LEVELS
+
+    parser.add_argument("--log-level", choices=LEVELS, default="info")
+    parser.add_argument(
+        "--log-format", choices=FORMATS, default="text", help="text for people, json for a log collector"
     )
-    # httpx logs every request URL at INFO; query strings can carry notes, so keep it quiet.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def _problems(lines: Sequence[str]) -> int:
@@ -48,9 +45,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--config")
     run.add_argument("--host", default="0.0.0.0")
     run.add_argument("--port", type=int, default=3000)
+    _add_log_options(run)
     demo = sub.add_parser("demo", help="everything on this machine with no accounts")
     demo.add_argument("--port", type=int, default=3000)
     demo.add_argument("--dir", default="./demo-data", help="working folder for the demo database")
+    _add_log_options(demo)
     check = sub.add_parser("check", help="validate the config and reach every vendor and Slack")
     check.add_argument("--config")
     poll = sub.add_parser("poll", help="one sync cycle, then exit")
@@ -66,7 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     trail.add_argument("--connector")
     trail.add_argument("--format", choices=("csv", "jsonl"), default="csv")
     args = parser.parse_args(argv)
-    _setup_logging()
+    from bot.logs import setup_logging
+
+    setup_logging(getattr(args, "log_level", "info"), getattr(args, "log_format", "text"))
     env = Env()
     if args.command == "rotate-key":
         return asyncio.run(_rotate_key(env))
@@ -100,6 +101,7 @@ def _runtime(config: Config, env: Env) -> object:
         slack=SlackSettings(
             token=token, api_url=env.slack_api_url, signing_secret=secret, socket_mode=env.socket_mode
         ),
+        lease=parse_duration(env.approvals_lease).total_seconds(),
     )
 
 
@@ -173,6 +175,9 @@ async def _check(config: Config, env: Env) -> int:
         try:
             auth = await gateway.whoami()
             print(f"ok: Slack: connected as {auth.get('user')} in {auth.get('team')}")
+            problems.extend(
+                await _slack_install_problems(gateway, config, str(auth.get("granted_scopes", "")))
+            )
             if config.admins:
                 from bot.authz import problems_with_ids
 
@@ -193,6 +198,30 @@ async def _check(config: Config, env: Env) -> int:
         return _problems(problems)
     print("all checks passed")
     return 0
+
+
+async def _slack_install_problems(gateway: object, config: Config, scopes: str) -> list[str]:
+    from bot.slack.gateway import SlackGateway
+    from bot.slack_install import channel_problems, configured_channels, granted_scopes, missing_scopes
+
+    assert isinstance(gateway, SlackGateway)
+    problems: list[str] = []
+    missing = missing_scopes(granted_scopes(scopes))
+    if missing:
+        problems.append(
+            f"Slack: the token lacks the scope{'s' if len(missing) > 1 else ''} {', '.join(missing)}: "
+            "add them (manifest.yml lists them all) and reinstall the app"
+        )
+    else:
+        print("ok: Slack: every scope the bot uses is granted")
+    channels = configured_channels([config.notify_channel, *(c.channel for c in config.connectors)])
+    if "channels:read" in missing:
+        return problems  # conversations.info would only answer missing_scope
+    found = await channel_problems(gateway, channels)
+    problems.extend(found)
+    if channels and not found:
+        print(f"ok: Slack: the bot is in every configured channel ({', '.join(channels)})")
+    return problems
 
 
 async def _rotate_key(env: Env) -> int:

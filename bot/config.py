@@ -37,6 +37,7 @@ class Env(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     approvals_config: str = "./approvals.toml"
     approvals_secret_key: SecretStr | None = None
+    approvals_lease: str = "15s"  # how long a leader's lease lasts (several replicas)
     # /healthz shows its per-connector detail to callers presenting this as a bearer token
     # (loopback callers see it anyway).
     approvals_healthz_token: SecretStr | None = None
@@ -73,6 +74,10 @@ class Env(BaseSettings):
                 "APPROVALS_SECRET_KEY is not set: it encrypts stored vendor credentials; make one with "
                 "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`"
             )
+        try:
+            parse_duration(self.approvals_lease)
+        except ValueError as exc:
+            problems.append(f"APPROVALS_LEASE: {exc}")
         return problems
 
 

@@ -21,7 +21,7 @@ from bot.reach import Reach
 from bot.sync import SyncPlan, diff
 from bot.wording import explain_failure
 from connectors.base import ApprovalItem, Connector, Status
-from connectors.errors import ConnectorError, NotFound
+from connectors.errors import ConnectorError, NotFound, VendorUnavailable
 from store.outbox import Session
 from store.repo import Store, StoredItem, now_utc
 
@@ -85,6 +85,10 @@ class Coordinator:
             fetched = await self.connector.fetch_pending(linked)
         except ConnectorError as exc:
             return await self._failed(exc)
+        except Exception as exc:  # a bug or an answer no client classified: still a failed sync
+            if not self.failing:  # the trace once, like the warning _failed gives
+                log.exception("connector %s: listing raised %s", self.name, type(exc).__name__)
+            return await self._failed(VendorUnavailable(f"unexpected {type(exc).__name__} while listing"))
         stored = await self.store.versions(connector=self.name)
         plan = diff(stored, [i for i in fetched if i.connector == self.name])
         del fetched, stored  # at 100k items, both are large; only the plan's few are needed now
@@ -182,7 +186,12 @@ class Coordinator:
         if stored is None:
             return None
         try:
-            return await self.connector.refresh(stored.item)
+            final = await self.connector.refresh(stored.item)
+            if final.status.final and stored.row.decided_at is None:  # decided outside Slack
+                metrics.observe_decision(
+                    connector=self.name, first_card=stored.row.first_seen_at, decided=now_utc()
+                )
+            return final
         except NotFound:
             return stored.item.with_status(
                 Status.CANCELLED, decision_note=f"No longer found in {self.connector.vendor_label}"

@@ -1,8 +1,10 @@
 """`approvals-bot demo`: every vendor sandbox, a local Slack, the bot and SQLite on this machine.
 
 Why a real run and not a slideshow: the demo is the same Runtime as production, pointed at
-simulators. A person sees cards arrive as text in the terminal and clicks them through the Slack
-sandbox, which signs and posts the interaction to the bot exactly as Slack would.
+simulators. A person opens the Slack sandbox's page in a browser (cards are also printed as text in
+the terminal) and clicks there; the sandbox signs and posts each interaction to the bot exactly as
+Slack would. The cast is seeded so each way of meeting the bot shows: Alice linked everywhere, Bob
+linked nowhere (he meets the link prompt), Carol found by email only, Rita recruiting in Greenhouse.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +28,12 @@ from bot.blocks import Message
 from bot.config import Config, ConnectorConfig, Reminders
 from bot.runtime import Runtime, SlackSettings
 from bot.sandbox.render import blocks_to_text
-from bot.sandbox.slack_api import SlackSandbox
+from bot.sandbox.slack_api import Channel, SlackSandbox
+from bot.sandbox.vendor_panel import panels_for
 from bot.server import build_web
 from connectors.base import Connector
 from connectors.errors import ConnectorError
-from connectors.people import CAST
+from connectors.people import ALICE, BOB, CAROL, CAST, DAVE, MALLORY, DemoPerson
 from connectors.registry import SandboxSetup, specs
 from store.crypto import CredentialBox
 
@@ -39,8 +43,33 @@ SIGNING_SECRET = "demo-signing-secret-not-for-production"
 BOT_TOKEN = "xoxb-demo-sandbox"
 CHANNELS = {"flexdeploy": "C0DEPLOYS"}
 DEFAULT_CHANNEL = "C0APPROVALS"
-# Who is linked from the start, so a click works at once; Carol is left to try "Connect".
-PRELINKED = ("alice@example.com", "bob@example.com")
+# Flow notices ("the offer for Jordan was approved") go to their own channel, so #approvals shows
+# one card per item and not a card plus a status line for the same thing.
+NOTICES = Channel("C0APPROVALLOG", "approval-log")
+# Greenhouse's recruiter: the person who reassigns approvers (found in Greenhouse by email).
+RITA = DemoPerson("rita", "Rita Recruiter", "rita.recruiter@example.com", "U0RITA", "Europe/Berlin")
+PEOPLE = (*CAST, RITA)
+# Who is linked from the start, so a click works at once. Bob is linked nowhere and meets the link
+# prompt; Carol is never linked by hand: vendors that match by email find her.
+PRELINKED = (ALICE.email,)
+ROLES = {
+    ALICE.slack_id: "approver, linked everywhere",
+    BOB.slack_id: "approver, linked nowhere yet",
+    CAROL.slack_id: "approver, found by email only",
+    RITA.slack_id: "Greenhouse recruiter",
+    DAVE.slack_id: "requester",
+    MALLORY.slack_id: "no vendor account",
+}
+# Herzum is set to ask for a comment (in the sandbox and in the connector), so the tour shows it.
+TOUR_SETTINGS: dict[str, dict[str, Any]] = {"herzum": {"require_comment": True}}
+# Reminders in seconds, at any hour, so one arrives while a newcomer is still looking.
+DEMO_REMINDERS = Reminders(
+    first_after=timedelta(seconds=5),
+    every=timedelta(minutes=2),
+    max=3,
+    working_hours=(time(0, 0), time(23, 59, 59)),
+    working_days=frozenset(range(7)),
+)
 
 
 @dataclass
@@ -71,7 +100,9 @@ async def start_demo(
     folder = Path(workdir)
     secret_key = _demo_key(folder)
 
-    slack = SlackSandbox(signing_secret=SIGNING_SECRET, token=BOT_TOKEN)
+    slack = SlackSandbox(signing_secret=SIGNING_SECRET, token=BOT_TOKEN, people=PEOPLE)
+    slack.add_channel(NOTICES)
+    slack.roles = ROLES
     if slack_port is None:
         slack_port = port + 1 if port else 0
     await slack.start(port=slack_port)
@@ -85,18 +116,19 @@ async def start_demo(
             continue
         setup = await spec.demo()
         sandboxes[type_name] = setup
-        settings = spec.settings.model_validate(dict(setup.connector))
+        _tune_for_the_tour(type_name, setup)
+        settings = spec.settings.model_validate(dict(setup.connector) | TOUR_SETTINGS.get(type_name, {}))
         connectors.append(
             ConnectorConfig(
                 name=type_name.replace("_", "-"),
                 type=type_name,
                 poll_interval=parse_duration(poll_interval),
                 channel=CHANNELS.get(type_name, DEFAULT_CHANNEL),
-                reminders=Reminders(),
+                reminders=DEMO_REMINDERS,
                 settings=settings,
             )
         )
-    config = Config(connectors=tuple(connectors), notify_channel=DEFAULT_CHANNEL, source="demo")
+    config = Config(connectors=tuple(connectors), notify_channel=NOTICES.id, source="demo")
     runtime = Runtime(
         config=config,
         database_url=f"sqlite+aiosqlite:///{(folder / 'approvals.db').resolve()}",
@@ -132,15 +164,41 @@ async def start_demo(
         name = type_name.replace("_", "-")
         await _prelink(runtime, runtime.connectors[name], name, setup)
 
-    runner = web.AppRunner(build_web(runtime), access_log=None)
+    slack.vendor_controls = panels_for(
+        {t: s.extra["sandbox"] for t, s in sandboxes.items() if "sandbox" in s.extra}
+    )
+    web_app = build_web(runtime)
+    page = f"{slack.url}/"
+
+    async def to_the_page(request: web.Request) -> web.Response:
+        raise web.HTTPFound(page)  # the bot's own port: send a person to the page, not a 404
+
+    web_app.router.add_get("/", to_the_page)
+    runner = web.AppRunner(web_app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     bot_url = f"http://127.0.0.1:{runner.addresses[0][1]}/slack/events"
     slack.bot_url = bot_url
+    slack.intro = INTRO
     demo = Demo(runtime=runtime, slack=slack, sandboxes=sandboxes, bot_url=bot_url, runner=runner)
     demo_ref["d"] = demo
     runtime._start_background()
     return demo
+
+
+INTRO = (
+    "*1.* You are Alice (switch at the top right): in #deploys press *Approve* on the release gate, "
+    "or *Reject* on another card and give a reason.",
+    "*2.* Switch to *Bob* and press Approve: he is linked nowhere, so the bot asks him to connect first.",
+    "*3.* Open *Home* to approve several at once, *Vendors* to act in a vendor; reminders reach your DM.",
+)
+
+
+def _tune_for_the_tour(type_name: str, setup: SandboxSetup) -> None:
+    """Small settings of the seeded sandboxes that make the tour show each kind of approval."""
+    sandbox = setup.extra.get("sandbox")
+    if type_name == "herzum" and sandbox is not None:
+        sandbox.require_comment = True  # Herzum's "comment required" setting: the card asks for one
 
 
 def _demo_key(folder: Path) -> str:
@@ -186,17 +244,19 @@ async def _prelink(runtime: Runtime, connector: Connector, name: str, setup: San
 def _intro(demo: Demo) -> str:
     slack = demo.slack.url
     names = ", ".join(f"{n} ({c.vendor_label})" for n, c in demo.runtime.connectors.items())
-    people = ", ".join(f"{p.handle} ({p.slack_id})" for p in CAST)
+    people = "; ".join(f"{p.handle} ({ROLES.get(p.slack_id, '')})" for p in PEOPLE)
     return f"""
 approvals-bot demo — everything runs on this machine, nothing leaves it.
 
+  Open {slack}/ in a browser: a Slack-like page where you click, reject with a reason, link
+  accounts and watch reminders arrive. Every click there reaches the bot signed, as Slack sends it.
+
   bot            {demo.bot_url}   (also /healthz and /metrics)
-  Slack sandbox  {slack}/api/  — every message: {slack}/sandbox/messages
+  Slack sandbox  {slack}/api/  — every message as text: {slack}/sandbox/messages
   connectors     {names}
   people         {people}
-                 Alice and Bob are linked everywhere; Carol is not (try a click as carol).
 
-Cards appear below as they are posted. To click a button, as Slack would:
+Cards also appear below as they are posted. To click a button from a terminal, as Slack would:
   curl -s -X POST {slack}/sandbox/click -d '{{"user": "alice", "channel": "C0DEPLOYS", "ts": "<ts>", "label": "Approve"}}'
 To run a slash command:
   curl -s -X POST {slack}/sandbox/command -d '{{"user": "alice", "text": "list"}}'

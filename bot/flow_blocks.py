@@ -11,15 +11,15 @@ from datetime import datetime
 from slack_sdk.models.blocks import ActionsBlock, Block
 
 from bot.blocks import (
+    SHORT,
     Message,
     _context,
     _section,
-    cut,
-    escape,
     open_button,
     slack_date,
     to_dicts,
 )
+from bot.slack_text import FALLBACK_TEXT, cut, escape, escaped
 from connectors.base import ApprovalItem, GroupState, Status
 
 PHASES = {
@@ -45,33 +45,41 @@ def flow_message(
     item: ApprovalItem, *, vendor_label: str, connector_name: str, decided_by: str | None = None
 ) -> Message:
     emoji, word = phase(item)
-    head = f"{emoji} *{escape(cut(item.title, 300))}*: {word}"
-    details = [escape(item.kind)]
+    head = f"{emoji} *{escaped(item.title, 300)}*: {word}"
+    details = [escaped(item.kind, SHORT)]
     if item.requester:
-        details.append(f"requested by {escape(item.requester.label)}")
+        details.append(f"requested by {escaped(item.requester.label, SHORT)}")
     text = f"{head}\n" + " · ".join(details)
     if item.status.final:
-        who = f"<@{decided_by}>" if decided_by else (escape(item.decided_by.label) if item.decided_by else "")
+        who = (
+            f"<@{decided_by}>"
+            if decided_by
+            else (escaped(item.decided_by.label, SHORT) if item.decided_by else "")
+        )
         when = f" on {slack_date(item.decided_at)}" if item.decided_at else ""
-        text += f"\n{word.capitalize()}" + (f" by {who}" if who else f" in {escape(vendor_label)}") + when
+        text += (
+            f"\n{word.capitalize()}" + (f" by {who}" if who else f" in {escaped(vendor_label, SHORT)}") + when
+        )
         if item.decision_note:
-            text += f"\n>{escape(cut(item.decision_note, 500))}"
+            text += f"\n>{escaped(item.decision_note, 500)}"
     blocks: list[Block] = [_section(text)]
     groups = [
-        f"{escape(g.name)}: {len(g.approved_by)} of {g.required}" + (" · rejected" if g.rejected_by else "")
+        f"{escaped(g.name, SHORT)}: {len(g.approved_by)} of {g.required}"
+        + (" · rejected" if g.rejected_by else "")
         for g in item.groups
     ]
     if groups:
-        blocks.append(_context(" | ".join(groups)[:2900]))
+        blocks.append(_context(cut(" | ".join(groups), 2900)))
     link = open_button(item, vendor_label)
     if link is not None:
         blocks.append(ActionsBlock(elements=[link]))
     blocks.append(
         _context(
-            f"{escape(vendor_label)} · `{escape(connector_name)}` · replies in the thread name each decision"
+            f"{escaped(vendor_label, SHORT)} · `{escaped(connector_name, SHORT)}` · replies in the thread name each decision"
         )
     )
-    return Message(cut(f"{item.title}: {word}", 3000), to_dicts(blocks))
+    # The notification text is mrkdwn: the title is escaped here as in the blocks.
+    return Message(cut(f"{escape(item.title)}: {word}", FALLBACK_TEXT), to_dicts(blocks))
 
 
 def decision_reply(*, slack_user: str, action: str, comment: str | None, at: datetime) -> Message:
@@ -83,7 +91,7 @@ def decision_reply(*, slack_user: str, action: str, comment: str | None, at: dat
         "reassign": "reassigned an approver",
         "cancel": ":no_entry_sign: cancelled",
     }
-    text = f"<@{slack_user}> {verbs.get(action, action)} on {slack_date(at)}"
+    text = f"<@{slack_user}> {verbs.get(action) or escaped(action, SHORT)} on {slack_date(at)}"
     if comment:
-        text += f"\n>{escape(cut(comment, 1000))}"
-    return Message(cut(f"{action} by a user", 3000), to_dicts([_section(text)]))
+        text += f"\n>{escaped(comment, 1000)}"
+    return Message(cut(f"{escaped(action, SHORT)} by a user", FALLBACK_TEXT), to_dicts([_section(text)]))

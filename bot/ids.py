@@ -6,6 +6,7 @@ handler reloads the item from the store.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -60,3 +61,23 @@ class ItemRef:
         if version != "1" or not connector or not external_id:
             return None
         return ItemRef(connector, external_id)
+
+
+def ref_digest(external_id: str) -> str:
+    """A short stand-in for an external id too long for the place it must go (option values hold
+    150 characters): looked up among the connector's items, never decoded into a wrong id."""
+    return hashlib.sha256(external_id.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def fitted_ref(connector: str, external_id: str, limit: int) -> str:
+    """ "1|connector|external id" when it fits in `limit`, else "2|connector|<digest>"."""
+    whole = ItemRef(connector, external_id).encode()
+    return whole if len(whole) <= limit else f"2|{connector}|{ref_digest(external_id)}"
+
+
+def digest_of(value: str | None) -> tuple[str, str] | None:
+    """(connector, digest) of a "2|…" value, or None."""
+    if not value or not value.startswith("2|"):
+        return None
+    connector, _, digest = value[2:].partition("|")
+    return (connector, digest) if connector and len(digest) == 32 else None

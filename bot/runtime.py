@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -38,7 +38,7 @@ from connectors.base import Connector
 from connectors.registry import specs
 from store.crypto import CredentialBox
 from store.db import Database
-from store.leader import Leadership
+from store.leader import DEFAULT_LEASE, Elector, LeaseStatus, LostLeadership
 from store.repo import Store, now_utc
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,7 @@ class Runtime:
         slack_rate: tuple[float, float] = (1.0, 3.0),
         slack_tiers: Tiers | None = None,
         home_settle: float = 2.0,
+        lease: float = DEFAULT_LEASE,
     ) -> None:
         # Slack's limits as the gateway paces them: the tiers, with chat.postMessage's per-channel
         # pace and burst from `slack_rate` (tests and benchmarks scale both).
@@ -83,7 +84,11 @@ class Runtime:
         self.slack = slack
         self.db = Database(database_url)
         self.store = Store(self.db, CredentialBox(secret_key))
-        self.leader = Leadership(self.db)
+        # The one place that knows whether this replica leads (store/leader.py); started with the
+        # background work, which is all it governs.
+        self.leader = Elector(database_url, lease=lease)
+        self._electing = False
+        self._elector_start: asyncio.Task[None] | None = None
         self.connectors: dict[str, Connector] = dict(connectors or build_connectors(config))
         self.deliver_interval = deliver_interval
         self.gateway: SlackGateway
@@ -99,6 +104,10 @@ class Runtime:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
         self.clock = clock
+
+    def leadership(self) -> LeaseStatus | None:
+        """Who leads, as this replica's elector last saw; None when this process runs no background work."""
+        return self.leader.status() if self._electing else None
 
     async def start(self, *, background: bool = True, poll: bool = True) -> None:
         """Migrate, wire, and (with `background`) start delivery and, with `poll`, the schedule."""
@@ -162,15 +171,20 @@ class Runtime:
         self.reminders = ReminderPasses(store=self.store, gateway=self.gateway, config=self.config)
         self.schedule = ReminderSchedule(
             db=self.db,
-            run=self.reminders.remind,
+            run=self._fenced_pass,
             clock=self.clock,
-            may_run=self.leader.check,
+            may_run=self._may_lead,
             queued=self.delivery.kick,
         )
         if background:
+            await self.leader.start()
+            self._electing = True
             self._start_background(poll=poll)
 
     def _start_background(self, *, poll: bool = True) -> None:
+        if not self._electing:  # started without `background` (the demo wires itself first)
+            self._electing = True
+            self._elector_start = asyncio.create_task(self.leader.start(), name="leader-first-attempt")
         self._tasks = [
             asyncio.create_task(self._deliver_forever(), name="outbox-delivery"),
             asyncio.create_task(self.schedule.run_forever(self._stopping), name="reminders"),
@@ -218,15 +232,38 @@ class Runtime:
         self.scheduler = scheduler
 
     async def _sync_job(self, name: str) -> None:
-        if not await self.leader.check():
-            return
-        await self.coordinators[name].run_once()
-        self.delivery.kick()
-        self.schedule.rearm()
+        if await self._leader_only(self.coordinators[name].run_once):
+            self.delivery.kick()
+            self.schedule.rearm()
 
     async def _digest_job(self) -> None:
-        if await self.leader.check() and await self.reminders.digest(self.clock()):
+        if await self._leader_only(lambda: self.reminders.digest(self.clock())):
             self.delivery.kick()
+
+    async def _may_lead(self) -> bool:
+        await self.leader.started()
+        return self.leader.is_leader
+
+    async def _fenced_pass(self, now: datetime) -> int:
+        """A reminder pass with every store transaction in it fenced (a deposed leader writes nothing)."""
+        try:
+            with self.leader.fenced():
+                return await self.reminders.remind(now)
+        except LostLeadership as exc:
+            log.info("reminder pass stopped: %s", exc)
+            return 0
+
+    async def _leader_only(self, func: Callable[[], Awaitable[object]]) -> object:
+        """Runs `func` only while leading, with every store transaction in it fenced; its result, or
+        None when this replica does not lead (or stopped leading on the way)."""
+        if not await self._may_lead():
+            return None
+        try:
+            with self.leader.fenced():
+                return await func()
+        except LostLeadership as exc:
+            log.info("background job stopped: %s", exc)
+            return None
 
     async def _housekeeping(self) -> None:
         await self.store.forget_events(older_than=timedelta(hours=2))
@@ -236,8 +273,11 @@ class Runtime:
             done = 0
             try:
                 await self.ack_first.wait()
-                if await self.leader.check():
-                    done = await self.delivery.deliver(limit=batch)
+                if await self._may_lead():
+                    with self.leader.fenced():
+                        done = await self.delivery.deliver(limit=batch)
+            except LostLeadership as exc:
+                log.info("outbox delivery stopped: %s", exc)
             except Exception:  # one bad delivery pass must not end delivery for good
                 log.exception("outbox delivery pass failed")
             if done:  # cards posted bring their first reminders: the schedule looks again
@@ -269,9 +309,11 @@ class Runtime:
         await self.ack_first.drain(15)
         self._stopping.set()
         if self.scheduler is not None:
-            self.scheduler.shutdown(wait=False)
+            self.scheduler.pause()  # no new runs; shutting down now would cancel a sync mid-write
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.gather(*(c.idle() for c in self.coordinators.values())), 15)
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
         # Let the delivery pass (and reminder pass) under way finish (cancelling one mid-query would
         # leave a database call completing after the loop is gone), then stop.
         if self._tasks:
@@ -284,7 +326,10 @@ class Runtime:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        await self.leader.release()
+        if self._elector_start is not None:
+            await asyncio.wait([self._elector_start], timeout=10)  # never stop halfway into starting
+        if self._electing:
+            await self.leader.stop()
         for connector in self.connectors.values():
             await connector.aclose()
         if hasattr(self, "gateway"):

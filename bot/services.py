@@ -89,7 +89,7 @@ def not_allowed_words(exc: NotAllowed, vendor: str, action: Action, *, email_lin
         )
     text = words.get(exc.reason) or f"{vendor} refused to {verb} this for you."
     if exc.detail and exc.reason not in words:
-        text += f" ({blocks.cut(exc.detail, 300)})"
+        text += f" ({blocks.cut(blocks.escape(exc.detail), 300)})"
     return text
 
 
@@ -394,7 +394,7 @@ class Services:
                     buttons=[blocks.with_comment_button(item, action)],
                 )
             detail = (
-                f": {blocks.escape(blocks.cut(exc.detail or str(exc), 300))}"
+                f": {blocks.cut(blocks.escape(exc.detail or str(exc)), 300)}"
                 if exc.detail or exc.field
                 else ""
             )
@@ -447,6 +447,10 @@ class Services:
             entries=entries,
         )
         self.outbox.kick(urgent=True)
+        if final:
+            metrics.observe_decision(
+                connector=connector.name, first_card=stored.row.first_seen_at, decided=now_utc()
+            )
         if not final and action is Action.APPROVE:
             return blocks.notice(
                 f"Your approval was recorded in {vendor}; it still needs other approvers before it goes through."

@@ -8,6 +8,10 @@ Why here and not in each vendor: every vendor needs the same care and it is easy
 - A vendor's `classify` turns a response into our error tree (connectors/errors.py); the default
   handles 401/403/404/409/429/5xx. Messages name the method and path, never headers or credentials.
 - Fan-out per client is capped (httpx is CPU-heavy past ~10 concurrent requests).
+- Every answer is read defensively: a redirect nobody asked for (redirects are never followed: a
+  credential must not travel to another host) or a body that is not the JSON shape expected
+  becomes a `VendorUnavailable` naming the call, never a bare exception further up. Clients read
+  bodies with `json_of` / `json_object` / `json_list` (or `get_object` / `get_list`).
 """
 
 from __future__ import annotations
@@ -39,6 +43,21 @@ log = logging.getLogger(__name__)
 
 Classifier = Callable[[httpx.Response], ConnectorError | None]
 Sleep = Callable[[float], Awaitable[None]]
+ErrorObserver = Callable[[str, str], None]
+
+_observers: list[ErrorObserver] = []
+
+
+def observe_errors(observer: ErrorObserver) -> None:
+    """Be told (vendor host, error kind) of every failed vendor call; how /metrics counts them
+    without connectors/ knowing about the bot."""
+    _observers.append(observer)
+
+
+def _observed(error: ConnectorError, host: str) -> ConnectorError:
+    for observer in _observers:
+        observer(host, type(error).__name__)
+    return error
 
 
 _NO_COOKIES = http.cookiejar.DefaultCookiePolicy(allowed_domains=[])
@@ -113,6 +132,7 @@ class VendorHTTP:
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self._host = httpx.URL(self.base_url).host or "unknown"
         self._client = httpx.AsyncClient(
             base_url=self.base_url,
             auth=auth,
@@ -163,12 +183,13 @@ class VendorHTTP:
                     kwargs = {**kwargs, "auth": self._auth}
                 response = await self._client.request(method, path, **kwargs)
             except httpx.TimeoutException as exc:
-                raise VendorUnavailable(f"{where}: timed out") from exc
+                raise _observed(VendorUnavailable(f"{where}: timed out"), self._host) from exc
             except httpx.TransportError as exc:
-                raise VendorUnavailable(f"{where}: connection failed ({type(exc).__name__})") from exc
-        error = self._classify(response)
+                failed = VendorUnavailable(f"{where}: connection failed ({type(exc).__name__})")
+                raise _observed(failed, self._host) from exc
+        error = self._classify(response) or unexpected_redirect(response)
         if error is not None:
-            raise error
+            raise _observed(error, self._host)
         return response
 
     async def read(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -190,7 +211,13 @@ class VendorHTTP:
         return await self.read("GET", path, **kwargs)
 
     async def get_json(self, path: str, **kwargs: Any) -> Any:
-        return _json(await self.get(path, **kwargs))
+        return json_of(await self.get(path, **kwargs))
+
+    async def get_object(self, path: str, **kwargs: Any) -> dict[str, Any]:
+        return json_object(await self.get(path, **kwargs))
+
+    async def get_list(self, path: str, **kwargs: Any) -> list[Any]:
+        return json_list(await self.get(path, **kwargs))
 
     async def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """A request that changes vendor state: sent once, never retried here."""
@@ -239,11 +266,68 @@ class VendorHTTP:
                 seen.add(next_url)
 
 
-def _json(response: httpx.Response) -> Any:
+def _where(response: httpx.Response) -> str:
+    return f"{response.request.method} {response.request.url.path}"
+
+
+def unexpected_redirect(response: httpx.Response) -> ConnectorError | None:
+    """A 3xx is never a success here: the call did not happen where we sent it.
+
+    Typical causes: a `base_url` missing a path or using http instead of https, or a single
+    sign-on proxy sending API calls to its login page. The new location's host and path are named
+    (never its query, which may carry tokens)."""
+    code = response.status_code
+    if not 300 <= code < 400:
+        return None
+    location = response.headers.get("Location", "")
+    try:
+        target = httpx.URL(location)
+        shown = f"{target.host}{target.path}" if target.host else target.path
+    except Exception:  # an unparseable Location tells nothing more
+        shown = ""
+    return VendorUnavailable(
+        f"{_where(response)}: unexpected redirect {code}",
+        detail=f"the vendor redirected this call{' to ' + shown if shown else ''}; check base_url",
+    )
+
+
+def json_of(response: httpx.Response) -> Any:
     """Parsed straight from the bytes, with repeated strings shared: a vendor listing of 100k tasks
     then costs no decoded copy of the text, and its thousands of equal values are kept once."""
     try:
         return pydantic_core.from_json(response.content)
     except ValueError as exc:
-        where = f"{response.request.method} {response.request.url.path}"
-        raise VendorUnavailable(f"{where}: answer was not JSON") from exc
+        failed = VendorUnavailable(f"{_where(response)}: answer was not JSON", detail=_snippet(response))
+        raise _observed(failed, response.request.url.host) from exc
+
+
+_json = json_of  # the name vendor clients already use
+
+
+def json_object(response: httpx.Response) -> dict[str, Any]:
+    """The body, which must be a JSON object."""
+    return expect_object(json_of(response), _where(response))
+
+
+def json_list(response: httpx.Response) -> list[Any]:
+    """The body, which must be a JSON array."""
+    return expect_list(json_of(response), _where(response))
+
+
+def expect_object(value: Any, where: str) -> dict[str, Any]:
+    """`value` when it is a JSON object; a classified error naming the call when not."""
+    if not isinstance(value, dict):
+        raise VendorUnavailable(f"{where}: expected a JSON object, got {_kind(value)}")
+    return value
+
+
+def expect_list(value: Any, where: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise VendorUnavailable(f"{where}: expected a JSON array, got {_kind(value)}")
+    return value
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "an array", str: "a string", type(None): "null"}.get(
+        type(value), type(value).__name__
+    )

@@ -1,71 +1,231 @@
 """One leader among replicas for the background work (polling, outbox delivery, reminders).
 
 Why: Slack requests may hit any replica and are safe there (claims are atomic in the store), but
-two replicas delivering the same outbox row would post a card twice. On PostgreSQL the leader
-holds a session-level advisory lock on a dedicated connection (locks leak through pooled
-connections, so never take it on one); if that connection dies, the lock is released by the
-server and another replica takes over at its next check. SQLite means one process: always leader.
+two replicas delivering the same outbox row would post a card twice. Leadership is a lease in the
+`leases` table (store/leases.py), taken and renewed by one elector per process:
+
+- on a connection of its own, outside the pool (no other task can leave it broken or inside a
+  transaction), each statement committed at once;
+- renewed every `lease / 3` seconds; a renewal that does not come back in time, or a process that
+  wakes from a freeze past its lease (checked on the monotonic clock before any leader work), stops
+  leading at once, without asking the database;
+- every takeover raises the fencing number, and leader-only transactions check it inside
+  themselves (`Elector.fenced`), so a leader that lost its lease cannot write;
+- a replica stopping cleanly gives the lease up, so the next one leads at once; one that dies is
+  replaced when its lease expires (at most one lease period plus one renewal interval).
+
+Everything in the process asks `elector.is_leader` (a local read); only the elector talks to the
+database about leadership. SQLite (one process) goes through the same table.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from store.db import Database
+from store import leases
+from store.db import make_engine
+from store.leases import Fence, Lease, LostLeadership
 
 log = logging.getLogger(__name__)
 
-LOCK_KEY = 0x41505052  # "APPR"
+LEASE_NAME = "background"
+DEFAULT_LEASE = 15.0
+
+__all__ = ["DEFAULT_LEASE", "Elector", "LeaseStatus", "LostLeadership"]
 
 
-class Leadership:
-    def __init__(self, db: Database, *, key: int = LOCK_KEY) -> None:
-        self.db = db
-        self.key = key
+@dataclass(frozen=True)
+class LeaseStatus:
+    """What /healthz and /metrics tell about leadership, as of the elector's last look."""
+
+    leading: bool
+    holder: str | None  # the replica that holds a live lease, None when nobody does
+    fence: int | None
+    age: float | None  # seconds since the holder last renewed
+    held_for: float | None  # seconds since the holder took it
+
+
+def default_holder() -> str:
+    """Unique per process start: a restarted replica must not mistake an old lease for its own."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Elector:
+    def __init__(
+        self,
+        url: str,
+        *,
+        name: str = LEASE_NAME,
+        holder: str | None = None,
+        lease: float = DEFAULT_LEASE,
+        renew_every: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.url = url
+        self.name = name
+        self.holder = holder or default_holder()
+        self.lease = lease
+        self.renew_every = renew_every if renew_every is not None else lease / 3
+        self._clock = clock
+        self._engine: AsyncEngine | None = None
         self._connection: AsyncConnection | None = None
-        self._held = False
+        self._fence: int | None = None
+        self._valid_until = 0.0  # monotonic instant after which our lease may have ended
+        self._seen: Lease | None = None
+        self._seen_at = 0.0
+        self._task: asyncio.Task[None] | None = None
+        self._unreachable = False
+        self._tried = asyncio.Event()  # set once the first attempt has an answer
+
+    # -- what the rest of the process reads -------------------------------------------------
 
     @property
-    def held(self) -> bool:
-        return self._held or self.db.dialect != "postgresql"
+    def is_leader(self) -> bool:
+        """True only while our lease is certainly live: a frozen process reads False on waking."""
+        if self._fence is None:
+            return False
+        if self._clock() >= self._valid_until:
+            self._step_down("its lease ran out before it could renew (was the process frozen?)")
+            return False
+        return True
 
     async def check(self) -> bool:
-        """Try to become (or confirm still being) the leader; cheap enough to call before each job."""
-        if self.db.dialect != "postgresql":
-            return True
-        try:
-            if self._connection is None:
-                self._connection = await self.db.engine.connect()
-            if self._held:
-                await self._connection.execute(sa.text("SELECT 1"))
-            else:
-                result = await self._connection.execute(
-                    sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key}
-                )
-                self._held = bool(result.scalar())
-                await self._connection.commit()
-                if self._held:
-                    log.info("this replica now runs the background work (leader)")
-        except Exception as exc:  # the connection died: the server released the lock with it
-            if self._held:
-                log.warning("lost the leader lock (%s); another replica will take over", type(exc).__name__)
-            self._held = False
-            await self._drop()
-        return self._held
+        """Kept for callers of the former lock: the local answer, no database round trip."""
+        return self.is_leader
 
-    async def release(self) -> None:
-        if self._connection is not None and self._held:
+    @property
+    def fence(self) -> Fence | None:
+        if not self.is_leader or self._fence is None:
+            return None
+        return Fence(self.name, self.holder, self._fence)
+
+    @contextlib.contextmanager
+    def fenced(self) -> Iterator[Fence]:
+        """Leader-only work: every store transaction begun inside checks our lease (store/db.py).
+
+        Raises LostLeadership at once when we do not lead.
+        """
+        fence = self.fence
+        if fence is None:
+            raise LostLeadership("this replica does not lead")
+        with leases.fenced(fence):
+            yield fence
+
+    def status(self) -> LeaseStatus:
+        leading = self.is_leader
+        seen = self._seen
+        if seen is None:
+            return LeaseStatus(leading, None, None, None, None)
+        since = self._clock() - self._seen_at
+        now = seen.now + since
+        if seen.expires_at <= now and not leading:
+            return LeaseStatus(leading, None, seen.fence, now - seen.renewed_at, None)
+        return LeaseStatus(leading, seen.holder, seen.fence, now - seen.renewed_at, now - seen.acquired_at)
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Try once now (a lone replica leads before it serves), then keep renewing in the background."""
+        try:
+            await self.step()
+        finally:
+            self._tried.set()
+        self._task = asyncio.create_task(self._run(), name="leader-elector")
+
+    async def started(self) -> None:
+        """Returns once the first attempt is answered (jobs scheduled at start wait for it)."""
+        await self._tried.wait()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        fence = self._fence
+        self._fence = None
+        self._seen = None  # gone: this process no longer knows who leads
+        if fence is not None:
             try:
-                await self._connection.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
-                await self._connection.commit()
-            except Exception:  # closing the connection releases it anyway
-                log.info("advisory unlock failed; closing the connection releases the lock")
-        self._held = False
+                connection = await self._connect()
+                await asyncio.wait_for(
+                    leases.give_up(connection, name=self.name, holder=self.holder, fence=fence),
+                    self.lease / 3,
+                )
+                log.info("gave up the leader lease; another replica may take over at once")
+            except Exception as exc:  # it expires by itself
+                log.info("could not give the lease up (%s); it expires by itself", type(exc).__name__)
         await self._drop()
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.renew_every)
+            await self.step()
+
+    async def step(self) -> bool:
+        """One take-or-renew round trip; True when we lead after it."""
+        sent = self._clock()
+        try:
+            connection = await self._connect()
+            # A round trip slower than the time left on the lease is as good as a failed one.
+            lease = await asyncio.wait_for(
+                leases.take_or_renew(connection, name=self.name, holder=self.holder, ttl=self.lease),
+                max(0.5, self.lease / 3),
+            )
+            if lease is None:
+                lease = await asyncio.wait_for(leases.read(connection, name=self.name), self.lease / 3)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the database or the connection: we cannot know we still lead
+            if self._fence is not None:
+                self._step_down(f"could not renew its lease ({type(exc).__name__})")
+            elif not self._unreachable:  # once, not every few seconds while it lasts
+                log.warning("leader election: the database does not answer (%s)", type(exc).__name__)
+            self._unreachable = True
+            await self._drop()
+            return False
+        if self._unreachable:
+            log.info("leader election: the database answers again")
+            self._unreachable = False
+        self._seen, self._seen_at = lease, self._clock()
+        if lease is not None and lease.holder == self.holder and lease.live:
+            if self._fence != lease.fence:
+                log.info("this replica now leads the background work (fence %d)", lease.fence)
+            self._fence = lease.fence
+            # Counted from before the statement was sent: the database's expiry is later than this.
+            self._valid_until = sent + self.lease * 0.9
+            return True
+        if self._fence is not None:
+            self._step_down(f"{lease.holder if lease else 'another replica'} holds the lease now")
+        return False
+
+    def _step_down(self, why: str) -> None:
+        if self._fence is not None:
+            log.warning("this replica stops leading: %s", why)
+        self._fence = None
+
+    async def _connect(self) -> AsyncConnection:
+        if self._connection is None:
+            if self._engine is None:
+                # A statement that waits longer than a renewal interval has failed for our purpose.
+                wait = f"{max(500, int(self.lease * 1000 / 3))}ms"
+                settings = {"lock_timeout": wait, "statement_timeout": wait}
+                self._engine = make_engine(self.url, dedicated=True, settings=settings)
+            self._connection = await self._engine.connect()
+        return self._connection
 
     async def _drop(self) -> None:
         if self._connection is not None:

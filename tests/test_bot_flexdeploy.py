@@ -276,7 +276,7 @@ async def test_a_failing_vendor_is_logged_once_and_its_recovery_once(
     await bot.command("alice", "status")
     status = await bot.wait_private("alice", "failing")
     assert "deploys" in status
-    fd._faults.clear()
+    fd.kit.clear()
     await bot.runtime.poll_once()
     await bot.runtime.poll_once()
     assert len([r for r in caplog.records if "recovered" in r.getMessage()]) == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from bot.demo import start_demo
@@ -37,6 +38,13 @@ async def test_the_demo_shows_cards_and_a_click_approves_as_alice(tmp_path: Path
         )
         sandbox = fd["sandbox"]
         assert [d[1:] for d in sandbox.decisions] == [("approve", "alice")]
+        # `/` on the bot's port sends a person to the page, which answers on the Slack sandbox's.
+        bot_root = demo.bot_url.removesuffix("/slack/events") + "/"
+        async with aiohttp.ClientSession() as http:
+            async with http.get(bot_root, allow_redirects=False) as answer:
+                assert (answer.status, answer.headers["Location"]) == (302, f"{slack.url}/")
+            async with http.get(f"{slack.url}/") as page:
+                assert page.status == 200 and "approvals-bot demo" in await page.text()
         # Every vendor with a demo has shown something by now.
         await slack.wait_for(lambda: len(slack.messages) >= 6, timeout=15, what="cards of the other vendors")
     finally:

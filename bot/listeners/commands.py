@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Any
 
@@ -11,7 +10,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot import blocks
 from bot.ids import ViewId
-from bot.listeners.deps import Deps
+from bot.listeners.deps import Deps, user_id
 from bot.services import Origin
 
 log = logging.getLogger(__name__)
@@ -21,8 +20,8 @@ def register(app: AsyncApp, deps: Deps) -> None:
     @app.command("/approvals")
     async def approvals(ack: Any, body: dict[str, Any]) -> None:
         await ack()
-        user = body.get("user_id")
-        if not isinstance(user, str):
+        user = user_id(body)  # a Slack id, or nothing (never a 30,000-character string)
+        if user is None:
             return
         origin = Origin(channel=body.get("channel_id"), response_url=body.get("response_url"))
         words = str(body.get("text") or "").split()
@@ -118,7 +117,7 @@ async def open_connect(deps: Deps, user: str, name: str, trigger_id: Any, origin
             vendor_label=connector.vendor_label,
             fields=connector.credential_fields,
         )
-        view["private_metadata"] = json.dumps({"c": name, "ch": origin.channel})
+        view["private_metadata"] = blocks.metadata_json({"c": name}, origin={"ch": origin.channel or ""})
         error = await deps.gateway.open_view(trigger_id=str(trigger_id or ""), view=view)
         if error is None:
             return

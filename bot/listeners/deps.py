@@ -7,6 +7,7 @@ private answer or a harmless ack, never an exception that Slack shows as an erro
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,43 +29,65 @@ class Deps:
     help_lines: list[str] = field(default_factory=list)
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _str(value: Any, limit: int = 256) -> str | None:
+    """A string Slack would send here (ids, timestamps, URLs are short); anything else is absent."""
+    return value if isinstance(value, str) and 0 < len(value) <= limit else None
+
+
+# Slack's ids (U…, W…, C…, T…) are short runs of letters and digits.
+_SLACK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def slack_id(value: Any) -> str | None:
+    """A Slack id, or None: never a string with control characters (PostgreSQL refuses NUL) or
+    markup that would end up in the audit, the log or a mention."""
+    return value if isinstance(value, str) and _SLACK_ID.fullmatch(value) else None
+
+
 def user_id(body: Mapping[str, Any]) -> str | None:
     user = body.get("user")
-    if isinstance(user, dict) and isinstance(user.get("id"), str):
-        return str(user["id"])
-    value = body.get("user_id")
-    return value if isinstance(value, str) else None
+    if isinstance(user, dict):
+        return slack_id(user.get("id"))
+    return slack_id(body.get("user_id"))
 
 
 def origin_of(body: Mapping[str, Any]) -> Origin:
-    container = body.get("container") if isinstance(body.get("container"), dict) else {}
-    channel = body.get("channel") if isinstance(body.get("channel"), dict) else {}
-    assert isinstance(container, dict) and isinstance(channel, dict)
+    container = _dict(body.get("container"))
+    channel = _dict(body.get("channel"))
     return Origin(
-        channel=channel.get("id") or container.get("channel_id"),
-        ts=container.get("message_ts"),
-        response_url=body.get("response_url") if isinstance(body.get("response_url"), str) else None,
+        channel=slack_id(channel.get("id")) or slack_id(container.get("channel_id")),
+        ts=_str(container.get("message_ts"), 64),
+        response_url=_str(body.get("response_url"), 2000),
     )
 
 
-def metadata(body: Mapping[str, Any]) -> dict[str, Any]:
-    view = body.get("view") if isinstance(body.get("view"), dict) else {}
-    assert isinstance(view, dict)
-    try:
-        data = json.loads(view.get("private_metadata") or "{}")
-    except ValueError:
+def metadata(body: Mapping[str, Any]) -> dict[str, str]:
+    """The modal's private_metadata: only string values are kept (the bot writes nothing else)."""
+    raw = _dict(body.get("view")).get("private_metadata")
+    if not isinstance(raw, str) or not raw or len(raw) > 3000:
         return {}
-    return data if isinstance(data, dict) else {}
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {str(k): v for k, v in data.items() if isinstance(v, str)}
+
+
+def view_id(body: Mapping[str, Any]) -> str | None:
+    return _str(_dict(body.get("view")).get("id"), 64)
 
 
 def view_values(body: Mapping[str, Any]) -> dict[str, str]:
     """Input block values by block id, flattened to strings per element type."""
-    view = body.get("view") if isinstance(body.get("view"), dict) else {}
-    assert isinstance(view, dict)
-    state = view.get("state") if isinstance(view.get("state"), dict) else {}
-    assert isinstance(state, dict)
+    state = _dict(_dict(body.get("view")).get("state"))
     out: dict[str, str] = {}
-    for block_id, actions in (state.get("values") or {}).items():
+    for block_id, actions in _dict(state.get("values")).items():
         if not isinstance(actions, dict):
             continue
         for element in actions.values():
@@ -75,7 +98,7 @@ def view_values(body: Mapping[str, Any]) -> dict[str, str]:
             if kind in ("plain_text_input", "email_text_input", "url_text_input", "number_input"):
                 value = element.get("value")
             elif kind in ("static_select", "external_select"):
-                value = (element.get("selected_option") or {}).get("value")
+                value = _dict(element.get("selected_option")).get("value")
             elif kind == "users_select":
                 value = element.get("selected_user")
             elif kind == "checkboxes":

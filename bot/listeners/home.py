@@ -9,11 +9,20 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 
 from bot import blocks
-from bot.bulk import approve_all, bulk_candidates, bulk_modal, results_view, selected_refs, working_view
+from bot.bulk import (
+    approve_all,
+    bulk_candidates,
+    bulk_modal,
+    resolve,
+    results_view,
+    selected_values,
+    working_view,
+)
 from bot.ids import ActionId, ViewId
-from bot.listeners.deps import Deps, user_id
+from bot.listeners.deps import Deps, slack_id, user_id
 from bot.services import Services
 from bot.slack.gateway import Deferred, SlackFailure
+from bot.slack_text import escaped
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +59,10 @@ async def publish_home(deps: Deps, user: str) -> None:
 def register(app: AsyncApp, deps: Deps) -> None:
     @app.event("app_home_opened")
     async def home_opened(event: dict[str, Any]) -> None:
-        if event.get("tab", "home") != "home" or not isinstance(event.get("user"), str):
+        user = slack_id(event.get("user"))
+        if event.get("tab", "home") != "home" or user is None:
             return
-        await publish_home(deps, event["user"])
+        await publish_home(deps, user)
 
     @app.action(ActionId.DISCONNECT.value)
     async def disconnect(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
@@ -87,7 +97,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
     @app.view(ViewId.BULK.value)
     async def bulk_submitted(ack: Any, body: dict[str, Any]) -> None:
         user = user_id(body)
-        refs = selected_refs(body)
+        refs = await resolve(deps.services.store, selected_values(body))
         if user is None or not refs:
             await ack(response_action="errors", errors={"bulk|0": "Pick at least one."})
             return
@@ -95,7 +105,9 @@ def register(app: AsyncApp, deps: Deps) -> None:
         results = await approve_all(deps.services, slack_user=user, refs=refs)
         view_id = (body.get("view") or {}).get("id")
         if await deps.gateway.update_view(view_id=str(view_id or ""), view=results_view(results)) is not None:
-            lines = "\n".join(f"{'✅' if ok else '❌'} {t}: {w}" for t, ok, w in results)
+            lines = "\n".join(
+                f"{'✅' if ok else '❌'} {escaped(t, 150)}: {escaped(w, 400)}" for t, ok, w in results
+            )
             await deps.gateway.tell(user=user, message=blocks.notice(lines))
         await publish_home(deps, user)
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
 from bot import blocks
-from bot.ids import ItemRef, ViewId
+from bot.ids import ItemRef, ViewId, ref_digest
 from bot.listeners.deps import Deps, metadata, user_id, view_values
 from bot.services import Origin
 from connectors.base import Action, InputDef
@@ -75,10 +76,12 @@ def register(app: AsyncApp, deps: Deps) -> None:
             action = Action(str(meta.get("a")))
         except ValueError:
             action = None
-        ref = ItemRef(str(meta.get("c") or ""), str(meta.get("i") or ""))
-        connector = deps.services.connectors.get(ref.connector)
-        if user is None or action is None or connector is None or not ref.external_id:
+        ref = await _decided_ref(deps, meta)
+        connector = deps.services.connectors.get(ref.connector) if ref else None
+        if user is None or action is None or connector is None or ref is None:
             await ack()
+            if user is not None:
+                await deps.gateway.tell(user=user, message=STALE_FORM)
             return
         values = view_values(body)
         comment = values.pop("input|__comment__", None)
@@ -98,6 +101,13 @@ def register(app: AsyncApp, deps: Deps) -> None:
                     errors[key] = problem
                     continue
                 value = vendor_id or ""
+            elif definition is not None and definition.kind == "select" and definition.allowed:
+                # Option values longer than Slack allows were sent as digests (blocks.option_value).
+                picked = blocks.chosen_value(value, definition.allowed)
+                if picked is None:
+                    errors[key] = "Pick one of the choices offered."
+                    continue
+                value = picked
             inputs[name] = value
         if errors:
             await ack(response_action="errors", errors=errors)
@@ -120,6 +130,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
             return
         values = view_values(body)
         chosen = values.pop("input|__requestable__", "")
+        chosen_digest = chosen.startswith("#")
         inputs = {k.removeprefix("input|"): v for k, v in values.items() if k.startswith("input|")}
         if meta.get("t"):
             inputs.setdefault("target", str(meta["t"]))
@@ -129,10 +140,16 @@ def register(app: AsyncApp, deps: Deps) -> None:
             await deps.gateway.tell(user=user, message=actor, channel=meta.get("ch") or None)
             return
         try:
+            if chosen_digest:  # an id longer than an option value holds: find it again
+                offered = await connector.requestable(actor, str(meta.get("t") or "") or None)
+                chosen = next((o.id for o in offered if blocks.option_value(o.id) == chosen), "")
+                if not chosen:
+                    await deps.gateway.tell(user=user, message=STALE_FORM, channel=meta.get("ch") or None)
+                    return
             item = await connector.request(actor, chosen, inputs)
         except ConnectorError as exc:
             message = blocks.notice(
-                f"{connector.vendor_label} did not start it: {blocks.escape(blocks.cut(exc.detail or str(exc), 300))}"
+                f"{connector.vendor_label} did not start it: {blocks.cut(blocks.escape(exc.detail or str(exc)), 300)}"
             )
         else:
             title = f"“{blocks.escape(item.title)}”" if item else "it"
@@ -140,6 +157,26 @@ def register(app: AsyncApp, deps: Deps) -> None:
                 f":white_check_mark: Started {title} in {connector.vendor_label}. Approvers get their cards on the next sync."
             )
         await deps.gateway.tell(user=user, message=message, channel=meta.get("ch") or None)
+
+
+STALE_FORM = blocks.notice(
+    "That form is from an older view I cannot read any more. Nothing was changed; "
+    "`/approvals` lists what waits on you now."
+)
+
+
+async def _decided_ref(deps: Deps, meta: Mapping[str, str]) -> ItemRef | None:
+    """The item a decide modal was opened for: its id, or the digest of an id too long to carry."""
+    connector = meta.get("c") or ""
+    if meta.get("i"):
+        return ItemRef(connector, meta["i"])
+    wanted = meta.get("h")
+    if not connector or not wanted:
+        return None
+    for stored in await deps.services.store.pending_items(connectors=[connector]):
+        if ref_digest(stored.item.external_id) == wanted:
+            return ItemRef(connector, stored.item.external_id)
+    return None
 
 
 async def _vendor_user(deps: Deps, connector: Any, slack_user: str) -> tuple[str | None, str | None]:

@@ -51,11 +51,11 @@ def fingerprint(message: Message) -> str:
 
 def reminder_text(*, slack_user: str | None, title: str, number: int, total: int) -> str:
     who = f"<@{slack_user}>, this" if slack_user else "This"
-    return f":alarm_clock: {who} still waits for a decision: *{blocks.escape(title)}* (reminder {number} of {total})."
+    return f":alarm_clock: {who} still waits for a decision: *{blocks.cut(blocks.escape(title), 300)}* (reminder {number} of {total})."
 
 
 def escalation_text(*, slack_user: str, title: str, reminders: int) -> str:
-    return f":rotating_light: <@{slack_user}> has not acted on *{blocks.escape(title)}* after {reminders} reminders."
+    return f":rotating_light: <@{slack_user}> has not acted on *{blocks.cut(blocks.escape(title), 300)}* after {reminders} reminders."
 
 
 def _action(value: str | None) -> Action | None:

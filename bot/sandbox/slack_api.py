@@ -63,7 +63,7 @@ from bot.sandbox.slack_model import (
     SubmitResult,
     default_channels,
 )
-from bot.sandbox.slack_socket import SocketModeSurface
+from bot.sandbox.slack_page import PageSurface
 
 __all__ = [
     "APP_ID",
@@ -116,10 +116,10 @@ __all__ = [
 ]
 
 
-class SlackSandbox(SocketModeSurface):
+class SlackSandbox(PageSurface):
     """Slack as an app sees it, on 127.0.0.1.
 
     Web API at `api_url` (give it to AsyncWebClient as base_url), response_urls at `<url>/response/<id>`,
-    a small page for people at `<url>/sandbox`. The client half (`click`, `submit_view`, `command`,
-    `event`, …) sends the app signed requests shaped like Slack's.
+    a Slack-like page for people at `<url>/` (plain text at `<url>/sandbox`). The client half
+    (`click`, `submit_view`, `command`, `event`, …) sends the app signed requests shaped like Slack's.
     """

@@ -114,6 +114,7 @@ class ChatSurface(ConversationsSurface):
             user=BOT_USER_ID,
             at=self.clock(),
             thread_ts=thread_ts,
+            broadcast=bool(thread_ts) and _flag(args.get("reply_broadcast")),
         )
         self.messages[(channel, ts)] = message
         await self._emit(channel, ts, message.text, message.blocks, "post")

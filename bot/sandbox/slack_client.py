@@ -490,7 +490,7 @@ class PlayingClient(ViewsSurface):
             f"{self.url}/sandbox/click\n"
             f'       (or {{"user": "alice", "ephemeral": true, "label": ...}} for her latest private message)\n'
             f"  POST {self.url}/sandbox/submit     submit the open modal, e.g.\n"
-            f'       curl -d \'{{"user": "alice", "values": {{"Notes": "looks good"}}}}\' {self.url}/sandbox/submit\n'
+            f'       curl -d \'{{"user": "alice", "values": {{"Reason": "not this week"}}}}\' {self.url}/sandbox/submit\n'
         )
         return web.Response(text=text)
 

@@ -31,14 +31,13 @@ BOT_NAME = "approvals-bot"
 # The bot scopes of manifest.yml (DESIGN.md, Slack surface).
 DEFAULT_SCOPES = frozenset(
     {
+        "channels:read",
         "chat:write",
         "commands",
-        "im:write",
-        "users:read",
-        "users:read.email",
-        "channels:read",
         "groups:read",
         "usergroups:read",
+        "users:read",
+        "users:read.email",
     }
 )
 
@@ -158,6 +157,7 @@ class StoredMessage:
     at: float
     thread_ts: str | None = None
     from_bot: bool = True
+    broadcast: bool = False  # a thread reply also shown in the channel (reply_broadcast)
     history: list[Revision] = field(default_factory=list)
 
     @property

@@ -227,7 +227,18 @@ class SlackGateway:
     async def whoami(self) -> dict[str, Any]:
         """Who the token belongs to (for `approvals-bot check`); raises SlackFailure when refused."""
         response = await self._call("auth.test", None, URGENT, self._client.auth_test)
-        return dict(response.data) if isinstance(response.data, dict) else {}
+        data = dict(response.data) if isinstance(response.data, dict) else {}
+        # Slack names the token's granted scopes in a header of every answer; `check` compares them.
+        headers = {str(k).lower(): str(v) for k, v in (response.headers or {}).items()}
+        data["granted_scopes"] = headers.get("x-oauth-scopes", "")
+        return data
+
+    async def channel_info(self, channel: str) -> dict[str, Any]:
+        """conversations.info's `channel` (for `approvals-bot check`: is the bot a member?)."""
+        response = await self._call(
+            "conversations.info", None, URGENT, lambda: self._client.conversations_info(channel=channel)
+        )
+        return dict(response.get("channel") or {})
 
     async def aclose(self) -> None:
         await self._session.close()

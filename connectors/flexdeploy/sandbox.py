@@ -28,29 +28,27 @@ What the vendor document leaves open is filled in as NOTES.md section 4 infers i
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
-import contextlib
 import hmac
 import html
 import itertools
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from aiohttp import web
 
 from connectors.base import Status
 from connectors.people import ALICE, BOB, CAROL, DAVE, DemoPerson
 from connectors.registry import SandboxSetup
+from connectors.sandbox_kit import Fault, SandboxKit
 
 ROOT = "/flexdeploy"
 API = f"{ROOT}/rest/v1"
 SERVICE_USER = "approvals-bot"
 SERVICE_PASSWORD = "fd-sandbox-service-5c1e"
 
-Fault = Literal["500", "timeout", "drop", "429"]
 Who = DemoPerson | str
 
 # The documented list filters (lower-cased, as the server compares them) and the attribute
@@ -145,11 +143,13 @@ class SandboxTask:
 
 class FlexDeploySandbox:
     """The vendor, seeded by helpers. `decisions` lists what the API applied:
-    (task id, "approve" | "reject", username); `served` every API request as "METHOD /path?query"."""
+    (task id, "approve" | "reject", username); `served` every API request as "METHOD /path?query".
+    Faults, the request log and the control endpoints come from connectors/sandbox_kit.py."""
 
     def __init__(self, *, slow_seconds: float = 1.0) -> None:
-        self.slow_seconds = slow_seconds
-        self.retry_after = "1"
+        self.kit = SandboxKit(
+            applies_to=lambda r: r.path.startswith(f"{ROOT}/rest/"), slow_seconds=slow_seconds
+        )
         # The vendor's reject-by-query example answers "notes": null although notes were sent;
         # False answers every decision that way.
         self.echo_notes = True
@@ -159,12 +159,9 @@ class FlexDeploySandbox:
         self.groups: dict[str, tuple[int, set[str]]] = {}
         self.tasks: dict[int, SandboxTask] = {}
         self.decisions: list[tuple[str, str, str]] = []
-        self.served: list[str] = []
-        self._faults: list[tuple[Fault, str | None]] = []
         self._task_ids = itertools.count(10001)
         self._user_ids = itertools.count(10101)
         self._group_ids = itertools.count(11101)
-        self._stopping = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.url = ""
         self.add_user(SERVICE_USER, "Approvals Bot", None, password=SERVICE_PASSWORD, admin=True)
@@ -174,7 +171,8 @@ class FlexDeploySandbox:
     # -- server --------------------------------------------------------------------------------
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        app = web.Application(middlewares=[self._record_and_fail])
+        app = web.Application(middlewares=[self.kit.middleware])
+        self.kit.add_control_routes(app)
         app.add_routes(
             [
                 web.get(f"{API}/tasks/approval", self._list),
@@ -193,7 +191,7 @@ class FlexDeploySandbox:
         self.url = f"http://{host}:{self._runner.addresses[0][1]}"
 
     async def stop(self) -> None:
-        self._stopping.set()
+        self.kit.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -207,39 +205,33 @@ class FlexDeploySandbox:
         """The [[connectors]] keys (without name/type) that point a connector here."""
         return {"base_url": self.base_url, "username": SERVICE_USER, "password": SERVICE_PASSWORD} | overrides
 
-    def fail_next(self, fault: Fault, count: int = 1, *, method: str | None = None) -> None:
-        """The next `count` API requests (of `method` only, when given) fail: "500" answers 500
-        without applying; "timeout" applies the request at once and answers only after
-        `slow_seconds`; "drop" closes the connection without applying it; "429" answers Too Many
-        Requests with `retry_after`. Pass method="PUT" to fail a decision rather than the read
-        the connector makes just before it."""
-        self._faults.extend([(fault, method)] * count)
+    @property
+    def served(self) -> list[str]:
+        return [entry.line() for entry in self.kit.served]
 
-    @web.middleware
-    async def _record_and_fail(
-        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
-        if not request.path.startswith(f"{ROOT}/rest/"):
-            return await handler(request)
-        self.served.append(f"{request.method} {request.path_qs}")
-        index = next((i for i, (_, m) in enumerate(self._faults) if m in (None, request.method)), None)
-        if index is None:
-            return await handler(request)
-        fault, _ = self._faults.pop(index)
-        if fault == "500":
-            return web.Response(status=500, text="Internal Server Error")
-        if fault == "429":
-            return web.Response(
-                status=429, text="Too Many Requests", headers={"Retry-After": self.retry_after}
-            )
-        if fault == "drop":
-            if request.transport is not None:
-                request.transport.abort()
-            return web.Response(status=204)  # never sent: the connection is gone
-        response = await handler(request)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), self.slow_seconds)
-        return response
+    @property
+    def slow_seconds(self) -> float:
+        return self.kit.slow_seconds
+
+    @slow_seconds.setter
+    def slow_seconds(self, seconds: float) -> None:
+        self.kit.slow_seconds = seconds
+
+    @property
+    def retry_after(self) -> str:
+        return self.kit.retry_after
+
+    @retry_after.setter
+    def retry_after(self, value: str) -> None:
+        self.kit.retry_after = value
+
+    def fail_next(self, fault: Fault, count: int = 1, *, method: str | None = None) -> None:
+        """The next `count` API requests (of `method` only, when given) fail (see sandbox_kit):
+        "500" answers 500 without applying; "timeout" applies the request at once and answers only
+        after `slow_seconds`; "drop" closes the connection without applying it; "429" answers Too
+        Many Requests with `retry_after`. Pass method="PUT" to fail a decision rather than the read
+        the connector makes just before it. `kit.fail_rate` fails a share of all requests."""
+        self.kit.fail_next(fault, count, method=method)
 
     # -- seeding -------------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from connectors.errors import (
     NotAllowed,
     NotFound,
 )
-from connectors.http import Sleep, VendorHTTP, default_classify
+from connectors.http import Sleep, VendorHTTP, default_classify, expect_list, expect_object, json_object
 
 _RULES: list[tuple[re.Pattern[str], Any]] = [
     (
@@ -65,9 +65,10 @@ WIRE_STATUS = {
 def classify_harness(response: httpx.Response) -> ConnectorError | None:
     if response.status_code == 400:
         try:
-            text = str(response.json().get("message") or "")
+            body = response.json()
         except ValueError:
-            text = response.text
+            body = None
+        text = str(body.get("message") or "") if isinstance(body, dict) else response.text
         where = f"{response.request.method} {response.request.url.path}: 400"
         for pattern, make in _RULES:
             match = pattern.search(text)
@@ -122,8 +123,9 @@ class HarnessClient:
                 },
                 json={"filterType": "PipelineExecution", "status": ["ApprovalWaiting"]},
             )
-            data = response.json().get("data") or {}
-            out.extend(data.get("content") or [])
+            where = "POST /pipeline/api/pipelines/execution/summary"
+            data = expect_object(json_object(response).get("data") or {}, where)
+            out.extend(expect_list(data.get("content") or [], where))
             page += 1
             if page >= int(data.get("totalPages") or 0):
                 return out
@@ -133,14 +135,12 @@ class HarnessClient:
             f"/pipeline/api/v1/orgs/{org}/projects/{project}/approvals/execution/{execution_id}",
             params={"approval_status": "WAITING", "approval_type": "HarnessApproval"},
         )
-        return list(body)
+        return expect_list(body, f"GET approvals of execution {execution_id}")
 
     async def instance(self, instance_id: str) -> dict[str, Any]:
-        body = await self.http.get_json(
-            f"/pipeline/api/approvals/{instance_id}", params={"accountIdentifier": self.account}
-        )
-        data: dict[str, Any] = body.get("data") or {}
-        return data
+        path = f"/pipeline/api/approvals/{instance_id}"
+        body = await self.http.get_object(path, params={"accountIdentifier": self.account})
+        return expect_object(body.get("data") or {}, f"GET {path}")
 
     async def act_on_instance(self, instance_id: str, body: dict[str, Any]) -> dict[str, Any]:
         response = await self.http.send(
@@ -149,8 +149,7 @@ class HarnessClient:
             params={"accountIdentifier": self.account},
             json=body,
         )
-        data: dict[str, Any] = response.json().get("data") or {}
-        return data
+        return expect_object(json_object(response).get("data") or {}, f"POST activity of {instance_id}")
 
     async def act_on_execution(
         self, org: str, project: str, execution_id: str, body: dict[str, Any], callback_id: str | None
@@ -193,8 +192,6 @@ class HarnessClient:
                 return out
 
     async def current_user(self) -> dict[str, Any]:
-        body = await self.http.get_json(
-            "/ng/api/user/currentUser", params={"accountIdentifier": self.account}
-        )
-        data: dict[str, Any] = body.get("data") or {}
-        return data
+        path = "/ng/api/user/currentUser"
+        body = await self.http.get_object(path, params={"accountIdentifier": self.account})
+        return expect_object(body.get("data") or {}, f"GET {path}")

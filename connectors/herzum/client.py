@@ -17,7 +17,7 @@ from typing import Any, Literal
 import httpx
 
 from connectors.errors import AuthExpired, ConnectorError, InvalidInput, NotAllowed, NotFound, Unsupported
-from connectors.http import Sleep, VendorHTTP, default_classify
+from connectors.http import Sleep, VendorHTTP, default_classify, expect_list, json_object
 
 API = "/rest/herzum-hap-services/1.0/api"
 PAGE = 50
@@ -112,7 +112,10 @@ class HerzumClient:
             if username is not None:
                 params["username"] = username
             body = await self.http.get_json(f"{API}/issueapprovals", params=params)
-            page = body.get("issueApprovals", []) if isinstance(body, dict) else list(body)
+            page = expect_list(
+                body.get("issueApprovals", []) if isinstance(body, dict) else body,
+                f"GET {API}/issueapprovals",
+            )
             out.extend(page)
             total = int(body.get("total", len(out))) if isinstance(body, dict) else len(out)
             start += len(page)
@@ -121,16 +124,17 @@ class HerzumClient:
 
     async def approvals_of_issue(self, issue_id: str) -> list[dict[str, Any]]:
         body = await self.http.get_json(f"{API}/issueapprovals", params={"issueids": issue_id})
-        return list(body) if isinstance(body, list) else list(body.get("issueApprovals", []))
+        return expect_list(
+            body.get("issueApprovals", []) if isinstance(body, dict) else body, f"GET {API}/issueapprovals"
+        )
 
     async def issue(self, issue_id: str) -> dict[str, Any]:
-        body: dict[str, Any] = await self.http.get_json(
+        return await self.http.get_object(
             f"/rest/api/2/issue/{issue_id}", params={"fields": "summary,status"}
         )
-        return body
 
     async def status_name(self, status_id: str) -> str:
-        body = await self.http.get_json(f"/rest/api/2/status/{status_id}")
+        body = await self.http.get_object(f"/rest/api/2/status/{status_id}")
         return str(body.get("name") or status_id)
 
     async def user(self, username: str) -> dict[str, Any] | None:
@@ -142,10 +146,8 @@ class HerzumClient:
         return body
 
     async def myself(self) -> dict[str, Any]:
-        body: dict[str, Any] = await self.http.get_json("/rest/api/2/myself")
-        return body
+        return await self.http.get_object("/rest/api/2/myself")
 
     async def act(self, approval_id: str, body: dict[str, Any]) -> dict[str, Any]:
         response = await self.http.send("POST", f"{API}/issueapprovals/{approval_id}/action", json=body)
-        result: dict[str, Any] = response.json()
-        return result
+        return json_object(response)

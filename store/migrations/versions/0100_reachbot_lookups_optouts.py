@@ -1,7 +1,7 @@
 """Slack email lookups with their age; opt-outs of email-mapped connectors
 
 Revision ID: 0100_reachbot_lookups
-Revises: 0004
+Revises: 0005
 
 Why: every approver a vendor names is found in Slack by email, whether or not they linked. The
 answers are kept (shared by replicas) with when they were checked, so a found address is asked again
@@ -17,7 +17,7 @@ from alembic import op
 import store.models
 
 revision: str = "0100_reachbot_lookups"
-down_revision: str | None = "0004"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
