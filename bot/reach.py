@@ -145,7 +145,7 @@ class Reach:
         (None, why not) otherwise."""
         try:
             user = await self.gateway.user_info(slack_user)
-            team = await self.gateway.team_id()
+            team = await self.gateway.workspace_id()
         except (SlackFailure, Deferred) as exc:
             log.info("users.info for %s failed: %s", slack_user, exc)
             return None, "I could not read your Slack profile just now. Try again in a moment."

@@ -541,7 +541,7 @@ class Services:
         """(the person's Slack email as Slack says it now, "") or (None, why it may not stand for them)."""
         try:
             user = await self.gateway.user_info(slack_user)
-            team = await self.gateway.team_id()
+            team = await self.gateway.workspace_id()
         except (SlackFailure, Deferred) as exc:
             log.info("users.info for %s failed: %s", slack_user, exc)
             return None, "I could not read your Slack profile just now; try again in a moment."

@@ -381,7 +381,7 @@ class SlackGateway:
             return None
         return str(response["user"]["id"])
 
-    async def team_id(self) -> str | None:
+    async def workspace_id(self) -> str | None:
         """This workspace's id (auth.test, asked once): who counts as a member rather than an
         external Slack Connect user."""
         if self._team_id is None:
