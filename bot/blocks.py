@@ -143,6 +143,12 @@ class CardState:
     last_error: str | None = None
     # Set for a person's own copy once it is no longer their turn (reassigned, their group done).
     not_theirs: bool = False
+    # A person's own copy: why it reached them ("You are in SRE leads").
+    reason: str | None = None
+    # A person's own copy while they cannot act yet (not linked): one button that starts linking.
+    link_first: bool = False
+    # The channel's copy: approvers who could not be found in Slack, named so someone tells them.
+    unreachable: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -287,7 +293,7 @@ def _matches(action: Action, status: Status) -> bool:
     }
 
 
-def card(state: CardState) -> Message:  # noqa: C901, PLR0915 -- Block Kit builders being reworked in parallel
+def card(state: CardState) -> Message:  # noqa: C901, PLR0912, PLR0915 -- Block Kit builders being reworked in parallel
     item = state.item
     blocks: list[Block] = []
     icon = {Status.PENDING: ":large_yellow_circle:"}.get(item.status, "")
@@ -325,6 +331,12 @@ def card(state: CardState) -> Message:  # noqa: C901, PLR0915 -- Block Kit build
     for notice in item.notices[:5]:
         blocks.append(_section(f":warning: {escape(notice)}"))
 
+    if state.reason and item.status is Status.PENDING:
+        blocks.append(_context(f":bust_in_silhouette: {escape(state.reason)}"))
+    if state.unreachable and item.status is Status.PENDING:
+        names = ", ".join(escape(n) for n in state.unreachable[:20])
+        more = f" and {len(state.unreachable) - 20} more" if len(state.unreachable) > 20 else ""
+        blocks.append(_context(f":mag: Not found in Slack, so carded here: {names}{more}"))
     line = status_line(state)
     if line:
         blocks.append(_section(line))
@@ -339,7 +351,13 @@ def card(state: CardState) -> Message:  # noqa: C901, PLR0915 -- Block Kit build
 
     buttons: list[ButtonElement] = []
     if item.status is Status.PENDING and not state.working_by and not state.not_theirs:
-        buttons = [action_button(item, spec) for spec in item.actions]
+        if state.link_first and item.actions:
+            blocks.append(
+                _context(f"Link your {escape(state.vendor_label)} account once to decide from here, as you.")
+            )
+            buttons = [connect_button(state.connector_name, state.vendor_label)]
+        else:
+            buttons = [action_button(item, spec) for spec in item.actions]
     link = open_button(item, state.vendor_label)
     if link is not None:
         buttons.append(link)

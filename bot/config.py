@@ -157,6 +157,9 @@ class ConnectorConfig:
     channel: str | None
     reminders: Reminders
     settings: VendorSettings
+    # "always": the channel keeps a copy of every card; "unresolved": only of cards whose approvers
+    # could not be resolved to Slack users (they are named there).
+    channel_copy: str = "always"
 
 
 @dataclass(frozen=True)
@@ -232,7 +235,8 @@ def _reminders(raw: Any, where: str, base: Reminders, problems: list[str]) -> Re
     return Reminders(**{**base.__dict__, **values})
 
 
-_COMMON_KEYS = {"name", "type", "poll_interval", "channel", "reminders"}
+_COMMON_KEYS = {"name", "type", "poll_interval", "channel", "channel_copy", "reminders"}
+CHANNEL_COPY = ("always", "unresolved")
 
 
 ADMIN_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")
@@ -330,13 +334,20 @@ def _connector(
         problems.append(f"{label}.channel: must be a channel id like C0DEPLOYS")
         channel = None
     own_reminders = _reminders(entry.get("reminders"), f"{label}.reminders", reminders, problems)
+    channel_copy = entry.get("channel_copy", "always")
+    if channel_copy not in CHANNEL_COPY:
+        problems.append(
+            f'{label}.channel_copy: {channel_copy!r} is not one of "always", "unresolved" (whether the '
+            "channel keeps a copy of every card, or only of those whose approvers are not found in Slack)"
+        )
+        channel_copy = "always"
     vendor_keys = {k: v for k, v in entry.items() if k not in _COMMON_KEYS}
     try:
         settings = spec.settings.model_validate(vendor_keys)
     except ValidationError as exc:
         problems.extend(_pydantic_lines(label, exc))
         return None
-    return ConnectorConfig(name, spec.type, poll, channel or None, own_reminders, settings)
+    return ConnectorConfig(name, spec.type, poll, channel or None, own_reminders, settings, channel_copy)
 
 
 def _pydantic_lines(where: str, exc: ValidationError) -> list[str]:

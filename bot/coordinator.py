@@ -12,20 +12,26 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from bot import metrics
 from bot.outbox import effects
-from bot.outbox.queue import Outbox
+from bot.outbox.queue import Outbox, addresses
+from bot.reach import Reach
 from bot.sync import SyncPlan, diff
 from bot.wording import explain_failure
 from connectors.base import ApprovalItem, Connector, Status
 from connectors.errors import ConnectorError, NotFound, VendorUnavailable
-from store.repo import Store, now_utc
+from store.outbox import Session
+from store.repo import Store, StoredItem, now_utc
 
 log = logging.getLogger(__name__)
 
 STALE_CLAIM = timedelta(minutes=5)
+# How long a sync spends asking Slack who its new approvers are (Tier 3 paces users.lookupByEmail at
+# about 50 a minute): what is left goes out as "email:" targets that delivery resolves at Slack's pace.
+LOOKUP_BUDGET = 10.0
+LOOKUP_PATIENCE = 2.0
 
 
 @dataclass
@@ -37,10 +43,15 @@ class SyncResult:
 
 
 class Coordinator:
-    def __init__(self, *, connector: Connector, store: Store, outbox: Outbox) -> None:
+    def __init__(
+        self, *, connector: Connector, store: Store, outbox: Outbox, reach: Reach | None = None
+    ) -> None:
         self.connector = connector
         self.store = store
         self.outbox = outbox
+        # Finds the approvers each item names in Slack by email, before the effects are computed.
+        self.reach = reach
+        self.lookup_budget = LOOKUP_BUDGET
         self.failing = False
         self._lock = asyncio.Lock()
 
@@ -86,32 +97,28 @@ class Coordinator:
             final = await self._reread(row_id, external_id)
             if final is not None:
                 finals.append((row_id, final))
+        found_again = await self._look_up(plan)
         now = now_utc()
         pending = (
             plan.unchanged + len(plan.new) + sum(1 for _, i in plan.changed if i.status is Status.PENDING)
         )
         async with self.store.db.transaction() as session:
-            changes: list[effects.Change] = []
-            stored_ids = await self.store.insert_items(session, items=plan.new, now=now)
-            for item in plan.new:
-                new_id = stored_ids.get((item.connector, item.external_id))
-                if new_id is not None:  # else stored meanwhile by another writer: the next cycle compares it
-                    changes.append(effects.Change(new_id, None, item))
-            updates = [*plan.changed, *finals]
-            before = {r.id: r for r in await self.store.item_rows(session, item_ids=[i for i, _ in updates])}
-            for row_id, item in updates:
-                saved = await self.store.save_item(
-                    session,
-                    item=item,
-                    now=now,
-                    existing_id=row_id,
-                    closed=item.status.final,
-                    if_older_than=fetch_started,
-                )
-                if saved is not None and (old := before.get(row_id)) is not None:
-                    changes.append(effects.Change(row_id, ApprovalItem.from_json(old.data), item))
+            changes = await self._insert_new(session, plan, now)
+            seen = {c.item_id for c in changes}
+            # Items naming someone whom Slack now answers differently for (a new hire joined): their
+            # cards are made true again, a DM added where there was only the channel.
+            changes.extend(
+                effects.Change(s.id, s.item, s.item)
+                for s in found_again
+                if s.id not in seen and s.item.connector == self.name
+            )
+            await self._others_found_again(session, [s for s in found_again if s.item.connector != self.name])
+            changes.extend(await self._save_updates(session, [*plan.changed, *finals], now, fetch_started))
             audience = await self.outbox.audience(
-                session, connector=self.name, item_ids=[c.item_id for c in changes]
+                session,
+                connector=self.name,
+                item_ids=[c.item_id for c in changes],
+                emails=addresses(c.after for c in changes),
             )
             await self.outbox.enqueue(effects.after_sync(changes, audience), session=session)
             await self.store.record_sync(session, name=self.name, ok=True, error=None, pending=pending)
@@ -120,6 +127,74 @@ class Coordinator:
             log.warning("connector %s recovered", self.name)
             self.failing = False
         return SyncResult(ok=True, plan=plan, pending=pending)
+
+    async def _insert_new(self, session: Session, plan: SyncPlan, now: datetime) -> list[effects.Change]:
+        changes: list[effects.Change] = []
+        stored_ids = await self.store.insert_items(session, items=plan.new, now=now)
+        for item in plan.new:
+            new_id = stored_ids.get((item.connector, item.external_id))
+            if new_id is not None:  # else stored meanwhile by another writer: the next cycle compares it
+                changes.append(effects.Change(new_id, None, item))
+        return changes
+
+    async def _save_updates(
+        self,
+        session: Session,
+        updates: list[tuple[int, ApprovalItem]],
+        now: datetime,
+        fetch_started: datetime,
+    ) -> list[effects.Change]:
+        """Changed and ended items, each saved unless a newer write (a click) got there first."""
+        changes: list[effects.Change] = []
+        before = {r.id: r for r in await self.store.item_rows(session, item_ids=[i for i, _ in updates])}
+        for row_id, item in updates:
+            saved = await self.store.save_item(
+                session,
+                item=item,
+                now=now,
+                existing_id=row_id,
+                closed=item.status.final,
+                if_older_than=fetch_started,
+            )
+            if saved is not None and (old := before.get(row_id)) is not None:
+                changes.append(effects.Change(row_id, ApprovalItem.from_json(old.data), item))
+        return changes
+
+    async def _look_up(self, plan: SyncPlan) -> list[StoredItem]:
+        """Ask Slack about the addresses of new and changed items not known yet (each once, kept a
+        day), and again about those past their time to live; an unchanged sync asks nothing. Returns
+        the open items naming an address whose answer changed."""
+        if self.reach is None:
+            return []
+        await self.reach.resolve(
+            addresses([*plan.new, *(i for _, i in plan.changed if not i.status.final)]),
+            patience=LOOKUP_PATIENCE,
+            budget=self.lookup_budget,
+        )
+        changed = await self.reach.refresh_due(patience=LOOKUP_PATIENCE)
+        if not changed:
+            return []
+        return [s for s in await self.store.pending_items() if changed & addresses([s.item])]
+
+    async def _others_found_again(self, session: Session, found: list[StoredItem]) -> None:
+        """The refresh is shared by every connector: other connectors' items it concerns get their
+        cards made true here, with their own audience."""
+        by_connector: dict[str, list[StoredItem]] = {}
+        for stored in found:
+            by_connector.setdefault(stored.item.connector, []).append(stored)
+        for name, stored_items in by_connector.items():
+            audience = await self.outbox.audience(
+                session,
+                connector=name,
+                item_ids=[s.id for s in stored_items],
+                emails=addresses(s.item for s in stored_items),
+            )
+            jobs = [
+                job
+                for s in stored_items
+                for job in effects.card_jobs(effects.Change(s.id, s.item, s.item), audience)
+            ]
+            await self.outbox.enqueue(jobs, session=session)
 
     async def _reread(self, row_id: int, external_id: str) -> ApprovalItem | None:
         stored = await self.store.item_by_id(item_id=row_id)

@@ -29,6 +29,7 @@ from bot.listeners.home import home_view
 from bot.outbox.deliver import Deliverer
 from bot.outbox.queue import Outbox
 from bot.outbox.render import ConnectorView
+from bot.reach import Reach
 from bot.reminders.passes import ReminderPasses
 from bot.reminders.schedule import ReminderSchedule
 from bot.services import Services
@@ -94,6 +95,7 @@ class Runtime:
         self.delivery: Deliverer
         self.outbox: Outbox
         self.services: Services
+        self.reach: Reach
         self.reminders: ReminderPasses
         self.schedule: ReminderSchedule
         self.app: AsyncApp | None = None
@@ -119,6 +121,8 @@ class Runtime:
             for c in self.config.connectors
             if c.name in self.connectors
         }
+        # Approvers found in Slack by email, answers kept in the database (bot/reach.py).
+        self.reach = Reach(db=self.db, gateway=self.gateway, clock=self.clock)
         # Delivery: due jobs by priority → pure builders → gateway.
         self.delivery = Deliverer(
             gateway=self.gateway,
@@ -127,10 +131,17 @@ class Runtime:
             home_view=lambda user: home_view(self.services, user),
             pending_for=lambda user: self.services.pending_for(slack_user=user),
             clock=self.clock,
+            reach=self.reach,
+            link_modes={n: c.capabilities.link_mode for n, c in self.connectors.items()},
         )
         # Queueing: what the sync and the decision path use to turn effects into outbox rows.
         self.outbox = Outbox(
-            store=self.store, config=self.config, kick=self.delivery.kick, home_settle=self.home_settle
+            store=self.store,
+            config=self.config,
+            kick=self.delivery.kick,
+            home_settle=self.home_settle,
+            per_user_listing={n: c.capabilities.per_user_listing for n, c in self.connectors.items()},
+            email_linked={n: c.capabilities.link_mode == "email" for n, c in self.connectors.items()},
         )
         self.services = Services(
             store=self.store,
@@ -139,6 +150,7 @@ class Runtime:
             gateway=self.gateway,
             outbox=self.outbox,
             card_state=self.delivery.card_state,
+            reach=self.reach,
         )
         self.services.yield_to = self.delivery.yield_to = self.ack_first.wait
         self.services.admins = Admins(self.config.admins, self.gateway)
@@ -150,7 +162,9 @@ class Runtime:
             socket_mode=self.slack.socket_mode,
         )
         self.coordinators = {
-            c.name: Coordinator(connector=self.connectors[c.name], store=self.store, outbox=self.outbox)
+            c.name: Coordinator(
+                connector=self.connectors[c.name], store=self.store, outbox=self.outbox, reach=self.reach
+            )
             for c in self.config.connectors
             if c.name in self.connectors
         }

@@ -19,9 +19,11 @@ from bot.authz import Admins, MembershipUnknown, in_channel
 from bot.blocks import ACTION_LABELS, CardState, Message
 from bot.config import ConnectorConfig
 from bot.ids import ItemRef
-from bot.outbox.effects import after_claim
+from bot.outbox.effects import after_claim, waits_on_everyone
+from bot.outbox.jobs import CardJob
 from bot.outbox.queue import Outbox
-from bot.slack.gateway import SlackGateway
+from bot.reach import Reach, email_problem
+from bot.slack.gateway import Deferred, SlackFailure, SlackGateway
 from connectors.base import Action, Actor, ApprovalItem, Connector, Status
 from connectors.errors import (
     AlreadyDecided,
@@ -35,6 +37,7 @@ from connectors.errors import (
 )
 from store import audit as audit_trail
 from store import cards
+from store import reach as lookups
 from store.models import DecisionRow
 from store.repo import Identity, Store, StoredItem, decision_row, now_utc
 
@@ -135,7 +138,9 @@ class Services:
         gateway: SlackGateway,
         outbox: Outbox,
         card_state: Callable[[StoredItem], CardState],
+        reach: Reach | None = None,
     ) -> None:
+        self.reach = reach
         self.store = store
         self.connectors = connectors
         self.configs = configs
@@ -488,12 +493,9 @@ class Services:
 
     async def actor(self, connector: Connector, slack_user: str) -> Actor | Message:
         """The clicking person as the vendor knows them, or the private answer saying how to get there."""
+        if connector.capabilities.link_mode == "email":
+            return await self._email_actor(connector, slack_user)
         identity = await self.store.identity(slack_user_id=slack_user, connector=connector.name)
-        if identity is None and connector.capabilities.link_mode == "email":
-            linked = await self.link_by_email(connector_name=connector.name, slack_user=slack_user)
-            identity = await self.store.identity(slack_user_id=slack_user, connector=connector.name)
-            if identity is None:
-                return linked
         if identity is None:
             return blocks.notice(
                 f"To decide from Slack you first link your own {connector.vendor_label} account: "
@@ -507,6 +509,46 @@ class Services:
                 buttons=[blocks.connect_button(connector.name, connector.vendor_label)],
             )
         return _actor(identity)
+
+    async def _email_actor(self, connector: Connector, slack_user: str) -> Actor | Message:
+        """Acting through an email mapping: the person did not opt out, and their Slack account, read
+        now (never a stored copy), is a confirmed address of a full member of this workspace."""
+        vendor = connector.vendor_label
+        if connector.name in await lookups.opted_out(self.store.db, slack_user_id=slack_user):
+            return blocks.notice(
+                f"You disconnected {vendor} here, so I do not act for you there. Connect again to decide "
+                "from Slack. Nothing was changed.",
+                buttons=[blocks.connect_button(connector.name, vendor)],
+            )
+        email, problem = await self._trusted_email(slack_user)
+        if email is None:
+            return blocks.notice(
+                f"{problem} So I cannot act for you in {vendor} by your email. Nothing was changed."
+            )
+        identity = await self.store.identity(slack_user_id=slack_user, connector=connector.name)
+        if identity is None or (identity.email or "").lower() != email:
+            linked = await self._link_email(connector, slack_user, email)
+            identity = await self.store.identity(slack_user_id=slack_user, connector=connector.name)
+            if identity is None:
+                return linked
+        if identity.broken:
+            return blocks.notice(
+                f"Your {vendor} mapping no longer works; ask your admin. Nothing was changed."
+            )
+        return _actor(identity)
+
+    async def _trusted_email(self, slack_user: str) -> tuple[str | None, str]:
+        """(the person's Slack email as Slack says it now, "") or (None, why it may not stand for them)."""
+        try:
+            user = await self.gateway.user_info(slack_user)
+            team = await self.gateway.workspace_id()
+        except (SlackFailure, Deferred) as exc:
+            log.info("users.info for %s failed: %s", slack_user, exc)
+            return None, "I could not read your Slack profile just now; try again in a moment."
+        problem = email_problem(user, team)
+        if problem is not None:
+            return None, problem
+        return str((user.get("profile") or {}).get("email") or "").lower(), ""
 
     async def link(self, *, connector_name: str, slack_user: str, values: Mapping[str, str]) -> LinkOutcome:
         connector = self.connectors.get(connector_name)
@@ -547,6 +589,7 @@ class Services:
             email=identity.email or profile.get("email"),
             credentials=credentials,
         )
+        await self._redraw_mine(connector_name, slack_user)
         who = blocks.escape(identity.display_name or identity.user_id)
         return LinkOutcome(
             message=blocks.notice(
@@ -555,20 +598,31 @@ class Services:
             )
         )
 
-    async def link_by_email(self, *, connector_name: str, slack_user: str) -> Message:
+    async def link_by_email(self, *, connector_name: str, slack_user: str, explicit: bool = True) -> Message:
+        """Map this person to the vendor user with their Slack email. `explicit` (they asked: Connect)
+        clears an earlier Disconnect; otherwise (a listing or Home) a Disconnect is respected."""
         connector = self.connectors[connector_name]
         vendor = connector.vendor_label
-        profile = await self._profile(slack_user)
-        email = profile.get("email")
-        if not email:
+        if explicit:
+            await lookups.opt_in(self.store.db, slack_user_id=slack_user, connector=connector_name)
+        elif connector_name in await lookups.opted_out(self.store.db, slack_user_id=slack_user):
+            return blocks.notice(f"You disconnected {vendor}; connect again to be mapped by your email.")
+        email, problem = await self._trusted_email(slack_user)
+        if email is None:
             return blocks.notice(
-                f"{vendor} is linked by your Slack email, and I cannot read yours (the app needs the "
-                "users:read.email scope). Nothing was changed."
+                f"{problem} So I cannot map you to {vendor} by your email. Nothing was changed."
             )
+        message = await self._link_email(connector, slack_user, email)
+        if explicit:
+            await self._redraw_mine(connector_name, slack_user)
+        return message
+
+    async def _link_email(self, connector: Connector, slack_user: str, email: str) -> Message:
+        vendor = connector.vendor_label
         try:
             identity = await connector.identify(email)
         except ConnectorError as exc:
-            log.info("identify on %s failed: %s", connector_name, type(exc).__name__)
+            log.info("identify on %s failed: %s", connector.name, type(exc).__name__)
             return blocks.notice(f"Could not reach {vendor} to find your account. Try again in a moment.")
         if identity is None:
             return blocks.notice(
@@ -577,7 +631,7 @@ class Services:
             )
         await self.store.link(
             slack_user_id=slack_user,
-            connector=connector_name,
+            connector=connector.name,
             vendor_user_id=identity.user_id,
             display_name=identity.display_name or identity.user_id,
             email=email,
@@ -588,14 +642,32 @@ class Services:
             f"in {vendor}."
         )
 
+    async def _redraw_mine(self, connector_name: str, slack_user: str) -> None:
+        """After linking, the person's own copies of pending cards are drawn again: where they offered
+        linking, they now offer the decision."""
+        mine = await lookups.dm_cards(self.store.db, slack_user_id=slack_user, connector=connector_name)
+        if mine:
+            await self.outbox.enqueue([CardJob(item=item_id, to=target) for item_id, target in mine])
+
     async def unlink(self, *, connector_name: str, slack_user: str) -> Message:
-        if connector_name not in self.connectors:
+        connector = self.connectors.get(connector_name)
+        if connector is None:
             return blocks.notice(f"There is no connector named `{blocks.escape(connector_name)}`.")
-        if await self.store.unlink(slack_user_id=slack_user, connector=connector_name):
-            return blocks.notice(
-                f"Disconnected from `{blocks.escape(connector_name)}`: your link and stored credentials are gone."
+        name = blocks.escape(connector_name)
+        if connector.capabilities.link_mode == "email":
+            # Mapped by email: without a record of the choice, the next listing would map them again.
+            await lookups.opt_out(
+                self.store.db, slack_user_id=slack_user, connector=connector_name, now=now_utc()
             )
-        return blocks.notice(f"You were not connected to `{blocks.escape(connector_name)}`; nothing to do.")
+            await self.store.unlink(slack_user_id=slack_user, connector=connector_name)
+            await self._redraw_mine(connector_name, slack_user)
+            return blocks.notice(
+                f"Disconnected from `{name}`: I no longer map you to {connector.vendor_label} by your email "
+                f"and will not act for you there until you connect again (`/approvals connect {name}`)."
+            )
+        if await self.store.unlink(slack_user_id=slack_user, connector=connector_name):
+            return blocks.notice(f"Disconnected from `{name}`: your link and stored credentials are gone.")
+        return blocks.notice(f"You were not connected to `{name}`; nothing to do.")
 
     async def _profile(self, slack_user: str) -> dict[str, str]:
         try:
@@ -666,23 +738,24 @@ class Services:
     # ---- lists and status -----------------------------------------------------------------------
 
     async def pending_for(self, *, slack_user: str) -> list[CardState]:
-        """What waits on this person: items of connectors they are linked to, where they are a
-        recipient, or where the vendor names nobody (the whole approval group sees those)."""
+        """Exactly what waits on this person: items of connectors they are linked to (mapped by email
+        where the vendor links that way, unless they disconnected) that name them as an approver, or,
+        where the vendor names nobody at all (FlexDeploy), that it lists for them. An item of a
+        per-user listing or with approver groups nobody could read waits on nobody known."""
         identities = {i.connector: i for i in await self.store.identities(slack_user_id=slack_user)}
-        email = None
+        remapped = False
+        opted = await lookups.opted_out(self.store.db, slack_user_id=slack_user)
         for name, connector in self.connectors.items():
-            if name not in identities and connector.capabilities.link_mode == "email":
-                if email is None:
-                    email = (await self._profile(slack_user)).get("email") or ""
-                if email:
-                    await self.link_by_email(connector_name=name, slack_user=slack_user)
-        if email is not None:
+            if name not in identities and name not in opted and connector.capabilities.link_mode == "email":
+                await self.link_by_email(connector_name=name, slack_user=slack_user, explicit=False)
+                remapped = True
+        if remapped:
             identities = {i.connector: i for i in await self.store.identities(slack_user_id=slack_user)}
         states = []
         for stored in await self.store.pending_items(connectors=list(identities)):
             identity = identities[stored.item.connector]
-            recipients = {p.id for p in stored.item.recipients}
-            if recipients and identity.vendor_user_id not in recipients:
+            owner = self.connectors.get(stored.item.connector)
+            if owner is None or not waits_on(stored.item, identity, owner.capabilities.per_user_listing):
                 continue
             states.append(self.card_state(stored))
         states.sort(key=lambda s: s.item.created_at or s.now)
@@ -736,6 +809,14 @@ class Services:
                 "pending": state.pending if state else 0,
             }
         return out
+
+
+def waits_on(item: ApprovalItem, identity: Identity, per_user_listing: bool) -> bool:
+    """Whether `item` is in the queue of the person with this identity."""
+    if waits_on_everyone(item, per_user_listing=per_user_listing):
+        return True
+    email = (identity.email or "").lower()
+    return any(p.id == identity.vendor_user_id or (email and email in p.all_emails) for p in item.recipients)
 
 
 def _actor(identity: Identity) -> Actor:

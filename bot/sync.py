@@ -56,18 +56,8 @@ def diff(stored: Mapping[str, tuple[str, str, int]], fetched: Sequence[ApprovalI
 
 
 def card_targets(item: ApprovalItem, *, channel: str | None, slack_by_vendor: Mapping[str, str]) -> list[str]:
-    """Where the item's cards belong: each recipient's DM (by linked identity, else by email),
-    and the connector's channel when nobody can be named or the vendor asks for it."""
-    targets: list[str] = []
-    for person in item.recipients:
-        if person.id in slack_by_vendor:
-            target = f"user:{slack_by_vendor[person.id]}"
-        elif person.email:
-            target = f"email:{person.email.lower()}"
-        else:
-            continue
-        if target not in targets:
-            targets.append(target)
-    if channel and (not targets or item.channel_card):
-        targets.append(f"channel:{channel}")
-    return targets
+    """Where the item's cards belong when no address has been looked up yet (see
+    bot/outbox/effects.targets, which the sync uses with what Slack said of each address)."""
+    from bot.outbox.effects import Audience, targets
+
+    return targets(item, Audience(channel=channel, slack_by_vendor=slack_by_vendor))

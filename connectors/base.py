@@ -62,10 +62,22 @@ class Person:
     id: str
     name: str = ""
     email: str | None = None
+    # Further addresses the vendor knows (Greenhouse's secondary emails): each is tried in Slack.
+    emails: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
         return self.name or self.email or self.id
+
+    @property
+    def all_emails(self) -> tuple[str, ...]:
+        """Every address to look up, lowercase, the primary first, each once."""
+        seen: list[str] = []
+        for address in (self.email, *self.emails):
+            key = (address or "").strip().lower()
+            if key and key not in seen:
+                seen.append(key)
+        return tuple(seen)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,14 @@ class DemoPerson:
     email: str
     slack_id: str
     tz: str
+    # How Slack's users.info describes the account (acting by email needs a confirmed address of a
+    # full member): a guest ("restricted" or "ultra_restricted"), a Slack Connect user of another
+    # workspace (`team_id`, `stranger`), a deactivated account.
+    email_confirmed: bool = True
+    guest: str | None = None
+    team_id: str | None = None
+    stranger: bool = False
+    deleted: bool = False
 
 
 ALICE = DemoPerson("alice", "Alice Approver", "alice@example.com", "U0ALICE", "Europe/Berlin")

@@ -37,11 +37,13 @@ from bot.outbox.jobs import (
     job_of,
 )
 from bot.outbox.render import ConnectorView, card_state, escalation_text, fingerprint, reminder_text
+from bot.reach import Reach
 from bot.reminders.rules import next_reminder_at
 from bot.slack.gateway import Deferred, Kind, SlackFailure, SlackGateway
-from connectors.base import Status
+from connectors.base import Person, Status
 from store import audit, subscriptions
 from store import outbox as queue
+from store import reach as lookups
 from store.models import CardRow, OutboxRow
 from store.repo import Store, StoredItem, now_utc
 
@@ -131,6 +133,8 @@ class Deliverer:
         home_view: Callable[[str], Awaitable[dict[str, Any]]],
         pending_for: Callable[[str], Awaitable[list[CardState]]],
         clock: Clock = now_utc,
+        reach: Reach | None = None,
+        link_modes: Mapping[str, str] | None = None,
     ) -> None:
         self.gateway = gateway
         self.store = store
@@ -138,6 +142,9 @@ class Deliverer:
         self._home_view = home_view
         self._pending_for = pending_for
         self._clock = clock
+        # Approvers found in Slack by email (stored answers; asked only for "email:" targets here).
+        self.reach = reach
+        self._link_modes = dict(link_modes or {})
         self._lock = asyncio.Lock()
         self._kick = asyncio.Event()
         # Set when someone acted on an item while a pass runs: the pass's other lanes stop at their
@@ -292,9 +299,7 @@ class Deliverer:
         stored = self._items.get(job.item) or await self.store.item_by_id(item_id=job.item)
         if stored is None:
             return None
-        state = self.card_state(stored)
-        if not await self._still_theirs(stored, job.to):
-            state = replace(state, not_theirs=True)
+        state = await self._for_target(stored, self.card_state(stored), job.to)
         message = blocks.card(state)
         return _Rendered(stored, message, fingerprint(message))
 
@@ -326,6 +331,12 @@ class Deliverer:
                 await self.on_card(existing.channel, existing.ts, message, "update")
             return CardWrite(rendered=(existing.id, rendered))
         destination, slack_user = await self._destination(job.to, stored.item.connector)
+        if (
+            job.to.startswith("email:")
+            and slack_user is None
+            and any(c.target.startswith("channel:") for c in cards)
+        ):
+            return None  # not in Slack, and the channel's copy names them already
         if destination is None:
             log.warning("no Slack destination for %s (%s); card not posted", job.to, stored.item.connector)
             return None
@@ -360,18 +371,66 @@ class Deliverer:
         due_since = stored.item.due_since or stored.row.first_seen_at
         return next_reminder_at(due_since=due_since, sent=0, last_sent_at=None, rules=view.reminders)
 
-    async def _still_theirs(self, stored: StoredItem, target: str) -> bool:
-        """A person's DM copy stays actionable only while they are among the item's recipients."""
+    async def _for_target(self, stored: StoredItem, state: CardState, target: str) -> CardState:
+        """The copy as its reader should see it: a person's says why it reached them, offers linking
+        when they cannot act yet, and stops offering buttons once it is no longer their turn; the
+        channel's names the approvers nobody could find in Slack."""
+        item = stored.item
+        if item.status is not Status.PENDING:
+            return state
         kind, _, value = target.partition(":")
-        recipients = stored.item.recipients
-        if kind == "channel" or not recipients:
-            return True
+        if kind == "channel":
+            return replace(state, unreachable=tuple(p.label for p in await self._unreachable(stored)))
+        connector = item.connector
+        identity = None
+        emails: set[str] = set()
         if kind == "email":
-            return any((p.email or "").lower() == value for p in recipients)
-        identity = await self.store.identity(slack_user_id=value, connector=stored.item.connector)
-        if identity is None:
-            return True
-        return any(p.id == identity.vendor_user_id for p in recipients)
+            emails = {value}
+        elif kind == "user":
+            identity = await self.store.identity(slack_user_id=value, connector=connector)
+            if self.reach is not None:
+                emails = (await lookups.emails_of(self.store.db, slack_user_ids=[value]))[value]
+            if identity is not None and identity.email:
+                emails.add(identity.email.lower())
+        mine = [
+            p
+            for p in item.recipients
+            if (identity is not None and p.id == identity.vendor_user_id) or emails & set(p.all_emails)
+        ]
+        if item.recipients and not mine and (identity is not None or emails):
+            return replace(state, not_theirs=True)
+        ids = {p.id for p in mine}
+        groups = [g.name for g in item.groups if ids & {p.id for p in g.approvers}]
+        reason = (
+            f"You are in {', '.join(groups)}" if groups else "You are named as an approver" if mine else None
+        )
+        mode = self._link_modes.get(connector, "credentials")
+        if mode == "email":
+            opted = kind == "user" and connector in await lookups.opted_out(
+                self.store.db, slack_user_id=value
+            )
+            link_first = opted
+        else:
+            link_first = identity is None or identity.broken
+        return replace(state, reason=reason, link_first=link_first)
+
+    async def _unreachable(self, stored: StoredItem) -> list[Person]:
+        """The item's approvers whom no linked identity or stored Slack answer reaches."""
+        item = stored.item
+        if not item.recipients:
+            return []
+        linked = {
+            i.vendor_user_id for i in await self.store.identities(connector=item.connector) if not i.broken
+        }
+        answers = await lookups.lookups(
+            self.store.db, emails={e for p in item.recipients for e in p.all_emails}
+        )
+        return [
+            p
+            for p in item.recipients
+            if p.id not in linked
+            and all(e in answers and answers[e].slack_user_id is None for e in p.all_emails)
+        ]
 
     async def _destination(self, target: str, connector: str) -> tuple[str | None, str | None]:
         kind, _, value = target.partition(":")
@@ -380,7 +439,12 @@ class Deliverer:
         if kind == "user":
             return value, value
         if kind == "email":
-            user = await self.gateway.user_by_email(value)
+            # An address the sync could not ask Slack about yet; asked here, in the background.
+            if self.reach is not None:
+                # Slack's pace (Deferred: due again next pass) or refusal (retried as its kind says).
+                user = (await self.reach.resolve([value], patience=self.PATIENCE, strict=True)).get(value)
+            else:
+                user = await self.gateway.user_by_email(value)
             if user:
                 return user, user
             view = self.connectors.get(connector)

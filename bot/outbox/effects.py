@@ -12,8 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from bot.outbox.jobs import CardJob, FlowJob, HomeJob, Job, ThreadReplyJob
-from bot.sync import card_targets
-from connectors.base import ApprovalItem
+from connectors.base import ApprovalItem, Person
 
 
 @dataclass(frozen=True)
@@ -33,6 +32,72 @@ class Audience:
     flow_channels: Sequence[str] = ()  # subscribed channels, the workspace's notify_channel first
     cards: Mapping[int, Sequence[str]] = field(default_factory=dict)  # item id → targets of its cards
     linked: Sequence[tuple[str, str]] = ()  # (Slack user, vendor user id) of everyone linked
+    # What Slack said of each approver's address (lowercase): their Slack user, or None when nobody
+    # in Slack has it. An address not here was not asked yet: its card waits as an "email:" target.
+    slack_by_email: Mapping[str, str | None] = field(default_factory=dict)
+    # "always": the channel keeps a copy of every card; "unresolved": only when someone is not found.
+    channel_copy: str = "unresolved"
+    # The vendor lists per linked user (Herzum): an item naming nobody waits on nobody's queue.
+    per_user_listing: bool = False
+    # People act through their email mapping (Greenhouse, Approval Path): everyone found by email
+    # has the item in their App Home, linked or not.
+    email_linked: bool = False
+
+
+def slack_user_of(person: Person, audience: Audience) -> str | None:
+    """The Slack user a vendor person is: by their linked identity, else by any of their addresses."""
+    linked = audience.slack_by_vendor.get(person.id)
+    if linked:
+        return linked
+    for email in person.all_emails:
+        found = audience.slack_by_email.get(email)
+        if found:
+            return found
+    return None
+
+
+def unresolved(item: ApprovalItem, audience: Audience) -> list[Person]:
+    """The item's approvers nobody can DM: no address, or Slack has none of their addresses."""
+    return [
+        p
+        for p in item.recipients
+        if slack_user_of(p, audience) is None
+        and all(audience.slack_by_email.get(e, "?") is None for e in p.all_emails)
+    ]
+
+
+def targets(item: ApprovalItem, audience: Audience) -> list[str]:
+    """Where the item's cards belong: each approver's DM (linked, or found in Slack by email, or an
+    "email:" target still to be looked up), and the connector's channel: always with channel_copy
+    "always"; else when someone cannot be found, nobody is named, or the connector asks for it."""
+    found: list[str] = []
+    for person in item.recipients:
+        slack = slack_user_of(person, audience)
+        if slack is not None:
+            target = f"user:{slack}"
+        else:
+            asked = [e for e in person.all_emails if e not in audience.slack_by_email]
+            if not asked:
+                continue  # not in Slack (or no address): the channel names them
+            target = f"email:{asked[0]}"
+        if target not in found:
+            found.append(target)
+    missing = bool(unresolved(item, audience))
+    channel = audience.channel
+    if channel and (audience.channel_copy == "always" or not found or missing or item.channel_card):
+        found.append(f"channel:{channel}")
+    return found
+
+
+def _same_person(target: str, existing: Sequence[str], audience: Audience) -> bool:
+    """A DM copy already posted under an "email:" target (before the address was looked up)."""
+    if not target.startswith("user:"):
+        return False
+    user = target.removeprefix("user:")
+    return any(
+        t.startswith("email:") and audience.slack_by_email.get(t.removeprefix("email:")) == user
+        for t in existing
+    )
 
 
 def card_jobs(change: Change, audience: Audience, *, acted: bool = False) -> list[Job]:
@@ -42,35 +107,53 @@ def card_jobs(change: Change, audience: Audience, *, acted: bool = False) -> lis
     if not change.after.status.final:  # a decided item gets no new cards, only updates of its own
         jobs.extend(
             CardJob(item=change.item_id, to=t, acted=acted)
-            for t in card_targets(
-                change.after, channel=audience.channel, slack_by_vendor=audience.slack_by_vendor
-            )
-            if t not in existing
+            for t in targets(change.after, audience)
+            if t not in existing and not _same_person(t, existing, audience)
         )
     return jobs
 
 
 def flow_channels(change: Change, audience: Audience) -> list[str]:
-    """Subscribed channels; and when an item whose cards went to people's DMs ends, the connector's
-    channel too, so it still learns how the flow ended."""
+    """Subscribed channels; and when an item whose cards went only to people's DMs ends, the
+    connector's channel too, so it still learns how the flow ended (its own copy, when it has one,
+    shows that already)."""
     channels = list(audience.flow_channels)
-    dm_cards = any(not t.startswith("channel:") for t in audience.cards.get(change.item_id, ()))
-    if change.after.status.final and audience.channel and audience.channel not in channels and dm_cards:
+    posted = audience.cards.get(change.item_id, ())
+    dm_cards = any(not t.startswith("channel:") for t in posted)
+    copy = audience.channel is not None and f"channel:{audience.channel}" in posted  # shows the end itself
+    if (
+        change.after.status.final
+        and audience.channel
+        and audience.channel not in channels
+        and dm_cards
+        and not copy
+    ):
         channels.append(audience.channel)
     return channels
 
 
+def waits_on_everyone(item: ApprovalItem, *, per_user_listing: bool) -> bool:
+    """An item naming nobody is in every linked person's queue only when the vendor names nobody at
+    all (FlexDeploy). A per-user listing (Herzum) or approver groups nobody could read (a Harness step
+    whose groups the token may not see) mean nobody known: the channel card only."""
+    return not item.recipients and not per_user_listing and not item.groups
+
+
 def home_jobs(changes: Sequence[Change], audience: Audience) -> list[Job]:
-    """The App Home of everyone an item concerns: its recipients, whoever acts on it, and everyone
-    linked when the vendor names nobody."""
+    """The App Home of everyone an item concerns: its approvers (linked or found by email), whoever
+    acts on it, and everyone linked when the vendor names nobody at all."""
     users: set[str] = set()
     for change in changes:
-        recipients = {p.id for p in change.after.recipients}
+        item = change.after
+        recipients = {p.id for p in item.recipients}
+        everyone = waits_on_everyone(item, per_user_listing=audience.per_user_listing)
         users.update(
             slack
             for slack, vendor in audience.linked
-            if not recipients or vendor in recipients or change.claim_by == slack
+            if everyone or vendor in recipients or change.claim_by == slack
         )
+        if audience.email_linked:
+            users.update(u for p in item.recipients if (u := slack_user_of(p, audience)))
     return [HomeJob(slack_user=u) for u in sorted(users)]
 
 

@@ -7,7 +7,7 @@ should know the store's tables or the deliverer's internals.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 
 from bot.config import Config
@@ -16,16 +16,28 @@ from bot.outbox.jobs import Job, Priority, entries
 from connectors.base import ApprovalItem
 from store import cards, subscriptions
 from store import outbox as table
+from store import reach as lookups
 from store.outbox import Entry, Session
 from store.repo import Store, now_utc
 
 
 class Outbox:
     def __init__(
-        self, *, store: Store, config: Config, kick: Callable[[bool], None], home_settle: float = 2.0
+        self,
+        *,
+        store: Store,
+        config: Config,
+        kick: Callable[[bool], None],
+        home_settle: float = 2.0,
+        per_user_listing: Mapping[str, bool] | None = None,
+        email_linked: Mapping[str, bool] | None = None,
     ) -> None:
         self.store = store
         self.config = config
+        # Connectors whose vendor lists per linked user (an item naming nobody waits on nobody).
+        self.per_user_listing = dict(per_user_listing or {})
+        # Connectors whose people act through their email mapping (no linking first).
+        self.email_linked = dict(email_linked or {})
         self._kick = kick
         # Seconds a changed App Home waits before it is republished, so a burst of changes (a sync,
         # several clicks) gives one views.publish instead of one each.
@@ -55,13 +67,20 @@ class Outbox:
     ) -> list[Entry]:
         """The rows a finished click (or a released claim) queues with the claim's release: every
         copy redrawn first; with the vendor's new snapshot, its flow notices and Homes too."""
-        audience = await self.audience_now(connector=before.connector, item_ids=[item_id])
+        audience = await self.audience_now(
+            connector=before.connector,
+            item_ids=[item_id],
+            emails=addresses([before, *([after] if after else [])]),
+        )
         if after is None:
             return self.entries(after_claim(item_id, audience.cards.get(item_id, ())))
         return self.entries(after_decision(Change(item_id, before, after), audience, decided=decided))
 
-    async def audience(self, session: Session, *, connector: str, item_ids: Sequence[int]) -> Audience:
-        """The plain facts effects need about `connector` and these items, read in `session`."""
+    async def audience(
+        self, session: Session, *, connector: str, item_ids: Sequence[int], emails: Iterable[str] = ()
+    ) -> Audience:
+        """The plain facts effects need about `connector` and these items, read in `session`;
+        `emails`: the items' approvers' addresses, whose stored Slack answers are read (never asked)."""
         config = self.config.connector(connector)
         subscribed = (await subscriptions.channels(session, connectors=[connector]))[connector]
         default = self.config.notify_channel
@@ -73,8 +92,21 @@ class Outbox:
             flow_channels=flow,
             cards=await cards.targets(session, item_ids=item_ids),
             linked=[(i.slack_user_id, i.vendor_user_id) for i in linked],
+            slack_by_email={
+                e: k.slack_user_id for e, k in (await lookups.lookups_in(session, emails=emails)).items()
+            },
+            channel_copy=config.channel_copy if config else "always",
+            per_user_listing=self.per_user_listing.get(connector, False),
+            email_linked=self.email_linked.get(connector, False),
         )
 
-    async def audience_now(self, *, connector: str, item_ids: Sequence[int]) -> Audience:
+    async def audience_now(
+        self, *, connector: str, item_ids: Sequence[int], emails: Iterable[str] = ()
+    ) -> Audience:
         async with self.store.db.session() as s:
-            return await self.audience(s, connector=connector, item_ids=item_ids)
+            return await self.audience(s, connector=connector, item_ids=item_ids, emails=emails)
+
+
+def addresses(items: Iterable[ApprovalItem]) -> set[str]:
+    """Every address of the approvers these items name (what the audience looks up)."""
+    return {e for item in items for p in item.recipients for e in p.all_emails}

@@ -175,19 +175,25 @@ class ConversationsSurface(SandboxCore):
         }
         if "users:read.email" in self.scopes:  # Slack leaves email out without this scope
             profile["email"] = person.email
-        return {
+        user: dict[str, Any] = {
             "id": person.slack_id,
-            "team_id": TEAM_ID,
+            "team_id": person.team_id or TEAM_ID,
             "name": person.handle,
-            "deleted": False,
+            "deleted": person.deleted,
             "real_name": person.name,
             "tz": person.tz,
             "tz_label": TZ_LABELS.get(abbreviation, abbreviation),
             "tz_offset": int(offset.total_seconds()) if offset else 0,
             "is_bot": False,
             "is_admin": False,
+            "is_restricted": person.guest in ("restricted", "ultra_restricted"),
+            "is_ultra_restricted": person.guest == "ultra_restricted",
+            "is_email_confirmed": person.email_confirmed,
             "profile": profile,
         }
+        if person.stranger:
+            user["is_stranger"] = True
+        return user
 
     async def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
         user = str(args.get("user") or "")

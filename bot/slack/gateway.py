@@ -216,7 +216,7 @@ class SlackGateway:
         }
         self._posts = Pacer(self.tiers.post_per_channel, self.tiers.post_burst, self._clock)
         self._held: dict[str, float] = {}  # method (or chat.postMessage:channel) → loop time of release
-        self._email_cache: dict[str, str | None] = {}
+        self._team_id: str | None = None
         self.revoked = False
 
     @property
@@ -363,23 +363,30 @@ class SlackGateway:
 
     # ---- people ---------------------------------------------------------------------------------
 
-    async def user_by_email(self, email: str) -> str | None:
-        """users.lookupByEmail, cached for the process (Tier 3; people rarely change address)."""
-        key = email.lower()
-        if key not in self._email_cache:
-            try:
-                response = await self._call(
-                    "users.lookupByEmail",
-                    None,
-                    math.inf,
-                    lambda: self._client.users_lookupByEmail(email=email),
-                )
-                self._email_cache[key] = str(response["user"]["id"])
-            except SlackFailure as exc:
-                if exc.error != "users_not_found":
-                    raise
-                self._email_cache[key] = None
-        return self._email_cache[key]
+    async def user_by_email(self, email: str, *, patience: float = math.inf) -> str | None:
+        """users.lookupByEmail (Tier 3): the Slack user with this address, None when there is none.
+
+        Not cached here: bot/reach.py keeps the answers in the database with their age (found for a
+        day, not found for an hour), shared by replicas, and asks only in the background."""
+        try:
+            response = await self._call(
+                "users.lookupByEmail",
+                None,
+                patience,
+                lambda: self._client.users_lookupByEmail(email=email),
+            )
+        except SlackFailure as exc:
+            if exc.error != "users_not_found":
+                raise
+            return None
+        return str(response["user"]["id"])
+
+    async def workspace_id(self) -> str | None:
+        """This workspace's id (auth.test, asked once): who counts as a member rather than an
+        external Slack Connect user."""
+        if self._team_id is None:
+            self._team_id = str((await self.whoami()).get("team_id") or "") or None
+        return self._team_id
 
     async def user_profile(self, user_id: str) -> dict[str, Any]:
         """users.info: email (needs users:read.email), name and time zone."""

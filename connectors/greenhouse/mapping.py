@@ -111,12 +111,18 @@ def is_started(flow: Flow) -> bool:
 
 
 def person(user_id: int, users: Mapping[int, wire.User]) -> Person:
-    """A Greenhouse user as the card names them, with the primary address the bot DMs by."""
+    """A Greenhouse user as the card names them: the primary address, and the others, each tried in
+    Slack when the primary is not found there."""
     user = users.get(user_id)
     if user is None:
         return Person(id=str(user_id), name=f"User {user_id}")
     addresses = user.addresses
-    return Person(id=str(user_id), name=user.label, email=addresses[0] if addresses else None)
+    return Person(
+        id=str(user_id),
+        name=user.label,
+        email=addresses[0] if addresses else None,
+        emails=tuple(addresses[1:]),
+    )
 
 
 def reassign_choices(flow: Flow, users: Mapping[int, wire.User]) -> dict[str, wire.Approver]:

@@ -11,7 +11,7 @@ from bot.config import parse_config
 from connectors.registry import specs
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "approvals.example.toml"
-COMMON = {"name", "type", "poll_interval", "channel", "reminders"}
+COMMON = {"name", "type", "poll_interval", "channel", "channel_copy", "reminders"}
 # Greenhouse is moving to Harvest v3 (OAuth client credentials); the example documents those keys.
 GREENHOUSE_V3 = {
     "api_version",
