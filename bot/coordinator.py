@@ -12,11 +12,11 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from datetime import timedelta
 
 from bot import metrics
 from bot.outbox import effects
 from bot.outbox.queue import Outbox
+from bot.reconcile import Reconciler
 from bot.sync import SyncPlan, diff
 from bot.wording import explain_failure
 from connectors.base import ApprovalItem, Connector, Status
@@ -24,8 +24,6 @@ from connectors.errors import ConnectorError, NotFound, VendorUnavailable
 from store.repo import Store, now_utc
 
 log = logging.getLogger(__name__)
-
-STALE_CLAIM = timedelta(minutes=5)
 
 
 @dataclass
@@ -152,18 +150,6 @@ class Coordinator:
         return SyncResult(ok=False, error=message)
 
     async def _release_stale_claims(self) -> None:
-        """A click whose process died mid-call leaves a claim; the vendor's answer tells the truth."""
-        for stored in await self.store.stale_claims(older_than=STALE_CLAIM):
-            if stored.item.connector != self.name:
-                continue
-            try:
-                fresh = await self.connector.refresh(stored.item)
-            except ConnectorError:
-                fresh = None
-            entries = await self.outbox.decision_entries(item_id=stored.id, before=stored.item, after=fresh)
-            await self.store.finish_claim(
-                item_id=stored.id,
-                item=fresh,
-                error="the last attempt was interrupted; try again",
-                entries=entries,
-            )
+        """A click whose process died mid-call (or never heard back) leaves a claim past its
+        deadline; the vendor's answer tells the truth (bot/reconcile.py)."""
+        await Reconciler(connector=self.connector, store=self.store, outbox=self.outbox).run()
