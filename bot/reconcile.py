@@ -22,6 +22,7 @@ from bot.outbox.jobs import TellJob
 from bot.outbox.queue import Outbox
 from connectors.base import Action, ApprovalItem, Connector, Status
 from connectors.errors import ConnectorError, NotFound
+from store import card_posts
 from store import items as stored_items
 from store.audit import decision_row
 from store.repo import Store, StoredItem
@@ -95,6 +96,7 @@ class Reconciler:
     async def run(self) -> int:
         """Settle every overdue claim of this connector; returns how many were settled."""
         done = 0
+        await card_posts.forget_recorded(self.store.db)  # intents to post whose card is recorded
         for stored in await stored_items.overdue_claims(self.store.db):
             if stored.item.connector != self.connector.name:
                 continue

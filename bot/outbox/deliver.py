@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from bot import blocks
+from bot import blocks, metrics
 from bot.ack_first import no_wait
 from bot.blocks import CardState, Message
 from bot.flow_blocks import decision_reply, flow_message
@@ -32,6 +32,7 @@ from bot.outbox.jobs import (
     Job,
     Priority,
     ReminderJob,
+    TellJob,
     ThreadReplyJob,
     job_of,
 )
@@ -39,12 +40,17 @@ from bot.outbox.render import ConnectorView, card_state, escalation_text, finger
 from bot.reminders.rules import next_reminder_at
 from bot.slack.gateway import Deferred, Kind, SlackFailure, SlackGateway
 from connectors.base import Status
-from store import audit, subscriptions
+from store import audit, card_posts, subscriptions
 from store import outbox as queue
 from store.models import CardRow, OutboxRow
 from store.repo import Store, StoredItem, now_utc
 
 log = logging.getLogger(__name__)
+
+# The message metadata every card carries: which item, for which target (see `_card`).
+CARD_EVENT = "approval_card"
+# How far back a crashed post is looked for in its channel's history.
+LOOK_BACK = timedelta(hours=1)
 
 Clock = Callable[[], datetime]
 
@@ -155,7 +161,10 @@ class Deliverer:
             EscalationJob: self._escalation,
             DigestJob: self._digest,
             HomeJob: self._home,
+            TellJob: self._tell,
         }
+        # Logged once: without a history scope a card interrupted mid-post may be posted twice.
+        self._history_warned = False
         # Items and cards of the pass under way, read in two queries rather than two per card.
         self._items: dict[int, StoredItem] = {}
         self._cards: dict[int, list[CardRow]] = {}
@@ -332,15 +341,34 @@ class Deliverer:
         if destination is None:
             log.warning("no Slack destination for %s (%s); card not posted", job.to, stored.item.connector)
             return None
-        channel, ts = await self.gateway.post_message(
-            channel=destination,
-            text=message.text,
-            blocks=message.blocks,
-            patience=self.PATIENCE,
-            paced=self._paced(row),
-        )
+        # The intent before the post: a crash between Slack's answer and its record leaves this row,
+        # and the next attempt looks for the card (by its metadata) before posting again.
+        tag = {"item": str(job.item), "target": job.to}
+        earlier = await card_posts.begin(self.store.db, item_id=job.item, target=job.to, channel=destination)
+        found = await self._posted_before(destination, tag, earlier.started_at) if earlier else None
+        if found is not None:
+            channel, ts = found
+            await self.gateway.update_message(
+                channel=channel,
+                ts=ts,
+                text=message.text,
+                blocks=message.blocks,
+                patience=self.PATIENCE,
+                paced=self._paced(row),
+            )
+            metrics.RECONCILIATIONS.labels(connector=stored.item.connector, outcome="card_adopted").inc()
+            log.info("card of item %s for %s found already posted (%s); adopted", job.item, job.to, ts)
+        else:
+            channel, ts = await self.gateway.post_message(
+                channel=destination,
+                text=message.text,
+                blocks=message.blocks,
+                patience=self.PATIENCE,
+                paced=self._paced(row),
+                metadata={"event_type": CARD_EVENT, "event_payload": tag},
+            )
         if self.on_card:
-            await self.on_card(channel, ts, message, "post")
+            await self.on_card(channel, ts, message, "update" if found else "post")
         posted = {
             "item_id": job.item,
             "target": job.to,
@@ -355,6 +383,35 @@ class Deliverer:
             "seen_claim_by": stored.row.claim_by,
         }
         return CardWrite(posted=posted)
+
+    async def _posted_before(
+        self, destination: str, tag: dict[str, str], since: datetime
+    ) -> tuple[str, str] | None:
+        """(channel, ts) of this card when an interrupted attempt did post it, else None.
+
+        Without a history scope (or for a DM, whose history needs its D… id) the card is posted
+        again: a rare duplicate after a crash beats a card never posted. Logged once."""
+        if not destination.startswith(("C", "G")):
+            return None
+        oldest = f"{(since - LOOK_BACK).timestamp():.6f}"
+        try:
+            tagged = await self.gateway.tagged_messages(
+                channel=destination, event_type=CARD_EVENT, oldest=oldest
+            )
+        except SlackFailure as exc:
+            if exc.kind is Kind.RETRY:
+                raise  # Slack trouble: the job waits and asks again
+            if not self._history_warned:
+                self._history_warned = True
+                log.warning(
+                    "cannot read %s's history (%s): a card interrupted mid-post is posted again. "
+                    "Grant channels:history and groups:history to avoid duplicates after a crash",
+                    destination,
+                    exc.error,
+                )
+            return None
+        ts = next((ts for ts, payload in tagged if payload == tag), None)
+        return (destination, ts) if ts else None
 
     def _first_reminder(self, stored: StoredItem) -> datetime | None:
         view = self.connectors.get(stored.item.connector)
@@ -501,6 +558,12 @@ class Deliverer:
         )
         await self.gateway.post_message(
             channel=job.slack_user, text=message.text, blocks=message.blocks, patience=self.PATIENCE
+        )
+
+    async def _tell(self, job: TellJob, row: OutboxRow) -> None:
+        notice = blocks.notice(job.text)
+        await self.gateway.post_message(
+            channel=job.slack_user, text=notice.text, blocks=notice.blocks, patience=self.PATIENCE
         )
 
     async def _home(self, job: HomeJob, row: OutboxRow) -> None:
