@@ -15,6 +15,7 @@ The figures measured are written to RELIABILITY_REPORT when set, for the README.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import time
@@ -215,3 +216,95 @@ async def test_a_post_that_failed_before_it_happened_is_made_once(cluster: Clust
     await wait_until(replica.settled, timeout=30, what="the outbox delivered")
     assert len(_in_channel(slack, "after-failure")) == 1
     assert slack.calls_to("conversations.history"), "the retry looked in the history before posting"
+
+
+async def test_under_faults_cards_stay_true_and_every_click_takes_or_is_answered(cluster: Cluster) -> None:
+    """30 % of the vendor's answers fail (5xx, 429, slow answers, resets, slow bodies, HTML for
+    JSON) and Slack rate-limits and fails some calls, through a burst of new cards and a click on
+    each; then a plain outage of the vendor."""
+    slack, fd = cluster.slack, cluster.fd
+    replica = await _started(cluster)
+    for marker in ("CAB approval", "Payments API", "Inventory Service"):
+        await wait_until(lambda m=marker: card_in_channel(slack, m), timeout=30, what=f"the card {marker}")
+    await _link(cluster, replica, "alice")
+    alice = slack.person("alice").slack_id
+    markers = [f"fault-{n:02d}" for n in range(6)]
+    tasks = {marker: str(_new_task(fd, marker)) for marker in markers}
+    untrue: list[str] = []
+
+    def taken(marker: str, verb: str) -> bool:
+        return (tasks[marker], verb, "alice") in fd.decisions
+
+    def watch(channel: str, ts: str, text: str, blocks: Any, kind: str) -> None:
+        # Every version of every card, as Slack stored it: a decision shown must be the vendor's.
+        if channel != CHANNEL or kind not in ("post", "update"):
+            return
+        shown = f"{text} {json.dumps(blocks)}"
+        for marker in markers:
+            if marker in shown and "Approved" in shown and not taken(marker, "approve"):
+                untrue.append(f"{marker}: {text}")
+
+    slack.on_post = watch
+    fd.slow_seconds = 2
+    fd.kit.fail_rate(0.3, seed=17)
+    slack.rate_limit("chat.postMessage", times=3)
+    slack.rate_limit("chat.update", times=2)
+    slack.fail("chat.postMessage", "internal_error", times=2)
+    slack.fail("chat.update", "fatal_error", times=2)
+    for marker in markers:
+        await wait_until(lambda m=marker: _in_channel(slack, m), timeout=120, what=f"the card {marker}")
+
+    unanswered: list[str] = []
+    for marker in markers:
+        card = _in_channel(slack, marker)[0]
+        told_before = len(slack.ephemerals_for(alice)) + len(slack.messages_in(slack.dm_channel(alice)))
+        reply = await slack.click(replica.url, user="alice", channel=CHANNEL, ts=card.ts, label="Approve")
+        assert reply.status == 200
+
+        def settled(m: str = marker, before: int = told_before) -> bool:
+            told = len(slack.ephemerals_for(alice)) + len(slack.messages_in(slack.dm_channel(alice)))
+            return taken(m, "approve") or told > before
+
+        try:
+            await wait_until(settled, timeout=CLICK_DEADLINE + 30, what=f"the click on {marker} answered")
+        except AssertionError:
+            unanswered.append(marker)
+    assert not unanswered, f"clicks neither taken nor answered: {unanswered}"
+
+    # A plain outage: every vendor read fails for a few polls, then the vendor is back.
+    fd.kit.clear()
+    fd.kit.fail_rate(1.0, ["503"], method="GET")
+    await wait_until(
+        lambda: "connector deploys is failing" in replica.log_text(), timeout=60, what="the break"
+    )
+    await asyncio.sleep(3)
+    fd.kit.clear()
+    slack.on_post = watch
+
+    def recovered() -> bool:
+        log = replica.log_text()
+        return log.rfind("connector deploys recovered") > log.rfind("connector deploys is failing")
+
+    await wait_until(recovered, timeout=60, what="the recovery logged")
+    for marker in markers:  # every card ends true once the vendor answers again
+        await wait_until(
+            lambda m=marker: taken(m, "approve") == ("Approved" in _in_channel(slack, m)[0].render()),
+            timeout=60,
+            what=f"the card {marker} true",
+        )
+    slack.on_post = None
+    assert not untrue, f"cards showed decisions the vendor did not take: {untrue}"
+
+    # Once per break, once per recovery: the two alternate, never the same line twice in a row.
+    lines = [
+        "break" if "is failing" in line else "recovery"
+        for line in replica.log_text().splitlines()
+        if "connector deploys is failing" in line or "connector deploys recovered" in line
+    ]
+    assert lines and lines[0] == "break", lines
+    assert all(a != b for a, b in itertools.pairwise(lines)), lines
+    assert lines[-1] == "recovery", lines
+    assert "Traceback" not in replica.log_text(), "no exception escaped the sync or the click path"
+    _record("faults_clicks", len(markers))
+    _record("faults_clicks_taken", sum(taken(m, "approve") for m in markers))
+    _record("faults_untrue_cards", len(untrue))
