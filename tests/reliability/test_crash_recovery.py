@@ -160,18 +160,17 @@ async def test_kill_after_the_vendor_applied_a_click_settles_it_after_restart(cl
     _record("reconcile_after_click_seconds", round(settled - clicked, 1))
 
 
-async def test_kill_between_a_post_and_its_record_neither_loses_nor_duplicates(cluster: Cluster) -> None:
+async def _kill_mid_burst(cluster: Cluster, burst: list[str]) -> tuple[Replica, dict[str, int]]:
+    """Kill -9 the only replica right after Slack stored the fifth card of a burst (before the bot
+    read Slack's answer), restart, and count each card in the channel once all are there."""
     slack, fd = cluster.slack, cluster.fd
     replica = await _started(cluster)
     for marker in ("CAB approval", "Payments API", "Inventory Service"):
         await wait_until(lambda m=marker: card_in_channel(slack, m), timeout=30, what=f"the card {marker}")
     await wait_until(replica.settled, timeout=30, what="the outbox delivered")
-
-    burst = [f"burst-{n:02d}" for n in range(12)]
     killed = asyncio.Event()
 
     def kill_on_the_fifth(channel: str, ts: str, text: str, blocks: Any, kind: str) -> None:
-        # Slack has stored the card; the bot dies before reading the answer.
         if kind == "post" and "burst-" in f"{text}{blocks}" and not killed.is_set():
             posted = sum(1 for m in slack.messages_in(CHANNEL) if "burst-" in m.render())
             if posted >= 5:
@@ -190,7 +189,12 @@ async def test_kill_between_a_post_and_its_record_neither_loses_nor_duplicates(c
         await wait_until(lambda m=marker: _in_channel(slack, m), timeout=60, what=f"the card {marker}")
     await wait_until(restarted.settled, timeout=30, what="the outbox delivered")
     await asyncio.sleep(2)
-    counts = {marker: len(_in_channel(slack, marker)) for marker in burst}
+    return restarted, {marker: len(_in_channel(slack, marker)) for marker in burst}
+
+
+async def test_kill_between_a_post_and_its_record_neither_loses_nor_duplicates(cluster: Cluster) -> None:
+    burst = [f"burst-{n:02d}" for n in range(12)]
+    restarted, counts = await _kill_mid_burst(cluster, burst)
     lost = [m for m, n in counts.items() if n == 0]
     twice = {m: n for m, n in counts.items() if n > 1}
     assert not lost, f"cards lost: {lost}"
@@ -202,6 +206,19 @@ async def test_kill_between_a_post_and_its_record_neither_loses_nor_duplicates(c
     _record("crash_mid_sync_cards", len(burst))
     _record("crash_mid_sync_lost", len(lost))
     _record("crash_mid_sync_duplicates", sum(n - 1 for n in counts.values() if n > 1))
+
+
+async def test_without_a_history_scope_a_card_cut_off_mid_post_is_posted_again_and_said_once(
+    cluster: Cluster,
+) -> None:
+    """The graceful side of the trade: no history scope, no lookup; nothing is lost, the one card
+    interrupted mid-post appears twice, and the log says why, once."""
+    cluster.slack.scopes -= {"channels:history", "groups:history"}
+    burst = [f"burst-{n:02d}" for n in range(8)]
+    restarted, counts = await _kill_mid_burst(cluster, burst)
+    assert all(n >= 1 for n in counts.values()), f"cards lost: {counts}"
+    assert sum(n - 1 for n in counts.values()) == 1, f"only the interrupted card is doubled: {counts}"
+    assert restarted.log_text().count("cannot read") == 1, "the missing scope is logged once"
 
 
 async def test_a_post_that_failed_before_it_happened_is_made_once(cluster: Cluster) -> None:
