@@ -168,6 +168,10 @@ class Deliverer:
         # Items and cards of the pass under way, read in two queries rather than two per card.
         self._items: dict[int, StoredItem] = {}
         self._cards: dict[int, list[CardRow]] = {}
+        # (item, target) → when an earlier attempt to post that card began (None: this pass's is the first).
+        self._intents: dict[tuple[int, str], datetime | None] = {}
+        # New cards whose chat.postMessage may have reached Slack this pass (past their pace).
+        self._calling: set[tuple[int, str]] = set()
         self._ahead: dict[int | None, asyncio.Future[_Rendered | None]] = {}
         # Set by a card delivery once it holds its pace token, letting the lane start the next one.
         self._started: dict[int | None, asyncio.Event] = {}
@@ -212,6 +216,16 @@ class Deliverer:
             )
             self._items = await self.store.items_by_ids(item_ids=card_items)
             self._cards = await self.store.cards_of(item_ids=card_items)
+            # The intent to post each new card of this pass, in one transaction (see `_card`).
+            self._intents = await card_posts.begin_many(
+                self.store.db,
+                posts=[
+                    (j.item, j.to, j.to.partition(":")[2])
+                    for _, j in (p for ps in lanes.values() for p in ps)
+                    if isinstance(j, CardJob)
+                    and not any(c.target == j.to for c in self._cards.get(j.item, ()))
+                ],
+            )
             urgent = [ps for ps in lanes.values() if ps[0][0].priority <= Priority.ACTED]
             rest = [ps for ps in lanes.values() if ps[0][0].priority > Priority.ACTED]
             try:
@@ -222,7 +236,13 @@ class Deliverer:
                     task.cancel()
                     if task.done() and not task.cancelled():
                         task.exception()  # retrieved: the row's own delivery will meet it again
-                self._items, self._cards, self._ahead = {}, {}, {}
+                # Intents this pass recorded for posts it never made: gone, so no history search later.
+                unposted = [
+                    k for k, since in self._intents.items() if since is None and k not in self._calling
+                ]
+                self._items, self._cards, self._ahead, self._intents = {}, {}, {}, {}
+                self._calling = set()
+                await card_posts.forget(self.store.db, posts=unposted)
                 await self._settler.flush()
             return sum(counts)
 
@@ -344,8 +364,14 @@ class Deliverer:
         # The intent before the post: a crash between Slack's answer and its record leaves this row,
         # and the next attempt looks for the card (by its metadata) before posting again.
         tag = {"item": str(job.item), "target": job.to}
-        earlier = await card_posts.begin(self.store.db, item_id=job.item, target=job.to, channel=destination)
-        found = await self._posted_before(destination, tag, earlier.started_at) if earlier else None
+        if (job.item, job.to) in self._intents:
+            since = self._intents[(job.item, job.to)]
+        else:  # a card this pass did not expect to be new
+            earlier = await card_posts.begin(
+                self.store.db, item_id=job.item, target=job.to, channel=destination
+            )
+            since = earlier.started_at if earlier is not None else None
+        found = await self._posted_before(destination, tag, since) if since is not None else None
         if found is not None:
             channel, ts = found
             await self.gateway.update_message(
@@ -359,14 +385,19 @@ class Deliverer:
             metrics.RECONCILIATIONS.labels(connector=stored.item.connector, outcome="card_adopted").inc()
             log.info("card of item %s for %s found already posted (%s); adopted", job.item, job.to, ts)
         else:
-            channel, ts = await self.gateway.post_message(
-                channel=destination,
-                text=message.text,
-                blocks=message.blocks,
-                patience=self.PATIENCE,
-                paced=self._paced(row),
-                metadata={"event_type": CARD_EVENT, "event_payload": tag},
-            )
+            paced = self._paced(row)
+            try:
+                channel, ts = await self.gateway.post_message(
+                    channel=destination,
+                    text=message.text,
+                    blocks=message.blocks,
+                    patience=self.PATIENCE,
+                    paced=paced,
+                    metadata={"event_type": CARD_EVENT, "event_payload": tag},
+                )
+            finally:
+                if paced.is_set():  # past its pace: the call went out (whatever Slack answered)
+                    self._calling.add((job.item, job.to))
         if self.on_card:
             await self.on_card(channel, ts, message, "update" if found else "post")
         posted = {
