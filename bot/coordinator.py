@@ -125,7 +125,9 @@ class Coordinator:
             return None
         try:
             final = await self.connector.refresh(stored.item)
-            if final.status.final and stored.row.decided_at is None:  # decided outside Slack
+            # Decided outside Slack: neither recorded by a click nor claimed by one in flight (a
+            # click observes its own decision; reconciliation settles an interrupted one).
+            if final.status.final and stored.row.decided_at is None and stored.row.claim_by is None:
                 metrics.observe_decision(
                     connector=self.name, first_card=stored.row.first_seen_at, decided=now_utc()
                 )
