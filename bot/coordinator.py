@@ -12,12 +12,13 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from bot import metrics
 from bot.outbox import effects
 from bot.outbox.queue import Outbox, addresses
 from bot.reach import Reach
+from bot.reconcile import Reconciler
 from bot.sync import SyncPlan, diff
 from bot.wording import explain_failure
 from connectors.base import ApprovalItem, Connector, Status
@@ -27,7 +28,6 @@ from store.repo import Store, StoredItem, now_utc
 
 log = logging.getLogger(__name__)
 
-STALE_CLAIM = timedelta(minutes=5)
 # How long a sync spends asking Slack who its new approvers are (Tier 3 paces users.lookupByEmail at
 # about 50 a minute): what is left goes out as "email:" targets that delivery resolves at Slack's pace.
 LOOKUP_BUDGET = 10.0
@@ -202,8 +202,8 @@ class Coordinator:
             return None
         try:
             final = await self.connector.refresh(stored.item)
-            # Decided outside Slack: not by a click of ours, recorded or still under way (a click
-            # between its vendor call and its record would otherwise be timed twice).
+            # Decided outside Slack: neither recorded by a click nor claimed by one in flight (a
+            # click observes its own decision; reconciliation settles an interrupted one).
             if final.status.final and stored.row.decided_at is None and stored.row.claim_by is None:
                 metrics.observe_decision(
                     connector=self.name, first_card=stored.row.first_seen_at, decided=now_utc()
@@ -229,18 +229,6 @@ class Coordinator:
         return SyncResult(ok=False, error=message)
 
     async def _release_stale_claims(self) -> None:
-        """A click whose process died mid-call leaves a claim; the vendor's answer tells the truth."""
-        for stored in await self.store.stale_claims(older_than=STALE_CLAIM):
-            if stored.item.connector != self.name:
-                continue
-            try:
-                fresh = await self.connector.refresh(stored.item)
-            except ConnectorError:
-                fresh = None
-            entries = await self.outbox.decision_entries(item_id=stored.id, before=stored.item, after=fresh)
-            await self.store.finish_claim(
-                item_id=stored.id,
-                item=fresh,
-                error="the last attempt was interrupted; try again",
-                entries=entries,
-            )
+        """A click whose process died mid-call (or never heard back) leaves a claim past its
+        deadline; the vendor's answer tells the truth (bot/reconcile.py)."""
+        await Reconciler(connector=self.connector, store=self.store, outbox=self.outbox).run()

@@ -8,6 +8,7 @@ for the person (the only place vendor errors become sentences).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -23,6 +24,7 @@ from bot.outbox.effects import after_claim, waits_on_everyone
 from bot.outbox.jobs import CardJob
 from bot.outbox.queue import Outbox
 from bot.reach import Reach, email_problem
+from bot.reconcile import GRACE, act_budget, click_deadline
 from bot.slack.gateway import Deferred, SlackFailure, SlackGateway
 from connectors.base import Action, Actor, ApprovalItem, Connector, Status
 from connectors.errors import (
@@ -34,12 +36,16 @@ from connectors.errors import (
     NotFound,
     TransientError,
     Unsupported,
+    VendorUnavailable,
 )
+from connectors.http import never_sent
 from store import audit as audit_trail
 from store import cards
+from store import items as stored_items
 from store import reach as lookups
+from store.audit import decision_row
 from store.models import DecisionRow
-from store.repo import Identity, Store, StoredItem, decision_row, now_utc
+from store.repo import Identity, Store, StoredItem, now_utc
 
 log = logging.getLogger(__name__)
 
@@ -297,9 +303,39 @@ class Services:
         working = self.outbox.entries(
             after_claim(stored.id, await cards.targets_now(self.store.db, item_id=stored.id))
         )
-        if not await self.store.claim(
-            item_id=stored.id, slack_user=slack_user, action=action.value, entries=working
-        ):
+        # The click's intent goes with its claim, and the attempt into the audit, before the vendor
+        # hears of it: a crash from here on leaves enough for reconciliation to finish the story.
+        deadline = click_deadline(connector)
+        attempt = decision_row(
+            item_id=stored.id,
+            connector=connector.name,
+            external_id=item.external_id,
+            slack_user_id=slack_user,
+            vendor_user_id=actor.vendor_user_id,
+            action=action.value,
+            comment=comment,
+            outcome="attempt",
+            vendor_answer=None,
+        )
+        attempt.via = via
+        intent = stored_items.Intent(
+            slack_user=slack_user,
+            action=action.value,
+            vendor_user=actor.vendor_user_id,
+            comment=comment,
+            via=via,
+            deadline=deadline + GRACE,
+        )
+        claimed_at = await stored_items.claim(
+            self.store.db,
+            item_id=stored.id,
+            slack_user=slack_user,
+            action=action.value,
+            entries=working,
+            intent=intent,
+            audit=[attempt],
+        )
+        if claimed_at is None:
             fresh = await self.store.item_by_id(item_id=stored.id)
             reason = (
                 audit_trail.ALREADY_HANDLED if fresh and fresh.item.status.final else audit_trail.IN_PROGRESS
@@ -310,9 +346,11 @@ class Services:
             return self._claimed_words(fresh or stored, slack_user)
         self.outbox.kick(urgent=True)
         await self.yield_to()
-        return await self._act(stored, connector, action, actor, comment, inputs or {}, via)
+        return await self._act(
+            stored, connector, action, actor, comment, inputs or {}, via, claimed_at=claimed_at
+        )
 
-    async def _act(  # noqa: C901, PLR0915 -- the decision path is being reworked in parallel
+    async def _act(  # noqa: C901, PLR0912, PLR0915 -- the story of one click, each outcome beside its cause
         self,
         stored: StoredItem,
         connector: Connector,
@@ -321,8 +359,17 @@ class Services:
         comment: str | None,
         inputs: Mapping[str, str],
         via: str | None = None,
+        *,
+        claimed_at: datetime | None = None,
     ) -> Message | None:
+        """The vendor call and its outcome, all within the click's deadline (bot/reconcile.py).
+
+        What the person is told is only what is known: "not sent" when the call never left, "I will
+        check and tell you" when it left and no answer came (the claim then stays for reconciliation,
+        which re-reads the vendor after the deadline and sends the DM)."""
         item = stored.item
+        loop = asyncio.get_running_loop()
+        ends = loop.time() + click_deadline(connector).total_seconds()
         vendor = connector.vendor_label
         verb = ACTION_LABELS[action].lower()
 
@@ -347,17 +394,35 @@ class Services:
 
         async def release(fresh: ApprovalItem | None = None, error: str | None = None) -> None:
             entries = await self.outbox.decision_entries(item_id=stored.id, before=item, after=fresh)
-            await self.store.finish_claim(
-                item_id=stored.id, item=fresh, error=error, audit=pending, entries=entries
+            await stored_items.finish_claim(
+                self.store.db,
+                item_id=stored.id,
+                item=fresh,
+                error=error,
+                audit=pending,
+                entries=entries,
+                claimed_at=claimed_at,
             )
             self.outbox.kick(urgent=True)
 
+        async def reread() -> ApprovalItem | None:
+            left = ends - loop.time()
+            if left <= 0:
+                return None
+            try:
+                async with asyncio.timeout(left):
+                    return await self._reread(connector, item)
+            except TimeoutError:
+                return None
+
         try:
-            after = await connector.act(item, action, actor, comment=comment, inputs=inputs)
+            try:
+                async with asyncio.timeout(act_budget(connector)):
+                    after = await connector.act(item, action, actor, comment=comment, inputs=inputs)
+            except TimeoutError:
+                raise VendorUnavailable(f"no answer within {act_budget(connector):.0f} s") from None
         except AlreadyDecided as exc:
-            fresh = await self._reread(connector, item) or (
-                item.with_status(exc.status) if exc.status else None
-            )
+            fresh = await reread() or (item.with_status(exc.status) if exc.status else None)
             await audit("already_decided", str(exc))
             await release(fresh)
             status = (fresh.status if fresh else exc.status) or Status.APPROVED
@@ -382,7 +447,7 @@ class Services:
             )
         except NotAllowed as exc:
             await audit("refused", f"{exc.reason}: {exc.detail or exc}")
-            await release(await self._reread(connector, item) if exc.reason == "already_acted" else None)
+            await release(await reread() if exc.reason == "already_acted" else None)
             email_linked = connector.capabilities.link_mode == "email"
             return blocks.notice(not_allowed_words(exc, vendor, action, email_linked=email_linked))
         except InvalidInput as exc:
@@ -406,26 +471,52 @@ class Services:
             await release()
             return blocks.notice(f"{vendor} cannot {verb} this from Slack. Use “Open in {vendor}”.")
         except NotFound as exc:
-            fresh = await self._reread(connector, item)
+            fresh = await reread()
             await audit("failed", str(exc))
             await release(fresh or item.with_status(Status.CANCELLED, decision_note=f"No longer in {vendor}"))
             return blocks.notice(f"{vendor} no longer knows this approval; the card has been updated.")
         except (TransientError, ConnectorError) as exc:
             # The outcome is unknown: ask the vendor what is true now instead of sending again.
+            if never_sent(exc):
+                # The call never left (connection refused or not opened in time): nothing changed.
+                log.info("act %s on %s/%s: not sent (%s)", action, connector.name, item.external_id, exc)
+                await audit("not_sent", str(exc))
+                await release(error=f"{vendor} could not be reached; nothing was sent")
+                return blocks.notice(
+                    f"I could not reach {vendor}, so your {verb} was *not sent* and nothing was changed. "
+                    "Try again in a moment."
+                )
             log.info("act %s on %s/%s: %s; re-reading", action, connector.name, item.external_id, exc)
-            fresh = await self._reread(connector, item)
+            fresh = await reread()
             expected = EXPECTED.get(action)
             if fresh is not None and expected is not None and fresh.status is expected:
                 after = fresh
             else:
-                await audit("failed" if fresh is not None else "unknown", str(exc))
                 if fresh is None:
-                    await release(error=f"{vendor} did not answer; the outcome is not confirmed yet")
-                    return blocks.notice(
-                        f"{vendor} did not answer in time and I could not confirm whether your "
-                        f"{verb} went through. The card will show the truth after the next sync; check "
-                        "it before clicking again."
+                    # Sent, unanswered, and the vendor cannot be read now: the claim stays with the
+                    # click's intent, and reconciliation settles it after the deadline (and tells them).
+                    metrics.CLICKS.labels(
+                        connector=connector.name, action=action.value, outcome="unknown"
+                    ).inc()
+                    unknown = decision_row(
+                        item_id=stored.id,
+                        connector=connector.name,
+                        external_id=item.external_id,
+                        slack_user_id=actor.slack_user_id,
+                        vendor_user_id=actor.vendor_user_id,
+                        action=action.value,
+                        comment=comment,
+                        outcome="unknown",
+                        vendor_answer=str(exc),
                     )
+                    unknown.via = via
+                    await audit_trail.append(self.store.db, rows=[unknown])
+                    return blocks.notice(
+                        f"Your {verb} was sent, but {vendor} did not answer in time, so I do not know yet "
+                        "whether it went through. I will check with "
+                        f"{vendor} and tell you here; the card will show the outcome. Please do not click again."
+                    )
+                await audit("failed", str(exc))
                 await release(fresh, error=f"{vendor} did not answer; nothing was changed")
                 return blocks.notice(
                     f"{vendor} did not answer in time. I checked: the {item.kind.lower()} is still "
@@ -437,7 +528,8 @@ class Services:
         entries = await self.outbox.decision_entries(
             item_id=stored.id, before=item, after=after, decided=True
         )
-        await self.store.finish_claim(
+        await stored_items.finish_claim(
+            self.store.db,
             item_id=stored.id,
             item=after,
             decided_by=actor.slack_user_id if final or action not in EXPECTED else None,
@@ -445,6 +537,7 @@ class Services:
             comment=comment,
             audit=pending,
             entries=entries,
+            claimed_at=claimed_at,
         )
         self.outbox.kick(urgent=True)
         if final:

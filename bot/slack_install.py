@@ -15,9 +15,11 @@ from bot.slack.gateway import SlackFailure, SlackGateway
 # The bot scopes of manifest.yml: exactly what the code calls (tests/test_manifest.py keeps them equal).
 REQUIRED_SCOPES = frozenset(
     {
+        "channels:history",
         "channels:read",
         "chat:write",
         "commands",
+        "groups:history",
         "groups:read",
         "usergroups:read",
         "users:read",

@@ -297,6 +297,9 @@ class Connector(ABC):
     vendor_label: ClassVar[str]
     capabilities: ClassVar[Capabilities]
     credential_fields: ClassVar[tuple[CredentialField, ...]] = ()
+    # Seconds one vendor request may take (the clients' httpx timeout, connectors/http.py): a
+    # click's overall deadline is derived from it (bot/reconcile.click_deadline).
+    request_timeout: float = 15.0
 
     def __init__(self, name: str) -> None:
         self.name = name

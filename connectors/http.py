@@ -261,6 +261,13 @@ class VendorHTTP:
                 seen.add(next_url)
 
 
+def never_sent(error: BaseException) -> bool:
+    """Whether a failed call certainly never reached the vendor: the connection was refused, or
+    could not be opened (or pooled) in time. Anything later may have been applied."""
+    cause = error.__cause__
+    return isinstance(cause, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+
+
 def _where(response: httpx.Response) -> str:
     return f"{response.request.method} {response.request.url.path}"
 

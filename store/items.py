@@ -190,11 +190,36 @@ async def insert_items(
     return ids
 
 
+@dataclass(frozen=True)
+class Intent:
+    """What a click means to do, recorded with its claim before the vendor is called: who (in Slack
+    and at the vendor), which action, with which comment, from which card, and until when the
+    clicking process itself settles it (after that, reconciliation does)."""
+
+    slack_user: str
+    action: str
+    vendor_user: str | None = None
+    comment: str | None = None
+    via: str | None = None
+    deadline: timedelta = timedelta(seconds=60)
+
+
 async def claim(
-    db: Database, *, item_id: int, slack_user: str, action: str, entries: Sequence[Entry] = ()
-) -> bool:
+    db: Database,
+    *,
+    item_id: int,
+    slack_user: str,
+    action: str,
+    entries: Sequence[Entry] = (),
+    intent: Intent | None = None,
+    audit: Sequence[DecisionRow] = (),
+) -> datetime | None:
     """pending → acting, atomically: only one click wins, on any replica. `entries` (the
-    "Working…" redraw of every copy) are queued in the same transaction, only by the winner."""
+    "Working…" redraw of every copy) and `audit` (the attempt) are written in the same
+    transaction, only by the winner. Returns the claim's time (its identity for `finish_claim`),
+    None when another click holds it or the item is no longer pending."""
+    now = now_utc()
+    intent = intent or Intent(slack_user=slack_user, action=action)
     async with db.transaction() as s:
         result = await s.exec(
             sa.update(ItemRow)
@@ -203,12 +228,44 @@ async def claim(
                 col(ItemRow.claim_by).is_(None),
                 col(ItemRow.status) == Status.PENDING.value,
             )
-            .values(claim_by=slack_user, claim_action=action, claim_at=now_utc(), last_error=None)
+            .values(
+                claim_by=slack_user,
+                claim_action=action,
+                claim_at=now,
+                claim_vendor_user=intent.vendor_user,
+                claim_comment=intent.comment,
+                claim_via=intent.via,
+                claim_deadline=now + intent.deadline,
+                last_error=None,
+            )
         )
         if not result.rowcount:
-            return False
-        await outbox.enqueue(s, entries=entries, now=now_utc())
-        return True
+            return None
+        s.add_all(audit)
+        await outbox.enqueue(s, entries=entries, now=now)
+        return now
+
+
+async def overdue_claims(db: Database, *, now: datetime | None = None) -> list[StoredItem]:
+    """Claims past their deadline: the clicking process died, or left the outcome to be checked."""
+    now = now or now_utc()
+    async with db.session() as s:
+        rows = (
+            await s.exec(
+                select(ItemRow).where(
+                    col(ItemRow.claim_by).is_not(None),
+                    sa.or_(
+                        col(ItemRow.claim_deadline) < now,
+                        # Claims taken before deadlines were recorded: the old five minutes.
+                        sa.and_(
+                            col(ItemRow.claim_deadline).is_(None),
+                            col(ItemRow.claim_at) < now - timedelta(minutes=5),
+                        ),
+                    ),
+                )
+            )
+        ).all()
+        return [decode(r) for r in rows]
 
 
 async def finish_claim(
@@ -222,26 +279,40 @@ async def finish_claim(
     error: str | None = None,
     audit: Sequence[DecisionRow] = (),
     entries: Sequence[Entry] = (),
-) -> None:
+    claimed_at: datetime | None = None,
+) -> bool:
     """Release the claim; record the vendor's new snapshot and the local decision or failure,
-    the audit of the attempt and the Slack work it causes (`entries`), in one transaction."""
+    the audit of the attempt and the Slack work it causes (`entries`), in one transaction.
+
+    `claimed_at`: only that claim is finished (the click's own process and reconciliation may
+    both try; the second finds it gone and writes nothing). Returns whether it finished it."""
     now = now_utc()
     async with db.transaction() as s:
-        s.add_all(audit)
         values: dict[str, Any] = {
             "claim_by": None,
             "claim_action": None,
             "claim_at": None,
+            "claim_vendor_user": None,
+            "claim_comment": None,
+            "claim_via": None,
+            "claim_deadline": None,
             "last_error": error,
         }
         if decided_by is not None:
             values.update(
                 decided_by=decided_by, decided_action=action, decided_at=now, decided_comment=comment
             )
-        await s.exec(sa.update(ItemRow).where(col(ItemRow.id) == item_id).values(**values))
+        stmt = sa.update(ItemRow).where(col(ItemRow.id) == item_id)
+        if claimed_at is not None:
+            stmt = stmt.where(col(ItemRow.claim_at) == claimed_at)
+        result = await s.exec(stmt.values(**values))
+        if claimed_at is not None and not result.rowcount:
+            return False
+        s.add_all(audit)
         if item is not None:
             await save_item(s, item=item, now=now, existing_id=item_id, closed=item.status.final)
         await outbox.enqueue(s, entries=entries, now=now)
+        return True
 
 
 async def items_by_ids(db: Database, *, item_ids: Sequence[int]) -> dict[int, StoredItem]:

@@ -56,6 +56,12 @@ class ItemRow(SQLModel, table=True):
     claim_by: str | None = Field(default=None, max_length=32)
     claim_action: str | None = Field(default=None, max_length=16)
     claim_at: datetime | None = _ts()
+    # The rest of the click's intent, written with the claim before the vendor is called, so that
+    # whoever settles an interrupted click knows whom to name and tell (bot/reconcile.py).
+    claim_vendor_user: str | None = Field(default=None, max_length=255)
+    claim_comment: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    claim_via: str | None = Field(default=None, max_length=64)
+    claim_deadline: datetime | None = _ts()
     # What the bot itself did last (shown on the card: "Approved by @alice", "Failed: ...").
     decided_by: str | None = Field(default=None, max_length=32)
     decided_action: str | None = Field(default=None, max_length=16)
@@ -82,6 +88,22 @@ class CardRow(SQLModel, table=True):
     slack_user: str | None = Field(default=None, max_length=32)
     rendered: str | None = Field(default=None, max_length=64)
     posted_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+
+
+class CardPostRow(SQLModel, table=True):
+    """A card about to be posted (written before chat.postMessage): after a crash, the channel's
+    history tells whether that post happened, instead of posting a second copy."""
+
+    __tablename__ = "card_posts"
+    __table_args__ = (sa.UniqueConstraint("item_id", "target", name="uq_card_posts_item_target"),)
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
+    item_id: int = Field(
+        sa_column=sa.Column(BigId, sa.ForeignKey("items.id", ondelete="CASCADE"), nullable=False)
+    )
+    target: str = Field(max_length=320)
+    channel: str = Field(max_length=32)
+    started_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
 
 
 class IdentityRow(SQLModel, table=True):

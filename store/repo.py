@@ -69,7 +69,7 @@ class Store:
     async def claim(
         self, *, item_id: int, slack_user: str, action: str, entries: Sequence[Entry] = ()
     ) -> bool:
-        return await stored_items.claim(
+        return None is not await stored_items.claim(
             self.db, item_id=item_id, slack_user=slack_user, action=action, entries=entries
         )
 
@@ -85,7 +85,7 @@ class Store:
         audit: Sequence[DecisionRow] = (),
         entries: Sequence[Entry] = (),
     ) -> None:
-        return await stored_items.finish_claim(
+        await stored_items.finish_claim(
             self.db,
             item_id=item_id,
             item=item,

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from bot import blocks
+from bot import blocks, metrics
 from bot.ack_first import no_wait
 from bot.blocks import CardState, Message
 from bot.flow_blocks import decision_reply, flow_message
@@ -33,6 +33,7 @@ from bot.outbox.jobs import (
     Job,
     Priority,
     ReminderJob,
+    TellJob,
     ThreadReplyJob,
     job_of,
 )
@@ -41,13 +42,18 @@ from bot.reach import Reach
 from bot.reminders.rules import next_reminder_at
 from bot.slack.gateway import Deferred, Kind, SlackFailure, SlackGateway
 from connectors.base import Person, Status
-from store import audit, subscriptions
+from store import audit, card_posts, subscriptions
 from store import outbox as queue
 from store import reach as lookups
 from store.models import CardRow, OutboxRow
 from store.repo import Store, StoredItem, now_utc
 
 log = logging.getLogger(__name__)
+
+# The message metadata every card carries: which item, for which target (see `_card`).
+CARD_EVENT = "approval_card"
+# How far back a crashed post is looked for in its channel's history.
+LOOK_BACK = timedelta(hours=1)
 
 Clock = Callable[[], datetime]
 
@@ -163,11 +169,18 @@ class Deliverer:
             EscalationJob: self._escalation,
             DigestJob: self._digest,
             HomeJob: self._home,
+            TellJob: self._tell,
         }
+        # Logged once: without a history scope a card interrupted mid-post may be posted twice.
+        self._history_warned = False
         # Items and cards of the pass under way, read in two queries rather than two per card.
         self._items: dict[int, StoredItem] = {}
         self._cards: dict[int, list[CardRow]] = {}
         self._ahead = RenderAhead[_Rendered | None]()
+        # (item, target) → when an earlier attempt to post that card began (None: this pass's is the first).
+        self._intents: dict[tuple[int, str], datetime | None] = {}
+        # New cards whose chat.postMessage may have reached Slack this pass (past their pace).
+        self._calling: set[tuple[int, str]] = set()
         # Set by a card delivery once it holds its pace token, letting the lane start the next one.
         self._started: dict[int | None, asyncio.Event] = {}
 
@@ -211,6 +224,16 @@ class Deliverer:
             )
             self._items = await self.store.items_by_ids(item_ids=card_items)
             self._cards = await self.store.cards_of(item_ids=card_items)
+            # The intent to post each new card of this pass, in one transaction (see `_card`).
+            self._intents = await card_posts.begin_many(
+                self.store.db,
+                posts=[
+                    (j.item, j.to, j.to.partition(":")[2])
+                    for _, j in (p for ps in lanes.values() for p in ps)
+                    if isinstance(j, CardJob)
+                    and not any(c.target == j.to for c in self._cards.get(j.item, ()))
+                ],
+            )
             urgent = [ps for ps in lanes.values() if ps[0][0].priority <= Priority.ACTED]
             rest = [ps for ps in lanes.values() if ps[0][0].priority > Priority.ACTED]
             try:
@@ -218,7 +241,13 @@ class Deliverer:
                 counts += await asyncio.gather(*(self._deliver_lane(ps) for ps in rest))
             finally:
                 self._ahead.drop()
-                self._items, self._cards = {}, {}
+                # Intents this pass recorded for posts it never made: gone, so no history search later.
+                unposted = [
+                    k for k, since in self._intents.items() if since is None and k not in self._calling
+                ]
+                self._items, self._cards, self._intents = {}, {}, {}
+                self._calling = set()
+                await card_posts.forget(self.store.db, posts=unposted)
                 await self._settler.flush()
             return sum(counts)
 
@@ -340,15 +369,45 @@ class Deliverer:
         if destination is None:
             log.warning("no Slack destination for %s (%s); card not posted", job.to, stored.item.connector)
             return None
-        channel, ts = await self.gateway.post_message(
-            channel=destination,
-            text=message.text,
-            blocks=message.blocks,
-            patience=self.PATIENCE,
-            paced=self._paced(row),
-        )
+        # The intent before the post: a crash between Slack's answer and its record leaves this row,
+        # and the next attempt looks for the card (by its metadata) before posting again.
+        tag = {"item": str(job.item), "target": job.to}
+        if (job.item, job.to) in self._intents:
+            since = self._intents[(job.item, job.to)]
+        else:  # a card this pass did not expect to be new
+            earlier = await card_posts.begin(
+                self.store.db, item_id=job.item, target=job.to, channel=destination
+            )
+            since = earlier.started_at if earlier is not None else None
+        found = await self._posted_before(destination, tag, since) if since is not None else None
+        if found is not None:
+            channel, ts = found
+            await self.gateway.update_message(
+                channel=channel,
+                ts=ts,
+                text=message.text,
+                blocks=message.blocks,
+                patience=self.PATIENCE,
+                paced=self._paced(row),
+            )
+            metrics.RECONCILIATIONS.labels(connector=stored.item.connector, outcome="card_adopted").inc()
+            log.info("card of item %s for %s found already posted (%s); adopted", job.item, job.to, ts)
+        else:
+            paced = self._paced(row)
+            try:
+                channel, ts = await self.gateway.post_message(
+                    channel=destination,
+                    text=message.text,
+                    blocks=message.blocks,
+                    patience=self.PATIENCE,
+                    paced=paced,
+                    metadata={"event_type": CARD_EVENT, "event_payload": tag},
+                )
+            finally:
+                if paced.is_set():  # past its pace: the call went out (whatever Slack answered)
+                    self._calling.add((job.item, job.to))
         if self.on_card:
-            await self.on_card(channel, ts, message, "post")
+            await self.on_card(channel, ts, message, "update" if found else "post")
         posted = {
             "item_id": job.item,
             "target": job.to,
@@ -363,6 +422,35 @@ class Deliverer:
             "seen_claim_by": stored.row.claim_by,
         }
         return CardWrite(posted=posted)
+
+    async def _posted_before(
+        self, destination: str, tag: dict[str, str], since: datetime
+    ) -> tuple[str, str] | None:
+        """(channel, ts) of this card when an interrupted attempt did post it, else None.
+
+        Without a history scope (or for a DM, whose history needs its D… id) the card is posted
+        again: a rare duplicate after a crash beats a card never posted. Logged once."""
+        if not destination.startswith(("C", "G")):
+            return None
+        oldest = f"{(since - LOOK_BACK).timestamp():.6f}"
+        try:
+            tagged = await self.gateway.tagged_messages(
+                channel=destination, event_type=CARD_EVENT, oldest=oldest
+            )
+        except SlackFailure as exc:
+            if exc.kind is Kind.RETRY:
+                raise  # Slack trouble: the job waits and asks again
+            if not self._history_warned:
+                self._history_warned = True
+                log.warning(
+                    "cannot read %s's history (%s): a card interrupted mid-post is posted again. "
+                    "Grant channels:history and groups:history to avoid duplicates after a crash",
+                    destination,
+                    exc.error,
+                )
+            return None
+        ts = next((ts for ts, payload in tagged if payload == tag), None)
+        return (destination, ts) if ts else None
 
     def _first_reminder(self, stored: StoredItem) -> datetime | None:
         view = self.connectors.get(stored.item.connector)
@@ -562,6 +650,12 @@ class Deliverer:
         )
         await self.gateway.post_message(
             channel=job.slack_user, text=message.text, blocks=message.blocks, patience=self.PATIENCE
+        )
+
+    async def _tell(self, job: TellJob, row: OutboxRow) -> None:
+        notice = blocks.notice(job.text)
+        await self.gateway.post_message(
+            channel=job.slack_user, text=notice.text, blocks=notice.blocks, patience=self.PATIENCE
         )
 
     async def _home(self, job: HomeJob, row: OutboxRow) -> None:

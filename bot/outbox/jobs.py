@@ -191,9 +191,31 @@ class HomeJob(Job):
         return self.slack_user
 
 
+@dataclass(frozen=True)
+class TellJob(Job):
+    """A DM to one person whose own answer was lost (a click settled by reconciliation)."""
+
+    kind: ClassVar[str] = "tell"
+    slack_user: str
+    text: str
+    about: str  # what it answers (the click), so a repeat coalesces
+
+    @property
+    def key(self) -> str:
+        return f"tell:{self.slack_user}:{self.about}"[:200]
+
+    @property
+    def priority(self) -> Priority:
+        return Priority.ACTED
+
+    @property
+    def target(self) -> str:
+        return f"user:{self.slack_user}"
+
+
 KINDS: dict[str, type[Job]] = {
     cls.kind: cls
-    for cls in (CardJob, FlowJob, ThreadReplyJob, ReminderJob, EscalationJob, DigestJob, HomeJob)
+    for cls in (CardJob, FlowJob, ThreadReplyJob, ReminderJob, EscalationJob, DigestJob, HomeJob, TellJob)
 }
 
 

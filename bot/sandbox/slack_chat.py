@@ -115,6 +115,7 @@ class ChatSurface(ConversationsSurface):
             at=self.clock(),
             thread_ts=thread_ts,
             broadcast=bool(thread_ts) and _flag(args.get("reply_broadcast")),
+            metadata=_metadata(args.get("metadata")),
         )
         self.messages[(channel, ts)] = message
         await self._emit(channel, ts, message.text, message.blocks, "post")
@@ -312,3 +313,17 @@ class ChatSurface(ConversationsSurface):
             await self._emit(channel, ephemeral.ts, ephemeral.text, ephemeral.blocks, "ephemeral")
             return 200, {"ok": True}
         return 404, {"ok": False, "error": "message_not_found"}
+
+
+def _metadata(raw: Any) -> dict[str, Any] | None:
+    """Message metadata as Slack takes it: an object (JSON bodies) or its JSON text (forms)."""
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            raise _Refused("invalid_metadata_format") from None
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or not isinstance(raw.get("event_type"), str):
+        raise _Refused("invalid_metadata_format")
+    return {"event_type": raw["event_type"], "event_payload": dict(raw.get("event_payload") or {})}

@@ -32,6 +32,7 @@ class ConversationsSurface(SandboxCore):
             "conversations.join": self._conversations_join,
             "conversations.info": self._conversations_info,
             "conversations.members": self._conversations_members,
+            "conversations.history": self._conversations_history,
             "usergroups.list": self._usergroups_list,
             "usergroups.users.list": self._usergroups_users_list,
             "users.info": self._users_info,
@@ -137,6 +138,40 @@ class ConversationsSurface(SandboxCore):
         page = members[start : start + limit]
         following = str(start + limit) if start + limit < len(members) else ""
         return {"members": page, "response_metadata": {"next_cursor": following}}
+
+    async def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Top-level messages newest first (replies only when broadcast), `oldest`/`limit` honoured;
+        each message's metadata only with include_all_metadata. The scope follows the conversation's
+        type: channels:history, groups:history (private), im:history (DMs)."""
+        channel = self._conversation(args.get("channel"), user_ids_as_dm=False)
+        info = self.channels.get(channel)
+        needed = (
+            "im:history"
+            if self._dm_owner(channel)
+            else "groups:history"
+            if info and info.private
+            else "channels:history"
+        )
+        if needed not in self.scopes:
+            raise _Refused("missing_scope", needed=needed)
+        if info is not None and not info.bot_member:
+            raise _Refused("not_in_channel")
+        oldest = float(args.get("oldest") or 0)
+        limit = max(1, min(999, int(args.get("limit") or 100)))
+        with_metadata = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
+        found = [
+            m
+            for (c, _), m in self.messages.items()
+            if c == channel and float(m.ts) > oldest and (not m.thread_ts or m.broadcast)
+        ]
+        found.sort(key=lambda m: float(m.ts), reverse=True)
+        messages = []
+        for message in found[:limit]:
+            payload = message.payload()
+            if with_metadata and message.metadata is not None:
+                payload["metadata"] = message.metadata
+            messages.append(payload)
+        return {"messages": messages, "has_more": len(found) > limit}
 
     async def _usergroups_list(self, args: dict[str, Any]) -> dict[str, Any]:
         return {

@@ -31,9 +31,11 @@ BOT_NAME = "approvals-bot"
 # The bot scopes of manifest.yml (DESIGN.md, Slack surface).
 DEFAULT_SCOPES = frozenset(
     {
+        "channels:history",
         "channels:read",
         "chat:write",
         "commands",
+        "groups:history",
         "groups:read",
         "usergroups:read",
         "users:read",
@@ -159,6 +161,9 @@ class StoredMessage:
     from_bot: bool = True
     broadcast: bool = False  # a thread reply also shown in the channel (reply_broadcast)
     history: list[Revision] = field(default_factory=list)
+    # chat.postMessage `metadata` ({"event_type", "event_payload"}); shown by conversations.history
+    # only with include_all_metadata, as Slack does.
+    metadata: dict[str, Any] | None = None
 
     @property
     def edits(self) -> int:

@@ -124,6 +124,7 @@ METHOD_TIERS: Mapping[str, int] = {
     "conversations.open": 3,
     "conversations.members": 4,
     "conversations.info": 3,
+    "conversations.history": 3,
     "usergroups.list": 2,
     "usergroups.users.list": 2,
     "auth.test": 4,
@@ -320,9 +321,15 @@ class SlackGateway:
         reply_broadcast: bool | None = None,
         patience: float = math.inf,
         paced: asyncio.Event | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> tuple[str, str]:
-        """Post; returns the (channel, ts) Slack stored it under (a DM's D… id for a user id)."""
+        """Post; returns the (channel, ts) Slack stored it under (a DM's D… id for a user id).
+
+        `metadata`: Slack message metadata ({"event_type", "event_payload"}), found again in the
+        channel's history (`tagged_messages`)."""
         extra: dict[str, Any] = {}
+        if metadata is not None:
+            extra["metadata"] = metadata
         if thread_ts is not None:
             extra["thread_ts"] = thread_ts
         if reply_broadcast is not None:
@@ -355,6 +362,29 @@ class SlackGateway:
             lambda: self._client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks),
             paced,
         )
+
+    async def tagged_messages(
+        self, *, channel: str, event_type: str, oldest: str | None = None, limit: int = 200
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """(ts, event_payload) of the channel's recent messages carrying metadata of `event_type`.
+
+        Needs channels:history (groups:history for private channels); raises SlackFailure without it."""
+        args: dict[str, Any] = {"channel": channel, "include_all_metadata": True, "limit": limit}
+        if oldest is not None:
+            args["oldest"] = oldest
+        response = await self._call(
+            "conversations.history",
+            channel,
+            URGENT,
+            lambda: self._client.conversations_history(**args),
+        )
+        found: list[tuple[str, dict[str, Any]]] = []
+        for message in response.get("messages") or []:
+            tag = message.get("metadata") if isinstance(message, dict) else None
+            if isinstance(tag, dict) and tag.get("event_type") == event_type:
+                payload = tag.get("event_payload")
+                found.append((str(message.get("ts")), payload if isinstance(payload, dict) else {}))
+        return found
 
     async def publish_home(self, *, user: str, view: dict[str, Any], patience: float = URGENT) -> None:
         await self._call(

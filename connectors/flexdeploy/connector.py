@@ -116,6 +116,7 @@ class FlexDeployConnector(Connector):
         super().__init__(name)
         self.settings = settings
         self._timeout = timeout
+        self.request_timeout = timeout
         self._sleep = sleep
         self._backoff_base = backoff_base
         self._service = FlexDeployClient(

@@ -62,9 +62,10 @@ async def test_the_export_names_who_what_when_which_card_and_the_answer(
     card = f"{gate.channel}/{gate.ts}"
     assert [(r["slack_user"], r["action"], r["outcome"], r["reason"], r["via"]) for r in lines] == [
         ("U0ALICE", "approve", "refused", "not_linked", card),
+        ("U0ALICE", "approve", "attempt", "", card),  # written before the vendor was called
         ("U0ALICE", "approve", "ok", "", card),
     ]
-    ok = lines[1]
+    ok = lines[2]
     assert ok["vendor_user"] == "alice" and ok["connector"] == "deploys"
     assert ok["title"], "the export names the item, not only its id"
     assert ok["vendor_answer"].startswith("status ")
@@ -73,7 +74,7 @@ async def test_the_export_names_who_what_when_which_card_and_the_answer(
     code, out, _ = await _export(monkeypatch, capsys, db_url)
     rows = list(csv.DictReader(io.StringIO(out)))
     assert code == 0 and len(rows) == len(lines)
-    assert rows[1]["outcome"] == "ok" and rows[1]["via"] == card
+    assert rows[2]["outcome"] == "ok" and rows[2]["via"] == card
 
     code, out, _ = await _export(monkeypatch, capsys, db_url, "--connector", "elsewhere", "--format", "jsonl")
     assert code == 0 and out == ""

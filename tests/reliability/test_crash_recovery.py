@@ -1,0 +1,329 @@
+"""Crashes with real `approvals-bot run` processes on PostgreSQL: what survives a kill -9.
+
+What each test promises an operator (README, "Several replicas"):
+- a replica killed after the vendor applied a click but before the bot recorded it: after a
+  restart the card says who decided (once the click's deadline has passed, within a poll), the
+  vendor decided exactly once, the audit has the attempt and its outcome, and the clicker is told
+  in a DM;
+- a replica killed between Slack's answer to a new card's post and its record: after a restart no
+  card is lost and none is posted twice (the card's metadata is found in the channel's history);
+- a post that failed before it happened is made once on the next attempt.
+
+The figures measured are written to RELIABILITY_REPORT when set, for the README.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.sandbox.slack_api import SlackSandbox
+from connectors.flexdeploy.sandbox import FlexDeploySandbox
+from store import audit
+from store.db import Database
+from tests.conftest import PG_URL, _reset_postgres
+from tests.reliability.replicas import (
+    CHANNEL,
+    Cluster,
+    Replica,
+    card_in_channel,
+    serving,
+    the_leader,
+    wait_until,
+)
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.postgres,
+    pytest.mark.skipif(
+        not PG_URL.startswith("postgresql"),
+        reason="crash recovery runs real replicas on PostgreSQL: set DATABASE_URL=postgresql+asyncpg://…",
+    ),
+]
+
+# bot/reconcile.click_deadline for FlexDeploy's 15 s request timeout (35 s), plus its grace (5 s).
+CLICK_DEADLINE = 40.0
+
+
+def _record(name: str, value: object) -> None:
+    target = os.environ.get("RELIABILITY_REPORT")
+    if target:
+        path = Path(target)
+        known = json.loads(path.read_text()) if path.exists() else {}
+        path.write_text(json.dumps({**known, name: value}, indent=2))
+
+
+@pytest.fixture
+async def cluster(
+    tmp_path: Path, fd: FlexDeploySandbox, slack: SlackSandbox, secret_key: str
+) -> AsyncIterator[Cluster]:
+    await _reset_postgres(PG_URL)
+    running = Cluster(tmp_path, PG_URL, fd, slack, secret_key)
+    try:
+        yield running
+    finally:
+        await running.stop_all()
+
+
+async def _link(cluster: Cluster, replica: Replica, user: str) -> None:
+    slack = cluster.slack
+    await slack.command(replica.url, user=user, text="connect deploys")
+    await wait_until(lambda: slack.open_modals(user), timeout=15, what="the connect modal")
+    secret = cluster.fd.credentials(user, token=True)["secret"]
+    result = await slack.submit_view(
+        replica.url, user=user, values={"Username": user, "Password or API token": secret}
+    )
+    assert result.closed, "the credentials were accepted"
+
+
+async def _started(cluster: Cluster) -> Replica:
+    replica = await cluster.start()
+    await serving(replica)
+    await the_leader([replica], timeout=30)
+    return replica
+
+
+def _in_channel(slack: SlackSandbox, marker: str) -> list[Any]:
+    return [m for m in slack.messages_in(CHANNEL) if marker in m.render()]
+
+
+def _new_task(fd: FlexDeploySandbox, marker: str) -> int:
+    return fd.add_release_task(
+        pipeline=f"Pipeline {marker}",
+        environment="Production",
+        gate=f"Gate {marker}",
+        release="2026.12",
+        snapshot=f"{marker}-RC1",
+        group="Change Advisory Board",
+    )
+
+
+async def test_kill_after_the_vendor_applied_a_click_settles_it_after_restart(cluster: Cluster) -> None:
+    slack, fd = cluster.slack, cluster.fd
+    replica = await _started(cluster)
+    await wait_until(lambda: card_in_channel(slack, "CAB approval"), timeout=30, what="the CAB card")
+    await _link(cluster, replica, "alice")
+    gate = card_in_channel(slack, "CAB approval")
+
+    # The vendor applies the approve at once and holds its answer: the bot is killed meanwhile.
+    fd.slow_seconds = 120
+    fd.fail_next("timeout", method="PUT")
+    clicked = time.monotonic()
+    reply = await slack.click(replica.url, user="alice", channel=CHANNEL, ts=gate.ts, label="Approve")
+    assert reply.status == 200
+    await wait_until(lambda: fd.decisions, timeout=20, what="the vendor applying the approve")
+    replica.kill()
+    await replica.process.wait()
+    assert "alice" not in slack.messages[(CHANNEL, gate.ts)].render(), "nobody recorded it before the kill"
+
+    restarted = await _started(cluster)
+    restarted_at = time.monotonic()
+    alice = slack.person("alice").slack_id
+
+    def card_names_alice() -> bool:
+        text = slack.messages[(CHANNEL, gate.ts)].render()
+        return "Approved" in text and (alice in text or "alice" in text.lower())
+
+    await wait_until(card_names_alice, timeout=CLICK_DEADLINE + 30, what="the card naming alice")
+    settled = time.monotonic()
+    dm = slack.dm_channel(alice)
+    await wait_until(
+        lambda: any("went through" in m.render() for m in slack.messages_in(dm)),
+        timeout=20,
+        what="alice told in a DM",
+    )
+    await asyncio.sleep(2)  # anything that would call the vendor again has had its chance
+
+    assert [d[1:] for d in fd.decisions] == [("approve", "alice")], "exactly one vendor decision"
+    puts = [line for line in fd.served if line.startswith("PUT ")]
+    assert len(puts) == 1, f"the decision was never sent again: {puts}"
+    db = Database(PG_URL)
+    try:
+        rows = [
+            r for r in await audit.decisions(db) if r.slack_user_id == alice or r.slack_user_id == "alice"
+        ]
+    finally:
+        await db.dispose()
+    outcomes = [(r.action, r.outcome, r.reason) for r in rows]
+    assert ("approve", "attempt", None) in outcomes, outcomes
+    assert ("approve", "ok", "reconciled") in outcomes, outcomes
+    assert await restarted.metric('approvals_reconciliations_total{connector="deploys",outcome="ok"}') == 1
+    _record("reconcile_after_restart_seconds", round(settled - restarted_at, 1))
+    _record("reconcile_after_click_seconds", round(settled - clicked, 1))
+
+
+async def _kill_mid_burst(cluster: Cluster, burst: list[str]) -> tuple[Replica, dict[str, int]]:
+    """Kill -9 the only replica right after Slack stored the fifth card of a burst (before the bot
+    read Slack's answer), restart, and count each card in the channel once all are there."""
+    slack, fd = cluster.slack, cluster.fd
+    replica = await _started(cluster)
+    for marker in ("CAB approval", "Payments API", "Inventory Service"):
+        await wait_until(lambda m=marker: card_in_channel(slack, m), timeout=30, what=f"the card {marker}")
+    await wait_until(replica.settled, timeout=30, what="the outbox delivered")
+    killed = asyncio.Event()
+
+    def kill_on_the_fifth(channel: str, ts: str, text: str, blocks: Any, kind: str) -> None:
+        if kind == "post" and "burst-" in f"{text}{blocks}" and not killed.is_set():
+            posted = sum(1 for m in slack.messages_in(CHANNEL) if "burst-" in m.render())
+            if posted >= 5:
+                replica.kill()
+                killed.set()
+
+    slack.on_post = kill_on_the_fifth
+    for marker in burst:
+        _new_task(fd, marker)
+    await asyncio.wait_for(killed.wait(), 60)
+    await replica.process.wait()
+    slack.on_post = None
+
+    restarted = await _started(cluster)
+    for marker in burst:
+        await wait_until(lambda m=marker: _in_channel(slack, m), timeout=60, what=f"the card {marker}")
+    await wait_until(restarted.settled, timeout=30, what="the outbox delivered")
+    await asyncio.sleep(2)
+    return restarted, {marker: len(_in_channel(slack, marker)) for marker in burst}
+
+
+async def test_kill_between_a_post_and_its_record_neither_loses_nor_duplicates(cluster: Cluster) -> None:
+    burst = [f"burst-{n:02d}" for n in range(12)]
+    restarted, counts = await _kill_mid_burst(cluster, burst)
+    lost = [m for m, n in counts.items() if n == 0]
+    twice = {m: n for m, n in counts.items() if n > 1}
+    assert not lost, f"cards lost: {lost}"
+    assert not twice, f"cards posted twice: {twice}"
+    adopted = await restarted.metric(
+        'approvals_reconciliations_total{connector="deploys",outcome="card_adopted"}'
+    )
+    assert adopted == 1, "the card posted just before the kill was found in the history and adopted"
+    _record("crash_mid_sync_cards", len(burst))
+    _record("crash_mid_sync_lost", len(lost))
+    _record("crash_mid_sync_duplicates", sum(n - 1 for n in counts.values() if n > 1))
+
+
+async def test_without_a_history_scope_a_card_cut_off_mid_post_is_posted_again_and_said_once(
+    cluster: Cluster,
+) -> None:
+    """The graceful side of the trade: no history scope, no lookup; nothing is lost, the one card
+    interrupted mid-post appears twice, and the log says why, once."""
+    cluster.slack.scopes -= {"channels:history", "groups:history"}
+    burst = [f"burst-{n:02d}" for n in range(8)]
+    restarted, counts = await _kill_mid_burst(cluster, burst)
+    assert all(n >= 1 for n in counts.values()), f"cards lost: {counts}"
+    assert sum(n - 1 for n in counts.values()) == 1, f"only the interrupted card is doubled: {counts}"
+    assert restarted.log_text().count("cannot read") == 1, "the missing scope is logged once"
+
+
+async def test_a_post_that_failed_before_it_happened_is_made_once(cluster: Cluster) -> None:
+    slack, fd = cluster.slack, cluster.fd
+    replica = await _started(cluster)
+    for marker in ("CAB approval", "Payments API", "Inventory Service"):
+        await wait_until(lambda m=marker: card_in_channel(slack, m), timeout=30, what=f"the card {marker}")
+    await wait_until(replica.settled, timeout=30, what="the outbox delivered")
+    slack.fail("chat.postMessage", "internal_error", times=1)  # answered, not stored: no post happened
+    _new_task(fd, "after-failure")
+    await wait_until(lambda: _in_channel(slack, "after-failure"), timeout=30, what="the card posted")
+    await wait_until(replica.settled, timeout=30, what="the outbox delivered")
+    assert len(_in_channel(slack, "after-failure")) == 1
+    assert slack.calls_to("conversations.history"), "the retry looked in the history before posting"
+
+
+async def test_under_faults_cards_stay_true_and_every_click_takes_or_is_answered(  # noqa: C901 -- one scenario
+    cluster: Cluster,
+) -> None:
+    """30 % of the vendor's answers fail (5xx, 429, slow answers, resets, slow bodies, HTML for
+    JSON) and Slack rate-limits and fails some calls, through a burst of new cards and a click on
+    each; then a plain outage of the vendor."""
+    slack, fd = cluster.slack, cluster.fd
+    replica = await _started(cluster)
+    for marker in ("CAB approval", "Payments API", "Inventory Service"):
+        await wait_until(lambda m=marker: card_in_channel(slack, m), timeout=30, what=f"the card {marker}")
+    await _link(cluster, replica, "alice")
+    alice = slack.person("alice").slack_id
+    markers = [f"fault-{n:02d}" for n in range(6)]
+    tasks = {marker: str(_new_task(fd, marker)) for marker in markers}
+    untrue: list[str] = []
+
+    def taken(marker: str, verb: str) -> bool:
+        return (tasks[marker], verb, "alice") in fd.decisions
+
+    def watch(channel: str, ts: str, text: str, blocks: Any, kind: str) -> None:
+        # Every version of every card, as Slack stored it: a decision shown must be the vendor's.
+        if channel != CHANNEL or kind not in ("post", "update"):
+            return
+        shown = f"{text} {json.dumps(blocks)}"
+        for marker in markers:
+            if marker in shown and "Approved" in shown and not taken(marker, "approve"):
+                untrue.append(f"{marker}: {text}")
+
+    slack.on_post = watch
+    fd.slow_seconds = 2
+    fd.kit.fail_rate(0.3, seed=17)
+    slack.rate_limit("chat.postMessage", times=3)
+    slack.rate_limit("chat.update", times=2)
+    slack.fail("chat.postMessage", "internal_error", times=2)
+    slack.fail("chat.update", "fatal_error", times=2)
+    for marker in markers:
+        await wait_until(lambda m=marker: _in_channel(slack, m), timeout=120, what=f"the card {marker}")
+
+    unanswered: list[str] = []
+    for marker in markers:
+        card = _in_channel(slack, marker)[0]
+        told_before = len(slack.ephemerals_for(alice)) + len(slack.messages_in(slack.dm_channel(alice)))
+        reply = await slack.click(replica.url, user="alice", channel=CHANNEL, ts=card.ts, label="Approve")
+        assert reply.status == 200
+
+        def settled(m: str = marker, before: int = told_before) -> bool:
+            told = len(slack.ephemerals_for(alice)) + len(slack.messages_in(slack.dm_channel(alice)))
+            return taken(m, "approve") or told > before
+
+        try:
+            await wait_until(settled, timeout=CLICK_DEADLINE + 30, what=f"the click on {marker} answered")
+        except AssertionError:
+            unanswered.append(marker)
+    assert not unanswered, f"clicks neither taken nor answered: {unanswered}"
+
+    # A plain outage: every vendor read fails for a few polls, then the vendor is back.
+    fd.kit.clear()
+    fd.kit.fail_rate(1.0, ["503"], method="GET")
+    await wait_until(
+        lambda: "connector deploys is failing" in replica.log_text(), timeout=60, what="the break"
+    )
+    await asyncio.sleep(3)
+    fd.kit.clear()
+    slack.on_post = watch
+
+    def recovered() -> bool:
+        log = replica.log_text()
+        return log.rfind("connector deploys recovered") > log.rfind("connector deploys is failing")
+
+    await wait_until(recovered, timeout=60, what="the recovery logged")
+    for marker in markers:  # every card ends true once the vendor answers again
+        await wait_until(
+            lambda m=marker: taken(m, "approve") == ("Approved" in _in_channel(slack, m)[0].render()),
+            timeout=60,
+            what=f"the card {marker} true",
+        )
+    slack.on_post = None
+    assert not untrue, f"cards showed decisions the vendor did not take: {untrue}"
+
+    # Once per break, once per recovery: the two alternate, never the same line twice in a row.
+    lines = [
+        "break" if "is failing" in line else "recovery"
+        for line in replica.log_text().splitlines()
+        if "connector deploys is failing" in line or "connector deploys recovered" in line
+    ]
+    assert lines and lines[0] == "break", lines
+    assert all(a != b for a, b in itertools.pairwise(lines)), lines
+    assert lines[-1] == "recovery", lines
+    assert "Traceback" not in replica.log_text(), "no exception escaped the sync or the click path"
+    _record("faults_clicks", len(markers))
+    _record("faults_clicks_taken", sum(taken(m, "approve") for m in markers))
+    _record("faults_untrue_cards", len(untrue))
