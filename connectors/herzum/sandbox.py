@@ -219,7 +219,8 @@ class HerzumSandbox:
     ) -> web.StreamResponse:
         if request.path.startswith(f"{CONTROL}/"):
             return await handler(request)
-        self.log.append((request.method, request.path, request.headers.get("Authorization", " ").split()[0]))
+        scheme = (request.headers.get("Authorization", "").split() or [" "])[0]  # " ": none sent
+        self.log.append((request.method, request.path, scheme))
         if self.rate_limit_next > 0:
             self.rate_limit_next -= 1
             return web.json_response(
