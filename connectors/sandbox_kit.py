@@ -70,12 +70,15 @@ class SandboxKit:
     """Mount with `kit.middleware` on the sandbox's aiohttp app and `kit.add_control_routes(app)`.
 
     `applies_to(request)`: which requests count as the vendor's API (logged and faulted); pages
-    and the control endpoints never are."""
+    and the control endpoints never are. `error_response(status, reason)`: how this vendor words
+    a 5xx (its documented error body), so a client meets the same shape as from the real API;
+    plain text when not given."""
 
     applies_to: Callable[[web.Request], bool]
     slow_seconds: float = 1.0
     hang_seconds: float = 300.0
     retry_after: str = "1"
+    error_response: Callable[[int, str], web.StreamResponse] | None = None
     served: list[Served] = field(default_factory=list)
     _queue: list[tuple[Fault, str | None]] = field(default_factory=list)
     _rate: _Rate | None = None
@@ -137,6 +140,8 @@ class SandboxKit:
             return await handler(request)
         if fault in ("500", "503"):
             reason = "Internal Server Error" if fault == "500" else "Service Unavailable"
+            if self.error_response is not None:
+                return self.error_response(int(fault), reason)
             return web.Response(status=int(fault), text=reason)
         if fault == "429":
             return web.Response(

@@ -18,13 +18,13 @@ What the vendor document leaves open is filled in as NOTES.md section 5 infers i
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import html
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
+from urllib.parse import unquote
 
 from aiohttp import web
 
@@ -32,6 +32,7 @@ from connectors.approval_path.jira_sandbox import JiraIssueRecord, JiraSite
 from connectors.base import Status
 from connectors.people import ALICE, BOB, CAROL, CAST, DAVE, MALLORY, DemoPerson
 from connectors.registry import SandboxSetup
+from connectors.sandbox_kit import Fault, SandboxKit
 
 API_KEY = "ap-sandbox-9f3c2e1d7b"
 JIRA_EMAIL = "approvals-bot@example.com"
@@ -48,7 +49,6 @@ ACCOUNTS: dict[str, str] = {
 # A Jira user whose profile hides her email (no Slack account in the cast).
 ERIN_ACCOUNT = "557058:e4170000-0000-4000-8000-000000000005"
 
-Fault = Literal["500", "timeout", "drop"]
 Who = DemoPerson | str
 _DECIDING = ("APPROVAL", "CONSENT")
 
@@ -188,8 +188,14 @@ class ApprovalPathSandbox:
     """The vendor, seeded by helpers; `decisions` lists what the API applied (start, cancel)."""
 
     def __init__(self, *, slow_seconds: float = 1.0) -> None:
+        # Faults, the request log and the control endpoints: connectors/sandbox_kit.py. The Jira
+        # pages a person clicks in (/jira/browse/) are never faulted nor logged.
+        self.kit = SandboxKit(
+            applies_to=lambda r: not r.path.startswith("/jira/browse/"),
+            slow_seconds=slow_seconds,
+            error_response=_message,
+        )
         self.api_key = API_KEY
-        self.slow_seconds = slow_seconds
         self._last = datetime.now(UTC)
         self.jira = JiraSite(email=JIRA_EMAIL, token=JIRA_TOKEN, stamp=self._now)
         for person in CAST:
@@ -208,18 +214,17 @@ class ApprovalPathSandbox:
             "approval-path-users", [ALICE, BOB, CAROL], group_id="0a9b1c2d-0000-4000-8000-0000000000ap"
         )
         self.decisions: list[tuple[str, str, str]] = []
-        self.requests: list[tuple[str, str]] = []
-        self._faults: list[tuple[Fault, str | None]] = []
         self._rate_limits: list[str] = []
         self._ids = 100
-        self._stopping = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.url = ""
 
     # -- server --------------------------------------------------------------------------------
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        app = web.Application(middlewares=[self._faults_middleware])
+        # The kit first: a fault stands for trouble in front of the vendor.
+        app = web.Application(middlewares=[self.kit.middleware, self._rate_limit_middleware])
+        self.kit.add_control_routes(app)
         app.add_routes(self.jira.routes("/jira"))
         app.add_routes(
             [
@@ -240,7 +245,7 @@ class ApprovalPathSandbox:
         self.url = f"http://{host}:{self._runner.addresses[0][1]}"
 
     async def stop(self) -> None:
-        self._stopping.set()
+        self.kit.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -264,21 +269,33 @@ class ApprovalPathSandbox:
             "jql": "project in (" + ", ".join(sorted(self.jira.projects)) + ")",
         } | overrides
 
+    @property
+    def requests(self) -> list[tuple[str, str]]:
+        """(method, path) of every API request, Approval Path's and Jira's."""
+        return [(s.method, unquote(s.path_qs.partition("?")[0])) for s in self.kit.served]
+
+    @property
+    def slow_seconds(self) -> float:
+        return self.kit.slow_seconds
+
+    @slow_seconds.setter
+    def slow_seconds(self, seconds: float) -> None:
+        self.kit.slow_seconds = seconds
+
     def fail_next(self, fault: Fault, count: int = 1, *, method: str | None = None) -> None:
-        """The next `count` requests (of `method` only, when given) fail: "500" answers 500
-        without applying; "timeout" applies the request at once and answers only after
-        `slow_seconds`; "drop" closes the connection without applying it."""
-        self._faults.extend([(fault, method)] * count)
+        """The next `count` API requests (of `method` only, when given) fail (see sandbox_kit):
+        "500" answers the vendor's 500 without applying; "timeout" applies the request at once
+        and answers only after `slow_seconds`; "drop" closes the connection without applying it."""
+        self.kit.fail_next(fault, count, method=method)
 
     def rate_limit_next(self, count: int = 1, *, retry_after: str = "1") -> None:
         """The next `count` Jira requests get Atlassian's 429 with this Retry-After."""
         self._rate_limits.extend([retry_after] * count)
 
     @web.middleware
-    async def _faults_middleware(
+    async def _rate_limit_middleware(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        self.requests.append((request.method, request.path))
         if self._rate_limits and request.path.startswith("/jira/rest/"):
             retry_after = self._rate_limits.pop(0)
             return web.json_response(
@@ -286,20 +303,7 @@ class ApprovalPathSandbox:
                 status=429,
                 headers={"Retry-After": retry_after},
             )
-        index = next((i for i, (_, m) in enumerate(self._faults) if m in (None, request.method)), None)
-        if index is None:
-            return await handler(request)
-        fault, _ = self._faults.pop(index)
-        if fault == "500":
-            return _message(500, "Internal server error")
-        if fault == "drop":
-            if request.transport is not None:
-                request.transport.abort()
-            return web.Response(status=204)  # never sent: the connection is gone
-        response = await handler(request)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), self.slow_seconds)
-        return response
+        return await handler(request)
 
     # -- seeding -------------------------------------------------------------------------------
 

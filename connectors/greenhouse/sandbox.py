@@ -34,6 +34,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
+from urllib.parse import parse_qsl
 
 import aiohttp
 from aiohttp import web
@@ -41,8 +42,8 @@ from aiohttp import web
 from connectors.greenhouse.client import replace_approver_body, request_approvals_body
 from connectors.people import ALICE, BOB, CAROL, DAVE, DemoPerson
 from connectors.registry import SandboxSetup
+from connectors.sandbox_kit import Fault, SandboxKit
 
-Fault = Literal["500", "timeout", "drop"]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 FORBIDDEN = "Forbidden"
@@ -202,6 +203,11 @@ class Write:
 
 
 class GreenhouseSandbox:
+    """The vendor, seeded by helpers. Faults on the v3 API, its request log and the control
+    endpoints come from connectors/sandbox_kit.py; the rate-limit window (X-RateLimit-* on every
+    answer, 429 with Retry-After when spent, `throttle_next`) and `requests` (with each answer's
+    status, for counting 429s and 401s) are Greenhouse's own."""
+
     def __init__(
         self,
         *,
@@ -224,7 +230,12 @@ class GreenhouseSandbox:
         self.retry_after = retry_after
         self.token_seconds = token_seconds
         self.expiry_field = expiry_field
-        self.slow_seconds = slow_seconds
+        self.kit = SandboxKit(
+            applies_to=lambda r: r.path.startswith("/v3/"),
+            slow_seconds=slow_seconds,
+            retry_after=str(retry_after),
+            error_response=_error,
+        )
         self.clock = clock
         self.users: dict[int, User] = {}
         self.jobs: dict[int, Job] = {}
@@ -236,7 +247,6 @@ class GreenhouseSandbox:
         self.decisions: list[tuple[str, str, str]] = []
         self.writes: list[Write] = []
         self.requests: list[tuple[float, str, str, int]] = []  # (loop time, method, path, status)
-        self.query_log: list[tuple[str, dict[str, str]]] = []  # (path, query) of every API request
         self.tokens: dict[str, tuple[int, datetime]] = {}  # token → (sub, expiry)
         self.minted: list[int] = []  # the sub of every token minted
         # Build `Link` headers on another origin (a misbehaving proxy): clients must not follow.
@@ -249,7 +259,7 @@ class GreenhouseSandbox:
             str, tuple[str, list[Any], int, int]
         ] = {}  # cursor → (path, rows, start, per_page)
         self._ids = itertools.count(4_000_001)
-        self._planned: list[tuple[str, str | None]] = []  # (fault or "429", only this method)
+        self._throttles: list[str | None] = []  # a 429 for the next request (of this method)
         self._window_start = 0.0
         self._window_count = 0
         self._in_flight = 0
@@ -262,7 +272,8 @@ class GreenhouseSandbox:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        app = web.Application(middlewares=[self._middleware])
+        app = web.Application(middlewares=[self._middleware, self.kit.middleware, self._api])
+        self.kit.add_control_routes(app)
         app.router.add_post("/token", self._token)
         for resource, handler in (
             ("users", self._list_users),
@@ -293,12 +304,13 @@ class GreenhouseSandbox:
         return f"{self.url}/token"
 
     async def stop(self) -> None:
+        self.kit.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
 
     async def settle(self, timeout: float = 5.0) -> None:
-        """Wait until no request is being handled (a "timeout" fault applies after the client gave up)."""
+        """Wait until no request is being handled (a "timeout" fault answers after the client gave up)."""
         await asyncio.wait_for(self._idle.wait(), timeout)
 
     def expire_tokens(self) -> None:
@@ -308,22 +320,39 @@ class GreenhouseSandbox:
 
     # ------------------------------------------------------------------ faults and limits
 
+    @property
+    def slow_seconds(self) -> float:
+        return self.kit.slow_seconds
+
+    @slow_seconds.setter
+    def slow_seconds(self, seconds: float) -> None:
+        self.kit.slow_seconds = seconds
+
+    @property
+    def query_log(self) -> list[tuple[str, dict[str, str]]]:
+        """(path, query) of every v3 API request."""
+        out = []
+        for entry in self.kit.served:
+            path, _, query = entry.path_qs.partition("?")
+            out.append((path, dict(parse_qsl(query, keep_blank_values=True))))
+        return out
+
     def fail_next(self, fault: Fault, count: int = 1, *, method: str | None = None) -> None:
-        """The next `count` API requests (only those with HTTP `method`, when given): "500" answers
-        500; "timeout" waits `slow_seconds`, then applies and answers; "drop" closes the
-        connection without applying anything."""
-        self._planned.extend([(fault, method)] * count)
+        """The next `count` API requests (only those with HTTP `method`, when given) meet `fault`
+        (see sandbox_kit): "500" answers Greenhouse's 500 without applying; "timeout" applies at
+        once and answers after `slow_seconds`; "drop" closes the connection without applying."""
+        self.kit.fail_next(fault, count, method=method)
 
     def throttle_next(self, count: int = 1, *, method: str | None = None) -> None:
         """The next `count` API requests answer 429 with Retry-After, as when the window is spent."""
-        self._planned.extend([("429", method)] * count)
+        self._throttles.extend([method] * count)
 
-    def _take(self, request: web.Request) -> str | None:
-        for index, (what, method) in enumerate(self._planned):
+    def _throttle(self, request: web.Request) -> bool:
+        for index, method in enumerate(self._throttles):
             if method in (None, request.method):
-                del self._planned[index]
-                return what
-        return None
+                del self._throttles[index]
+                return True
+        return False
 
     @property
     def throttled(self) -> int:
@@ -360,7 +389,7 @@ class GreenhouseSandbox:
         self._idle.clear()
         status = 0
         try:
-            response = await self._handle(request, handler)
+            response = await handler(request)
             status = response.status
             return response
         finally:
@@ -369,23 +398,12 @@ class GreenhouseSandbox:
             if self._in_flight == 0:
                 self._idle.set()
 
-    async def _handle(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+    @web.middleware
+    async def _api(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if not request.path.startswith("/v3/"):
             return await handler(request)
-        self.query_log.append((request.path, dict(request.query)))
-        fault = self._take(request)
-        if fault == "500":
-            return _error(500, "Internal Server Error")
-        if fault == "drop":
-            request.protocol.force_close()
-            if request.transport is not None:
-                request.transport.abort()
-            return web.Response(status=500)
-        if fault == "timeout":
-            await request.read()  # keep the body: the client hangs up before we apply it
-            await asyncio.sleep(self.slow_seconds)
         allowed, headers = self._rate()
-        if fault == "429" or not allowed:
+        if self._throttle(request) or not allowed:
             response: web.StreamResponse = web.json_response({"message": "Too Many Requests"}, status=429)
             response.headers.update(headers)
             response.headers["Retry-After"] = str(self.retry_after)

@@ -17,23 +17,23 @@ assumption: the body is not documented).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import itertools
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from aiohttp import web
 
 from connectors.harness.groups import readable_name
 from connectors.people import ALICE, BOB, CAROL, DAVE, DemoPerson
 from connectors.registry import SandboxSetup
+from connectors.sandbox_kit import CONTROL, Fault, SandboxKit
 
 ACCOUNT = "acct1"
 SERVICE_TOKEN = f"sat.{ACCOUNT}.bot.viewonly"
-Fault = Literal["500", "timeout", "drop"]
+# The x-api-key a request came with, set by the auth middleware for the handlers.
+API_KEY = web.RequestKey("api_key", str)
 
 
 @dataclass
@@ -96,8 +96,12 @@ def _bad(message: str) -> web.Response:
 
 
 class HarnessSandbox:
+    """The vendor, seeded by helpers. `decisions` lists what the API applied; `served` every
+    request as "METHOD /path?query". Faults, the request log and the control endpoints come from
+    connectors/sandbox_kit.py; `rate_limit_next` is Harness's own 429 (no Retry-After)."""
+
     def __init__(self, *, slow_seconds: float = 1.0) -> None:
-        self.slow_seconds = slow_seconds
+        self.kit = SandboxKit(applies_to=lambda _: True, slow_seconds=slow_seconds)
         self.users: dict[str, dict[str, str]] = {}  # key → {uuid, name, email}
         self.groups: dict[str, set[str]] = {}  # group reference as a step names it → user emails
         self.group_names: dict[str, str] = {}  # group reference → display name
@@ -107,12 +111,9 @@ class HarnessSandbox:
         self.executions: dict[str, Execution] = {}
         self.instances: dict[str, Instance] = {}
         self.decisions: list[tuple[str, str, str]] = []
-        self.served: list[str] = []
         self.rate_limit_next = 0
-        self._faults: list[tuple[Fault, str | None]] = []
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
-        self._stopping = asyncio.Event()
         self.url = ""
         for person in (ALICE, BOB, CAROL, DAVE):
             self.add_person(person)
@@ -198,8 +199,21 @@ class HarnessSandbox:
             }
         )
 
+    @property
+    def served(self) -> list[str]:
+        return [entry.line() for entry in self.kit.served]
+
+    @property
+    def slow_seconds(self) -> float:
+        return self.kit.slow_seconds
+
+    @slow_seconds.setter
+    def slow_seconds(self, seconds: float) -> None:
+        self.kit.slow_seconds = seconds
+
     def fail_next(self, fault: Fault, count: int = 1, *, method: str | None = None) -> None:
-        self._faults.extend([(fault, method)] * count)
+        """The next `count` requests (of `method` only, when given) meet `fault` (see sandbox_kit)."""
+        self.kit.fail_next(fault, count, method=method)
 
     def connector_settings(self, **overrides: Any) -> dict[str, Any]:
         return {
@@ -211,7 +225,9 @@ class HarnessSandbox:
         } | overrides
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        app = web.Application(middlewares=[self._middleware])
+        # The kit first: a fault stands for trouble in front of Harness, before it reads the key.
+        app = web.Application(middlewares=[self.kit.middleware, self._middleware])
+        self.kit.add_control_routes(app)
         app.router.add_post("/pipeline/api/pipelines/execution/summary", self._summary)
         app.router.add_get(
             "/pipeline/api/v1/orgs/{org}/projects/{project}/approvals/execution/{eid}", self._list
@@ -229,39 +245,28 @@ class HarnessSandbox:
         self.url = f"http://{host}:{self._runner.addresses[0][1]}"
 
     async def stop(self) -> None:
-        self._stopping.set()
+        self.kit.stop()
         if self._runner is not None:
             await self._runner.cleanup()
+            self._runner = None
 
     @web.middleware
     async def _middleware(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        self.served.append(f"{request.method} {request.path_qs}")
+        if request.path.startswith(f"{CONTROL}/"):
+            return await handler(request)
         key = request.headers.get("x-api-key", "")
         if key != SERVICE_TOKEN and key not in self.users:
             return web.json_response(
                 {"status": "ERROR", "code": "INVALID_TOKEN", "message": "Token is not valid"}, status=401
             )
-        request["key"] = key
+        request[API_KEY] = key
         if self.rate_limit_next > 0:
             self.rate_limit_next -= 1
             return web.json_response(
                 {"status": "ERROR", "message": "Too many requests"}, status=429
             )  # no Retry-After
-        index = next((i for i, (_, m) in enumerate(self._faults) if m in (None, request.method)), None)
-        if index is not None:
-            fault, _ = self._faults.pop(index)
-            if fault == "500":
-                return web.Response(status=500, text="Internal Server Error")
-            if fault == "drop":
-                if request.transport is not None:
-                    request.transport.abort()
-                return web.Response(status=204)
-            response = await handler(request)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.slow_seconds)
-            return response
         return await handler(request)
 
     def _expire(self) -> None:
@@ -333,7 +338,7 @@ class HarnessSandbox:
             ref = f"org.{identifier}"
         else:
             ref = f"account.{identifier}"
-        if ref in self.unviewable and request["key"] == SERVICE_TOKEN:
+        if ref in self.unviewable and request[API_KEY] == SERVICE_TOKEN:
             return web.json_response(
                 {
                     "status": "ERROR",
@@ -392,7 +397,7 @@ class HarnessSandbox:
         return web.json_response({"status": "SUCCESS", "data": instance.wire(self._validated(instance))})
 
     async def _me(self, request: web.Request) -> web.Response:
-        user = self.users.get(request["key"])
+        user = self.users.get(request[API_KEY])
         if user is None:
             return _bad("SERVICE_ACCOUNT is not supported for Harness Approval Step yet")
         return web.json_response({"status": "SUCCESS", "data": user})
@@ -403,7 +408,7 @@ class HarnessSandbox:
         if instance is None:
             return web.json_response({"status": "ERROR", "message": "not found"}, status=404)
         body = await request.json()
-        return self._apply(request["key"], instance, body, body.get("approverInputs") or [])
+        return self._apply(request[API_KEY], instance, body, body.get("approverInputs") or [])
 
     async def _act_execution(self, request: web.Request) -> web.Response:
         self._expire()
@@ -426,7 +431,7 @@ class HarnessSandbox:
                 f"Found more than 1 Harness Approval Instance waiting for pipeline execution id {eid}"
             )
         body = await request.json()
-        return self._apply(request["key"], waiting[0], body, body.get("approver_inputs") or [])
+        return self._apply(request[API_KEY], waiting[0], body, body.get("approver_inputs") or [])
 
     def _refusal(self, user: dict[str, str], instance: Instance, inputs: list[dict[str, Any]]) -> str | None:
         """Why Harness refuses this person's decision on this instance (in its words), or None."""

@@ -14,20 +14,19 @@ tell the two apart).
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 import hashlib
 import itertools
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 from aiohttp import web
 
 from connectors.people import ALICE, BOB, CAROL, DAVE, DemoPerson
 from connectors.registry import SandboxSetup
+from connectors.sandbox_kit import CONTROL, Fault, SandboxKit
 
 API = "/rest/herzum-hap-services/1.0/api"
 SERVICE_USER, SERVICE_PASSWORD = "jira-bot", "jira-bot-password"
@@ -46,7 +45,6 @@ def pat_for(name: str) -> str:
 
 
 STATUS_NAMES = {"1": "Open", "3": "In Progress", "10001": "Awaiting approval", "10002": "Done"}
-Fault = Literal["500", "timeout", "drop"]
 
 
 @dataclass
@@ -56,6 +54,10 @@ class User:
     email: str | None
     password: str
     token: str
+
+
+# Who the request authenticated as, set by the auth middleware for the handlers.
+CALLER = web.RequestKey("caller", User)
 
 
 @dataclass
@@ -104,13 +106,17 @@ def _error(status: int, code: str, message: str) -> web.Response:
 
 
 class HerzumSandbox:
+    """The vendor, seeded by helpers. `decisions` lists what the API applied; `served` every
+    request as "METHOD /path?query". Faults, that request log and the control endpoints come from
+    connectors/sandbox_kit.py; `rate_limit_next` is Jira's own 429 and `log` notes the auth scheme
+    each request came with."""
+
     def __init__(self, *, slow_seconds: float = 1.0) -> None:
-        self.slow_seconds = slow_seconds
+        self.kit = SandboxKit(applies_to=lambda _: True, slow_seconds=slow_seconds)
         self.users: dict[str, User] = {}
         self.issues: dict[int, dict[str, str]] = {}
         self.approvals: dict[int, Approval] = {}
         self.decisions: list[tuple[str, str, str]] = []
-        self.served: list[str] = []
         # (method, path, auth scheme) of every request, for tests that count calls.
         self.log: list[tuple[str, str, str]] = []
         self.rate_limit_next = 0
@@ -118,11 +124,9 @@ class HerzumSandbox:
         self.require_password = False
         self.abstain_enabled = False
         self.reset_enabled = True
-        self._faults: list[tuple[Fault, str | None]] = []
         self._ids = itertools.count(101)
         self._issue_ids = itertools.count(12301)
         self._runner: web.AppRunner | None = None
-        self._stopping = asyncio.Event()
         self.url = ""
         self.add_user(SERVICE_USER, "Approvals Bot", None, SERVICE_PASSWORD)
         for person in (ALICE, BOB, CAROL, DAVE):
@@ -166,13 +170,28 @@ class HerzumSandbox:
         approval.status, approval.approver_user = status.upper(), by
         approval.date = datetime.now(UTC).strftime("%d/%m/%Y %H:%M:%S")
 
+    @property
+    def served(self) -> list[str]:
+        return [entry.line() for entry in self.kit.served]
+
+    @property
+    def slow_seconds(self) -> float:
+        return self.kit.slow_seconds
+
+    @slow_seconds.setter
+    def slow_seconds(self, seconds: float) -> None:
+        self.kit.slow_seconds = seconds
+
     def fail_next(self, fault: Fault, count: int = 1, *, method: str | None = None) -> None:
-        self._faults.extend([(fault, method)] * count)
+        """The next `count` requests (of `method` only, when given) meet `fault` (see sandbox_kit)."""
+        self.kit.fail_next(fault, count, method=method)
 
     # ---- server ------------------------------------------------------------------------------------
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        app = web.Application(middlewares=[self._middleware])
+        # The kit first: a fault stands for trouble in front of Jira, before it authenticates.
+        app = web.Application(middlewares=[self.kit.middleware, self._middleware])
+        self.kit.add_control_routes(app)
         app.router.add_get(f"{API}/issueapprovals", self._list)
         app.router.add_post(f"{API}/issueapprovals/{{id}}/action", self._action)
         app.router.add_get("/rest/api/2/issue/{id}", self._issue)
@@ -185,9 +204,10 @@ class HerzumSandbox:
         self.url = f"http://{host}:{self._runner.addresses[0][1]}"
 
     async def stop(self) -> None:
-        self._stopping.set()
+        self.kit.stop()
         if self._runner is not None:
             await self._runner.cleanup()
+            self._runner = None
 
     def connector_settings(self, *, token: bool = False, **overrides: Any) -> dict[str, Any]:
         secret = {"token": self.users[SERVICE_USER].token} if token else {"password": SERVICE_PASSWORD}
@@ -197,8 +217,10 @@ class HerzumSandbox:
     async def _middleware(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        self.served.append(f"{request.method} {request.path_qs}")
-        self.log.append((request.method, request.path, request.headers.get("Authorization", " ").split()[0]))
+        if request.path.startswith(f"{CONTROL}/"):
+            return await handler(request)
+        scheme = (request.headers.get("Authorization", "").split() or [" "])[0]  # " ": none sent
+        self.log.append((request.method, request.path, scheme))
         if self.rate_limit_next > 0:
             self.rate_limit_next -= 1
             return web.json_response(
@@ -207,20 +229,7 @@ class HerzumSandbox:
         caller = self._caller(request)
         if caller is None:
             return web.json_response({"errorMessages": ["You are not authenticated."]}, status=401)
-        request["caller"] = caller
-        index = next((i for i, (_, m) in enumerate(self._faults) if m in (None, request.method)), None)
-        if index is not None:
-            fault, _ = self._faults.pop(index)
-            if fault == "500":
-                return web.Response(status=500, text="Internal Server Error")
-            if fault == "drop":
-                if request.transport is not None:
-                    request.transport.abort()
-                return web.Response(status=204)
-            response = await handler(request)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.slow_seconds)
-            return response
+        request[CALLER] = caller
         return await handler(request)
 
     def _caller(self, request: web.Request) -> User | None:
@@ -243,7 +252,7 @@ class HerzumSandbox:
         for key, (code, message) in _EMPTY.items():
             if key in q and not q[key].strip():
                 return _error(400, code, message)
-        caller: User = request["caller"]
+        caller: User = request[CALLER]
         approvals = list(self.approvals.values())
         if "username" in q:
             if q["username"] not in self.users:
@@ -282,7 +291,7 @@ class HerzumSandbox:
         )
         if approval is None:
             return _error(404, "issueapproval.notexist", "The approval does not exist")
-        caller: User = request["caller"]
+        caller: User = request[CALLER]
         body = await request.json()
         action = body.get("action")
         if not action:
@@ -355,7 +364,7 @@ class HerzumSandbox:
         return web.json_response(body)
 
     async def _myself(self, request: web.Request) -> web.Response:
-        user: User = request["caller"]
+        user: User = request[CALLER]
         return web.json_response({"name": user.name, "displayName": user.display, "emailAddress": user.email})
 
 

@@ -103,7 +103,7 @@ async def test_members_are_paged_and_read_once_per_page_then_cached(kit: Harness
         calls = _member_calls(kit)
         assert sum("/everyone/" in r for r in calls) == 2, "two pages of 100, each read once"
         assert sum("/sre_leads/" in r for r in calls) == 1
-        kit.sandbox.served.clear()
+        kit.sandbox.kit.served.clear()
         again = await connector.fetch_pending()
         assert _member_calls(kit) == [], "nothing due for refresh: no membership call"
         assert [i.fingerprint() for i in again] == [i.fingerprint() for i in items]
@@ -128,7 +128,7 @@ async def test_a_group_the_token_may_not_read_keeps_the_step_for_the_channel(kit
         assert (auditors.name, auditors.approvers) == ("Auditors", ())
         assert [p.id for p in leads.approvers] == ["u-alice", "u-bob"]
         assert item.channel_card, "someone may decide who cannot be named: the channel keeps it"
-        kit.sandbox.served.clear()
+        kit.sandbox.kit.served.clear()
         await connector.fetch_pending()
         assert _member_calls(kit) == [], "a refusal is remembered too, not asked every poll"
         assert "Auditors" in (line := await _check(kit)) and "core_usergroup_view" in line
@@ -183,7 +183,7 @@ async def test_a_thousand_approvers_in_a_hundred_groups_cost_one_call_per_page_t
         items = await connector.fetch_pending()
         assert len({p.email for i in items for p in i.recipients}) == 1000
         assert len(_member_calls(kit)) == 100, "each group's members call once (one page of 10)"
-        kit.sandbox.served.clear()
+        kit.sandbox.kit.served.clear()
         await connector.fetch_pending()
         assert _member_calls(kit) == [], "a no-change sync makes no membership call"
     finally:

@@ -55,7 +55,7 @@ async def test_the_service_listing_is_paged(kit: HerzumKit) -> None:
             (False, True, False),
             (False, False, True),
         ]
-        kit.sandbox.served.clear()
+        kit.sandbox.kit.served.clear()
         await connector.fetch_pending(())
         assert not [r for r in kit.sandbox.served if "/rest/api/2/issue/" in r], (
             "issue keys are cached; the issue's status comes with the approval"
