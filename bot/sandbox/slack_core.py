@@ -26,10 +26,11 @@ from bot.sandbox.slack_model import (
     BOT_USER_ID,
     DEFAULT_SCOPES,
     METHOD_SCOPES,
-    RATED_METHODS,
+    METHOD_TIERS,
     SIGNING_SECRET,
     TEAM_ID,
     TEAM_NAME,
+    TIER_PER_MINUTE,
     Call,
     Channel,
     Clock,
@@ -260,6 +261,26 @@ class SandboxCore:
         """
         self._rates = _Rates(per_channel_per_second, max(1.0, burst), global_per_minute)
 
+    def enforce_tiers(self, factor: float = 1.0, burst_seconds: float = 3.0) -> None:
+        """Slack's limits on every method: each tiered method per workspace at its tier's calls per
+        minute, chat.postMessage per channel (1 a second, bursts of 3); all rates times `factor`, so
+        a benchmark keeps Slack's shape in a shorter run. A call over its limit gets 429 with
+        Retry-After (counted in `rate_limited_count`); chat.update is then limited by its tier only,
+        as on Slack, not per channel.
+        """
+        self._rates = _Rates(
+            per_channel_per_second=factor,
+            burst=3.0,
+            global_per_minute=None,
+            channel_methods=frozenset({"chat.postMessage"}),
+            per_method_per_minute={m: TIER_PER_MINUTE[t] * factor for m, t in METHOD_TIERS.items()},
+            burst_seconds=burst_seconds,
+        )
+
+    def relax_rates(self) -> None:
+        """No rate limits at all (benchmarks that measure the bot, not Slack's pace)."""
+        self._rates = None
+
     # ---- plumbing --------------------------------------------------------------------------------------
 
     def _next_ts(self) -> str:
@@ -324,8 +345,8 @@ class SandboxCore:
         injected = _take(self._failures, method)
         if injected is not None:
             return {"ok": False, "error": injected}, 200, headers
-        if method in RATED_METHODS and self._rates is not None:
-            wait = self._spend_rate(self._rate_key(args.get("channel")))
+        if self._rates is not None:
+            wait = self._spend_rate(method, args.get("channel"))
             if wait > 0:
                 return self._too_many(max(1, math.ceil(wait)), headers)
         needed = METHOD_SCOPES.get(method)
@@ -369,21 +390,35 @@ class SandboxCore:
         except _Refused:
             return str(raw or "")
 
-    def _spend_rate(self, channel: str) -> float:
+    def _spend_rate(self, method: str, raw_channel: Any) -> float:
+        """Take a token from every bucket that limits this call, or none (then: how long to wait)."""
         rates = self._rates
         assert rates is not None
         now = self.clock()
+        buckets: list[_Bucket] = []
+        tier = rates.method_bucket(method, now)
+        if tier is not None:
+            buckets.append(tier)
+        if method not in rates.channel_methods:
+            return self._spend(buckets, now)
+        channel = self._rate_key(raw_channel)
         bucket = rates.channels.get(channel)
         if bucket is None:
             bucket = rates.channels[channel] = _Bucket(
                 rates.per_channel_per_second, rates.burst, rates.burst, now
             )
-        buckets = [bucket]
+        buckets.append(bucket)
         if rates.global_per_minute:
             if rates.workspace is None:
                 cap = max(1.0, rates.global_per_minute / 60 * rates.burst)
                 rates.workspace = _Bucket(rates.global_per_minute / 60, cap, cap, now)
             buckets.append(rates.workspace)
+        return self._spend(buckets, now)
+
+    @staticmethod
+    def _spend(buckets: list[_Bucket], now: float) -> float:
+        if not buckets:
+            return 0.0
         for b in buckets:
             b.refill(now)
         wait = max(b.wait() for b in buckets)

@@ -56,6 +56,25 @@ TRIGGER_TTL = 3.0
 RESPONSE_URL_USES = 5
 RESPONSE_URL_TTL = 30 * 60
 RATED_METHODS = frozenset({"chat.postMessage", "chat.update"})
+# Slack's documented rate tier of each method (docs.slack.dev/reference/methods/*) and each tier's
+# calls per minute per workspace. chat.postMessage is "special": about one per second per channel.
+METHOD_TIERS = {
+    "chat.update": 3,
+    "chat.delete": 3,
+    "chat.postEphemeral": 4,
+    "views.open": 4,
+    "views.update": 4,
+    "views.push": 4,
+    "views.publish": 4,
+    "users.info": 4,
+    "users.lookupByEmail": 3,
+    "conversations.open": 3,
+    "conversations.info": 3,
+    "conversations.members": 4,
+    "usergroups.list": 2,
+    "usergroups.users.list": 2,
+}
+TIER_PER_MINUTE = {1: 1.0, 2: 20.0, 3: 50.0, 4: 100.0}
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
 
@@ -339,6 +358,22 @@ class _Rates:
     global_per_minute: float | None
     channels: dict[str, _Bucket] = field(default_factory=dict)
     workspace: _Bucket | None = None
+    # Methods limited per channel (with the workspace-wide bucket above).
+    channel_methods: frozenset[str] = RATED_METHODS
+    # Tiers: calls per minute per workspace by method, and seconds of that rate allowed at once.
+    per_method_per_minute: Mapping[str, float] = field(default_factory=dict)
+    burst_seconds: float = 3.0
+    methods: dict[str, _Bucket] = field(default_factory=dict)
+
+    def method_bucket(self, method: str, now: float) -> _Bucket | None:
+        per_minute = self.per_method_per_minute.get(method)
+        if per_minute is None:
+            return None
+        bucket = self.methods.get(method)
+        if bucket is None:
+            cap = max(1.0, per_minute / 60 * self.burst_seconds)
+            bucket = self.methods[method] = _Bucket(per_minute / 60, cap, cap, now)
+        return bucket
 
 
 # ---- request parsing ----------------------------------------------------------------------------------
