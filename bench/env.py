@@ -41,13 +41,15 @@ async def start(
     flexdeploy: dict[str, Any],
     channel: str | None,
     rate: tuple[float, float],
+    tiers: Tiers | None = None,
+    background: bool = True,
+    connectors: tuple[ConnectorConfig, ...] = (),
 ) -> Bench:
     """The real Runtime and HTTP server, pointed at sandboxes (in this process or a peer's)."""
     settings = FlexDeploySettings.model_validate(flexdeploy)
     config = Config(
-        connectors=(
-            ConnectorConfig("deploys", "flexdeploy", timedelta(seconds=60), channel, Reminders(), settings),
-        )
+        connectors=connectors
+        or (ConnectorConfig("deploys", "flexdeploy", timedelta(seconds=60), channel, Reminders(), settings),)
     )
     runtime = Runtime(
         config=config,
@@ -56,11 +58,12 @@ async def start(
         slack=slack,
         deliver_interval=0.01,
         slack_rate=rate,
-        # The sandbox here enforces only chat.postMessage's per-channel rate (`rate`); the other
-        # methods' tiers are scaled out of the way so the figures measure the bot, not Tier 3.
-        slack_tiers=Tiers().scaled(1000.0),
+        # Unless a benchmark enforces Slack's tiers (`tiers`), the sandbox enforces only
+        # chat.postMessage's per-channel rate (`rate`); the other methods' tiers are then scaled out
+        # of the way so the figures measure the bot, not Tier 3.
+        slack_tiers=tiers or Tiers().scaled(1000.0),
     )
-    await runtime.start(background=True, poll=False)
+    await runtime.start(background=background, poll=False)
     runner = web.AppRunner(build_web(runtime), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()

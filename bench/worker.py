@@ -19,6 +19,7 @@ import aiohttp
 import sqlalchemy as sa
 from aiohttp import web
 
+from bench import reminders
 from bench.env import Bench, start
 from bot.runtime import SlackSettings
 from connectors.people import ALICE
@@ -48,13 +49,16 @@ async def ask(peer: dict[str, Any], op: str = "report", **args: Any) -> dict[str
         return answer
 
 
-async def _bot(peer: dict[str, Any], folder: Path, channel: str | None, rate: tuple[float, float]) -> Bench:
+async def _bot(
+    peer: dict[str, Any], folder: Path, channel: str | None, rate: tuple[float, float], **more: Any
+) -> Bench:
     return await start(
         folder=folder,
         slack=SlackSettings(**peer["slack"]),
         flexdeploy=peer["flexdeploy"],
         channel=channel,
         rate=rate,
+        **more,
     )
 
 
@@ -111,6 +115,21 @@ async def prepare(n: int, folder: Path, peer: dict[str, Any]) -> dict[str, Any]:
         async with bench.runtime.db.transaction() as session:
             stored = await bench.runtime.store.insert_items(session, items=items, now=now_utc())
         return {"stored": len(stored)}
+    finally:
+        await bench.stop()
+
+
+async def reminder_pass(n: int, folder: Path, peer: dict[str, Any]) -> dict[str, Any]:
+    """n pending items with their cards, 1 % due: one real reminder pass (bench/reminders.py)."""
+    from store.repo import now_utc
+
+    bench = await _bot(peer, folder, CHANNEL, (1.0, 1.0), background=False)
+    try:
+        items = await bench.runtime.connectors["deploys"].fetch_pending(())
+        async with bench.runtime.db.transaction() as session:
+            await bench.runtime.store.insert_items(session, items=items, now=now_utc())
+        del items
+        return await reminders.one_pass(bench, items=n)
     finally:
         await bench.stop()
 
@@ -247,6 +266,8 @@ def main(argv: list[str]) -> int:
         result = asyncio.run(sync_cost(n, folder, peer))
     elif kind == "prepare":
         result = asyncio.run(prepare(n, folder, peer))
+    elif kind == "reminders":
+        result = asyncio.run(reminder_pass(n, folder, peer))
     elif kind == "fanout":
         result = asyncio.run(fanout(n, folder, peer, rate=float(peer["rate"])))
     else:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
 from connectors.base import ApprovalItem, Status
@@ -42,13 +43,31 @@ class DueReminder:
 
 
 def _pending() -> sa.ColumnElement[bool]:
-    return sa.and_(col(ItemRow.status) == Status.PENDING.value, col(ItemRow.claim_by).is_(None))
+    """The reminder's item is pending and nobody is acting on it.
+
+    A correlated EXISTS on the item's primary key rather than a filter on the joined items: with
+    the filter, SQLite's planner drives the query from the items' status index (every pending item,
+    100,000 in the reminders benchmark) instead of from the reminders' next_at index (the due ones):
+    0.27 s against 0.02 s for a pass, 0.18 s against 0.2 ms for `earliest`."""
+    item = aliased(ItemRow)
+    return sa.exists().where(
+        col(item.id) == col(ReminderRow.item_id),
+        col(item.status) == Status.PENDING.value,
+        col(item.claim_by).is_(None),
+    )
 
 
 async def due(db: Database, *, now: datetime, limit: int = 1000) -> list[DueReminder]:
     stmt = (
         sa.select(
-            ReminderRow,
+            # Columns, not the ORM entity: a pass reads up to `limit` rows, and loading each as an
+            # object was a fifth of the pass's CPU (the reminders benchmark).
+            col(ReminderRow.id),
+            col(ReminderRow.item_id),
+            col(ReminderRow.sent),
+            col(ReminderRow.last_sent_at),
+            col(ReminderRow.escalated_at),
+            col(ReminderRow.target),
             col(ItemRow.data),
             col(ItemRow.first_seen_at),
             col(CardRow.channel),
@@ -82,14 +101,14 @@ async def due(db: Database, *, now: datetime, limit: int = 1000) -> list[DueRemi
         rows = (await s.exec(stmt)).all()  # type: ignore[call-overload]  # sqlmodel types at most 4 columns
     return [
         DueReminder(
-            id=int(r.id or 0),
-            item_id=r.item_id,
-            sent=r.sent,
-            last_sent_at=r.last_sent_at,
-            escalated_at=r.escalated_at,
+            id=int(rid),
+            item_id=item_id,
+            sent=sent,
+            last_sent_at=last_sent_at,
+            escalated_at=escalated_at,
             item=ApprovalItem.from_json(data),
             first_seen_at=first_seen,
-            target=str(r.target),
+            target=str(target),
             channel=channel,
             ts=ts,
             slack_user=slack_user,
@@ -97,7 +116,22 @@ async def due(db: Database, *, now: datetime, limit: int = 1000) -> list[DueRemi
             tz=tz,
             tz_fetched_at=tz_at,
         )
-        for r, data, first_seen, channel, ts, slack_user, vendor_user_id, tz, tz_at in rows
+        for (
+            rid,
+            item_id,
+            sent,
+            last_sent_at,
+            escalated_at,
+            target,
+            data,
+            first_seen,
+            channel,
+            ts,
+            slack_user,
+            vendor_user_id,
+            tz,
+            tz_at,
+        ) in rows
     ]
 
 
@@ -106,7 +140,6 @@ async def earliest(db: Database) -> datetime | None:
     next_at index from the front; `forget_closed` keeps rows of ended items from piling up there."""
     stmt = (
         select(ReminderRow.next_at)
-        .join(ItemRow, col(ItemRow.id) == col(ReminderRow.item_id))
         .where(col(ReminderRow.next_at).is_not(None), _pending())
         .order_by(col(ReminderRow.next_at))
         .limit(1)
@@ -116,59 +149,89 @@ async def earliest(db: Database) -> datetime | None:
 
 
 async def forget_closed(db: Database, *, now: datetime) -> None:
-    """Due reminders of items no longer pending will never be sent: they stop being due."""
-    closed = select(ItemRow.id).where(col(ItemRow.status) != Status.PENDING.value)
+    """Due reminders of items no longer pending will never be sent: they stop being due.
+    (From the next_at index, each due row's item looked up by key: no scan of the items.)"""
+    item = aliased(ItemRow)
+    closed = sa.exists().where(
+        col(item.id) == col(ReminderRow.item_id), col(item.status) != Status.PENDING.value
+    )
     async with db.transaction() as s:
         await s.exec(
-            sa.update(ReminderRow)
-            .where(col(ReminderRow.next_at) <= now, col(ReminderRow.item_id).in_(closed))
-            .values(next_at=None)
+            sa.update(ReminderRow).where(col(ReminderRow.next_at) <= now, closed).values(next_at=None)
         )
 
 
-async def reschedule(db: Database, *, changes: Sequence[tuple[int, datetime | None]]) -> None:
-    """Move reminders to their next instant (None: never again), in one transaction."""
-    if not changes:
-        return
-    table = ReminderRow.__table__  # type: ignore[attr-defined]
-    stmt = sa.update(table).where(table.c.id == sa.bindparam("rid")).values(next_at=sa.bindparam("at"))
-    async with db.transaction() as s:
-        await s.exec(stmt, params=[{"rid": i, "at": at} for i, at in changes])
+@dataclass(frozen=True)
+class Sent:
+    """A reminder the pass sends: counted `sent + 1` unless another pass already did."""
+
+    reminder_id: int
+    sent: int  # the count the pass read (compare-and-set)
+    next_at: datetime | None
+    entries: Sequence[Entry]
 
 
-async def mark_sent(
+@dataclass(frozen=True)
+class Escalated:
+    """A reminder whose escalation the pass sends, unless another pass already did."""
+
+    reminder_id: int
+    entries: Sequence[Entry]
+
+
+async def record_pass(
     db: Database,
     *,
-    reminder_id: int,
-    sent: int,
     now: datetime,
-    next_at: datetime | None,
-    entries: Sequence[Entry],
-) -> bool:
-    """Count reminder `sent + 1` as sent and queue its job, unless another pass already did."""
-    async with db.transaction() as s:
-        result = await s.exec(
-            sa.update(ReminderRow)
-            .where(col(ReminderRow.id) == reminder_id, col(ReminderRow.sent) == sent)
-            .values(sent=sent + 1, last_sent_at=now, next_at=next_at)
-        )
-        if not result.rowcount:
-            return False
-        await enqueue(s, entries=entries, now=now_utc())  # due now, whatever instant the pass reasoned about
-        return True
+    sent: Sequence[Sent] = (),
+    escalated: Sequence[Escalated] = (),
+    moved: Sequence[tuple[int, datetime | None]] = (),
+) -> int:
+    """What one pass decided, in one transaction and a few statements: reminders counted as sent
+    and escalations marked (each a compare-and-set, so a restart or a second replica never sends
+    one twice), the jobs of those this pass won queued, the others moved to their next instant
+    (None: never again). Returns how many reminders and escalations were queued.
 
-
-async def mark_escalated(db: Database, *, reminder_id: int, now: datetime, entries: Sequence[Entry]) -> bool:
+    Why batched: a transaction per reminder cost about 6 ms of CPU each on SQLite (the reminders
+    benchmark: 6.4 s for 1,000 due at 100,000 pending, against a floor of 0.2 s)."""
+    table = ReminderRow.__table__  # type: ignore[attr-defined]
+    won: set[int] = set()
+    queued = 0
     async with db.transaction() as s:
-        result = await s.exec(
-            sa.update(ReminderRow)
-            .where(col(ReminderRow.id) == reminder_id, col(ReminderRow.escalated_at).is_(None))
-            .values(escalated_at=now, next_at=None)
-        )
-        if not result.rowcount:
-            return False
+        groups: dict[tuple[int, datetime | None], list[int]] = {}
+        for x in sent:
+            groups.setdefault((x.sent, x.next_at), []).append(x.reminder_id)
+        for (count, next_at), ids in groups.items():
+            for start in range(0, len(ids), 500):
+                result = await s.exec(
+                    sa.update(table)
+                    .where(table.c.id.in_(ids[start : start + 500]), table.c.sent == count)
+                    .values(sent=count + 1, last_sent_at=now, next_at=next_at)
+                    .returning(table.c.id)
+                )
+                won.update(int(i) for i in result.scalars())
+        escalating = [x.reminder_id for x in escalated]
+        for start in range(0, len(escalating), 500):
+            result = await s.exec(
+                sa.update(table)
+                .where(table.c.id.in_(escalating[start : start + 500]), table.c.escalated_at.is_(None))
+                .values(escalated_at=now, next_at=None)
+                .returning(table.c.id)
+            )
+            won.update(int(i) for i in result.scalars())
+        entries: list[Entry] = []
+        decided: list[Sent | Escalated] = [*sent, *escalated]
+        for one in decided:
+            if one.reminder_id in won and one.entries:
+                entries.extend(one.entries)
+                queued += 1
         await enqueue(s, entries=entries, now=now_utc())  # due now, whatever instant the pass reasoned about
-        return True
+        if moved:
+            stmt = (
+                sa.update(table).where(table.c.id == sa.bindparam("rid")).values(next_at=sa.bindparam("at"))
+            )
+            await s.exec(stmt, params=[{"rid": i, "at": at} for i, at in moved])
+    return queued
 
 
 # ---- preferences -----------------------------------------------------------------------------------

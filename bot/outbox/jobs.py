@@ -8,7 +8,6 @@ update); the priority puts the card someone just clicked before a wave of other 
 from __future__ import annotations
 
 import abc
-import dataclasses
 import enum
 import json
 from collections.abc import Iterable
@@ -53,7 +52,9 @@ class Job(abc.ABC):
             key=self.key,
             kind=self.kind,
             priority=int(self.priority),
-            payload=json.dumps(dataclasses.asdict(self), sort_keys=True),
+            # The fields as they are (flat: ints, strings, bools); dataclasses.asdict's deep copy
+            # was a third of a reminder pass's CPU (the reminders benchmark).
+            payload=json.dumps(vars(self), sort_keys=True),
             item_id=self.item_id,
             target=self.target,
             delay=delay,

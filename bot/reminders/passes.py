@@ -17,6 +17,7 @@ from bot.outbox.jobs import DigestJob, EscalationJob, ReminderJob
 from bot.reminders.rules import digest_due, escalation_at, next_reminder_at, next_working_moment, working
 from bot.slack.gateway import Deferred, SlackFailure, SlackGateway
 from store import reminders as table
+from store.outbox import Entry
 from store.repo import Store
 
 log = logging.getLogger(__name__)
@@ -54,37 +55,28 @@ class ReminderPasses:
         return str(tz)
 
     async def remind(self, now: datetime) -> int:
-        """Queue every reminder (and escalation) due at `now`; returns how many were queued."""
-        changes: list[tuple[int, datetime | None]] = []
-        queued = 0
+        """Queue every reminder (and escalation) due at `now`; returns how many were queued.
+
+        Decides over the due rows (one query), then records everything in one transaction
+        (`table.record_pass`): the pass's cost follows the reminders due, not the items pending."""
+        moved: list[tuple[int, datetime | None]] = []
+        sent: list[table.Sent] = []
+        escalated: list[table.Escalated] = []
         await table.forget_closed(self.store.db, now=now)
         for due in await table.due(self.store.db, now=now):
             config = self.configs.get(due.item.connector)
             if config is None or not still_theirs(due):
-                changes.append((due.id, None))
+                moved.append((due.id, None))
                 continue
             rules = config.reminders
             if due.sent >= rules.max:
                 at = escalation_at(sent=due.sent, last_sent_at=due.last_sent_at, rules=rules)
                 if due.escalated_at is not None or at is None:
-                    changes.append((due.id, None))
+                    moved.append((due.id, None))
                 elif at > now:
-                    changes.append((due.id, at))
+                    moved.append((due.id, at))
                 else:
-                    jobs = []
-                    if config.channel and due.slack_user:  # a channel card was reminded there already
-                        jobs.append(
-                            EscalationJob(
-                                item=due.item_id,
-                                channel=config.channel,
-                                slack_user=due.slack_user,
-                                title=due.item.title,
-                                reminders=rules.max,
-                            ).entry()
-                        )
-                    queued += await table.mark_escalated(
-                        self.store.db, reminder_id=due.id, now=now, entries=jobs
-                    ) and bool(jobs)
+                    escalated.append(table.Escalated(due.id, self._escalation(due, config)))
                 continue
             at = next_reminder_at(
                 due_since=due.item.due_since or due.first_seen_at,
@@ -95,14 +87,14 @@ class ReminderPasses:
             assert at is not None
             reminded = due.item.vendor_reminded_at
             if at > now:
-                changes.append((due.id, at))
+                moved.append((due.id, at))
                 continue
             if reminded is not None and now - reminded < rules.every:
-                changes.append((due.id, reminded + rules.every))  # the vendor reminded them recently
+                moved.append((due.id, reminded + rules.every))  # the vendor reminded them recently
                 continue
             tz = await self.tz(due.slack_user, due.tz, due.tz_fetched_at, now) if due.slack_user else "UTC"
             if not working(now, tz, rules):
-                changes.append((due.id, next_working_moment(now, tz, rules)))
+                moved.append((due.id, next_working_moment(now, tz, rules)))
                 continue
             job = ReminderJob(
                 item=due.item_id,
@@ -113,16 +105,22 @@ class ReminderPasses:
                 number=due.sent + 1,
                 total=rules.max,
             )
-            queued += await table.mark_sent(
-                self.store.db,
-                reminder_id=due.id,
-                sent=due.sent,
-                now=now,
-                next_at=now + rules.every,
-                entries=[job.entry()],
-            )
-        await table.reschedule(self.store.db, changes=changes)
-        return queued
+            sent.append(table.Sent(due.id, due.sent, now + rules.every, [job.entry()]))
+        return await table.record_pass(self.store.db, now=now, sent=sent, escalated=escalated, moved=moved)
+
+    @staticmethod
+    def _escalation(due: table.DueReminder, config: ConnectorConfig) -> list[Entry]:
+        """The channel hears who has not acted; a channel card was reminded there already."""
+        if not (config.channel and due.slack_user):
+            return []
+        job = EscalationJob(
+            item=due.item_id,
+            channel=config.channel,
+            slack_user=due.slack_user,
+            title=due.item.title,
+            reminders=config.reminders.max,
+        )
+        return [job.entry()]
 
     async def digest(self, now: datetime) -> int:
         """At the start of each approver's working day, one DM listing what waits on them."""
