@@ -339,7 +339,7 @@ def build_item(connector: str, flow: Flow, context: Context, *, ui_url: str) -> 
     return ApprovalItem(
         connector=connector,
         external_id=str(wflow.id),
-        kind=wflow.approval_type,
+        kind=TYPE_LABELS.get(wflow.approval_type, wflow.approval_type),
         title=title(wflow, context),
         status=status,
         summary=_summary(wflow, context),

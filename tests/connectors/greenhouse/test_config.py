@@ -87,9 +87,9 @@ async def test_the_demo_cards_alice_and_bob_and_offers_dave_a_request() -> None:
 
         items = await connector.fetch_pending(linked)
         by_kind = {i.kind: i for i in items}
-        assert set(by_kind) == {"offer_candidate", "open_job"}, "the unrequested flow is not carded"
-        assert [p.email for p in by_kind["offer_candidate"].recipients] == [ALICE.email, BOB.email]
-        assert [p.email for p in by_kind["open_job"].recipients] == [CAROL.email, DAVE.email]
+        assert set(by_kind) == {"Candidate offer", "Open job"}, "the unrequested flow is not carded"
+        assert [p.email for p in by_kind["Candidate offer"].recipients] == [ALICE.email, BOB.email]
+        assert [p.email for p in by_kind["Open job"].recipients] == [CAROL.email, DAVE.email]
         assert all(i.url and i.url.startswith(str(setup.connector["ui_url"])) for i in items)
 
         dave = next(u for u in linked if u.email == DAVE.email)

@@ -117,7 +117,7 @@ async def test_the_card_shows_what_an_approver_needs_and_only_what_greenhouse_ca
     assert item is not None
     offer = next(iter(kit.sandbox.offers.values()))
     assert item.title == "Offer to Jordan Rivera: Senior Backend Engineer"
-    assert item.kind == "offer_candidate"
+    assert item.kind == "Candidate offer", "the card names the kind in words, not Harvest's identifier"
     assert (
         item.url
         == f"https://app.greenhouse.io/people/{offer.candidate_id}?application_id={offer.application_id}"
