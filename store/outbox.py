@@ -19,7 +19,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from store.db import Database
-from store.models import CardRow, ItemRow, OutboxRow, ReminderRow
+from store.models import CardPostRow, CardRow, ItemRow, OutboxRow, ReminderRow
 
 # The transaction handle callers pass around: they hold it, only store/ uses it.
 Session = AsyncSession
@@ -165,6 +165,16 @@ async def settle(
                 table = ReminderRow.__table__  # type: ignore[attr-defined]
                 stmt = insert(s, table).on_conflict_do_nothing(index_elements=["item_id", "slack_user"])
                 await s.exec(stmt, params=reminders)
+            # Their intents to post served their purpose: gone with the record, in the same
+            # transaction (a later sync then has none to clean up).
+            posts = CardPostRow.__table__  # type: ignore[attr-defined]
+            await s.exec(
+                sa.delete(posts).where(
+                    posts.c.item_id == sa.bindparam("post_item"),
+                    posts.c.target == sa.bindparam("post_target"),
+                ),
+                params=[{"post_item": p["item_id"], "post_target": p["target"]} for p in posted],
+            )
             await _redraw_if_moved(s, posted)
         if rendered:
             table = CardRow.__table__  # type: ignore[attr-defined]
