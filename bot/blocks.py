@@ -293,12 +293,30 @@ def _matches(action: Action, status: Status) -> bool:
     }
 
 
-def card(state: CardState) -> Message:  # noqa: C901, PLR0912, PLR0915 -- Block Kit builders being reworked in parallel
+def card(state: CardState) -> Message:
+    """Every state of an item's card from one function of the state, top to bottom: what it is,
+    what it waits for, who decided, the buttons, where it came from."""
     item = state.item
-    blocks: list[Block] = []
-    icon = {Status.PENDING: ":large_yellow_circle:"}.get(item.status, "")
-    blocks.append(HeaderBlock(text=plain(item.title, HEADER_TEXT)))
+    blocks: list[Block] = [HeaderBlock(text=plain(item.title, HEADER_TEXT)), *_summary_blocks(item)]
+    group_lines = _group_line(item)
+    if group_lines:
+        blocks.append(_section("\n".join(group_lines)))
+    blocks += _deadline_blocks(state)
+    blocks += [_section(f":warning: {escape(notice)}") for notice in item.notices[:5]]
+    blocks += _why_here_blocks(state)
+    line = status_line(state)
+    if line:
+        blocks.append(_section(line))
+    blocks += _pending_notes(state)
+    blocks += _button_blocks(state)
+    blocks.append(_source_context(state))
+    return Message(_card_fallback(item), to_dicts(blocks, MAX_BLOCKS))
 
+
+def _summary_blocks(item: ApprovalItem) -> list[Block]:
+    """Kind, requester, date and summary, with the vendor's fields beside them.
+
+    A section holds at most ten fields, so up to twenty go in two sections."""
     intro = [f"*{escaped(item.kind, SHORT)}*"]
     if item.requester:
         intro.append(f"requested by {escaped(item.requester.label, SHORT)}")
@@ -311,44 +329,59 @@ def card(state: CardState) -> Message:  # noqa: C901, PLR0912, PLR0915 -- Block 
         MarkdownTextObject(text=cut(f"*{escaped(f.label, SHORT)}*\n{escaped(f.value, 500)}", FIELD_TEXT))
         for f in item.fields[:20]
     ]
-    blocks.append(SectionBlock(text=_mrkdwn(text), fields=fields[:10] or None))
+    blocks: list[Block] = [SectionBlock(text=_mrkdwn(text), fields=fields[:10] or None)]
     if len(fields) > 10:
         blocks.append(SectionBlock(fields=fields[10:20]))
+    return blocks
 
-    group_lines = _group_line(item)
-    if group_lines:
-        blocks.append(_section("\n".join(group_lines)))
-    if item.deadline and item.status is Status.PENDING:
-        left = item.deadline - state.now
-        when = slack_date(item.deadline)
-        blocks.append(
-            _context(
-                f":alarm_clock: Expires in {humanize(left)} ({when})"
-                if left.total_seconds() > 0
-                else "*EXPIRED*"
-            )
-        )
-    for notice in item.notices[:5]:
-        blocks.append(_section(f":warning: {escape(notice)}"))
 
-    if state.reason and item.status is Status.PENDING:
+def _deadline_blocks(state: CardState) -> list[Block]:
+    """A pending item's time left, or EXPIRED once it passed (the vendor may not have said yet)."""
+    item = state.item
+    if not item.deadline or item.status is not Status.PENDING:
+        return []
+    left = item.deadline - state.now
+    if left.total_seconds() <= 0:
+        return [_context("*EXPIRED*")]
+    return [_context(f":alarm_clock: Expires in {humanize(left)} ({slack_date(item.deadline)})")]
+
+
+def _why_here_blocks(state: CardState) -> list[Block]:
+    """Why a pending card is in this channel: the routing reason and the approvers Slack lacks."""
+    if state.item.status is not Status.PENDING:
+        return []
+    blocks: list[Block] = []
+    if state.reason:
         blocks.append(_context(f":bust_in_silhouette: {escape(state.reason)}"))
-    if state.unreachable and item.status is Status.PENDING:
+    if state.unreachable:
         names = ", ".join(escape(n) for n in state.unreachable[:20])
         more = f" and {len(state.unreachable) - 20} more" if len(state.unreachable) > 20 else ""
         blocks.append(_context(f":mag: Not found in Slack, so carded here: {names}{more}"))
-    line = status_line(state)
-    if line:
-        blocks.append(_section(line))
-    if state.not_theirs and item.status is Status.PENDING:
+    return blocks
+
+
+def _pending_notes(state: CardState) -> list[Block]:
+    """What a reader of a pending card should know before clicking: it is no longer theirs, or the
+    last attempt failed (not shown while another attempt is under way)."""
+    if state.item.status is not Status.PENDING:
+        return []
+    blocks: list[Block] = []
+    if state.not_theirs:
         blocks.append(
             _section(":information_source: This no longer waits on you (reassigned, or your part is done).")
         )
-    if state.last_error and item.status is Status.PENDING and not state.working_by:
+    if state.last_error and not state.working_by:
         blocks.append(
             _context(f":warning: Last attempt did not go through: {escaped(state.last_error, 400)}")
         )
+    return blocks
 
+
+def _button_blocks(state: CardState) -> list[Block]:
+    """The decision buttons while they can be used (or Connect when the clicker must link first),
+    and always the link to the vendor's page."""
+    item = state.item
+    blocks: list[Block] = []
     buttons: list[ButtonElement] = []
     if item.status is Status.PENDING and not state.working_by and not state.not_theirs:
         if state.link_first and item.actions:
@@ -363,16 +396,24 @@ def card(state: CardState) -> Message:  # noqa: C901, PLR0912, PLR0915 -- Block 
         buttons.append(link)
     if buttons:
         blocks.append(ActionsBlock(block_id=short_id("card", item.external_id), elements=buttons[:25]))
+    return blocks
 
+
+def _source_context(state: CardState) -> ContextBlock:
+    """The footer: which connector the card comes from and when it was last synced."""
     synced = f" · synced {slack_date(state.synced_at, '{time}')}" if state.synced_at else ""
-    blocks.append(
-        _context(f"{escaped(state.vendor_label, SHORT)} · `{escaped(state.connector_name, SHORT)}`{synced}")
+    return _context(
+        f"{escaped(state.vendor_label, SHORT)} · `{escaped(state.connector_name, SHORT)}`{synced}"
     )
-    # The notification text is mrkdwn too: the title is escaped here as in the blocks.
+
+
+def _card_fallback(item: ApprovalItem) -> str:
+    """The notification text. It is mrkdwn too: the title is escaped here as in the blocks."""
+    icon = {Status.PENDING: ":large_yellow_circle:"}.get(item.status, "")
     fallback = f"{icon} {escaped(item.kind, SHORT)}: {escape(item.title)}".strip()
     if item.status.final:
         fallback += f" ({item.status.value})"
-    return Message(cut(fallback, FALLBACK_TEXT), to_dicts(blocks, MAX_BLOCKS))
+    return cut(fallback, FALLBACK_TEXT)
 
 
 def to_dicts(blocks: Sequence[Block | dict[str, Any]], limit: int = MAX_BLOCKS) -> list[dict[str, Any]]:
@@ -666,13 +707,28 @@ def home_view(
     status: Sequence[str],
 ) -> dict[str, Any]:
     """App Home: the queue with buttons, then linked accounts, then connector health (≤100 blocks)."""
-    out: list[Block | dict[str, Any]] = [HeaderBlock(text="Waiting on you")]
-    if not states:
-        out.append(_section("Nothing waits on you right now. :tada:"))
+    # What follows the queue: two dividers and headers, a section per account, the status and Refresh.
     budget = MAX_MODAL_BLOCKS - 6 - 2 * len(accounts) - 2
+    out: list[Block | dict[str, Any]] = [HeaderBlock(text="Waiting on you"), *_home_queue(states, budget)]
+    out += [DividerBlock(), HeaderBlock(text="Your accounts")]
+    out += [_account_section(*account) for account in accounts]
+    out.append(DividerBlock())
+    out.append(HeaderBlock(text="Connectors"))
+    out.append(_section("\n".join(status) or "No connectors are configured."))
+    out.append(ActionsBlock(elements=[ButtonElement(text="Refresh", action_id=ActionId.HOME_REFRESH.value)]))
+    # The same as View(type="home", blocks=...).to_dict(), without checking the queue's blocks again.
+    return {"type": "home", "blocks": to_dicts(out, MAX_MODAL_BLOCKS)}
+
+
+def _home_queue(states: Sequence[CardState], budget: int) -> list[Block | dict[str, Any]]:
+    """The queue's entries while they fit in the budget (the header counts), then how many did not,
+    and "Approve several…" when at least two can be approved without a modal."""
+    if not states:
+        return [_section("Nothing waits on you right now. :tada:")]
+    out: list[Block | dict[str, Any]] = []
     shown = 0
     for state in states:
-        if len(out) + 3 > budget:
+        if 1 + len(out) + 3 > budget:
             break
         out.extend(queue_entry(state, "home"))
         shown += 1
@@ -687,22 +743,16 @@ def home_view(
                 elements=[ButtonElement(text="Approve several…", action_id=ActionId.BULK_OPEN.value)]
             )
         )
-    out.append(DividerBlock())
-    out.append(HeaderBlock(text="Your accounts"))
-    for name, label, linked_as, mode in accounts:
-        if linked_as:
-            text = (
-                f"*{escaped(label, SHORT)}* (`{escaped(name, SHORT)}`): linked as {escaped(linked_as, SHORT)}"
-            )
-            button = ButtonElement(text="Disconnect", action_id=ActionId.DISCONNECT.value, value=name)
-        else:
-            how = "by your Slack email" if mode == "email" else "with your own credentials"
-            text = f"*{escaped(label, SHORT)}* (`{escaped(name, SHORT)}`): not linked (links {how})"
-            button = connect_button(name, label)
-        out.append(SectionBlock(text=_mrkdwn(text), accessory=button))
-    out.append(DividerBlock())
-    out.append(HeaderBlock(text="Connectors"))
-    out.append(_section("\n".join(status) or "No connectors are configured."))
-    out.append(ActionsBlock(elements=[ButtonElement(text="Refresh", action_id=ActionId.HOME_REFRESH.value)]))
-    # The same as View(type="home", blocks=...).to_dict(), without checking the queue's blocks again.
-    return {"type": "home", "blocks": to_dicts(out, MAX_MODAL_BLOCKS)}
+    return out
+
+
+def _account_section(name: str, label: str, linked_as: str | None, mode: str) -> SectionBlock:
+    """One connector on the Home: linked as whom with Disconnect, or how it links with Connect."""
+    if linked_as:
+        text = f"*{escaped(label, SHORT)}* (`{escaped(name, SHORT)}`): linked as {escaped(linked_as, SHORT)}"
+        button = ButtonElement(text="Disconnect", action_id=ActionId.DISCONNECT.value, value=name)
+    else:
+        how = "by your Slack email" if mode == "email" else "with your own credentials"
+        text = f"*{escaped(label, SHORT)}* (`{escaped(name, SHORT)}`): not linked (links {how})"
+        button = connect_button(name, label)
+    return SectionBlock(text=_mrkdwn(text), accessory=button)
