@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # Slack's largest payloads (a view_submission of a full modal) are tens of kB; anything past this
 # is refused with a 413 before it is read whole.
@@ -93,70 +95,111 @@ async def _refresh_metrics(runtime: Runtime) -> None:
     )
 
 
-def build_web(runtime: Runtime, *, slack: bool = True, healthz_token: str | None = None) -> web.Application:  # noqa: C901, PLR0915 -- server.py is being reworked in parallel
+def build_web(runtime: Runtime, *, slack: bool = True, healthz_token: str | None = None) -> web.Application:
     """`healthz_token`: APPROVALS_HEALTHZ_TOKEN, which shows /healthz detail to callers beyond loopback."""
     app = web.Application(client_max_size=MAX_BODY)
-    secret = runtime.slack.signing_secret
-    verifier = SignatureVerifier(secret) if secret and not runtime.slack.socket_mode else None
+    if slack:
+        app.router.add_post("/slack/events", SlackEvents(runtime).handle)
+    app.router.add_get("/healthz", _healthz_handler(runtime, healthz_token))
+    app.router.add_get("/metrics", _prometheus_handler(runtime))
+    webhooks.add_routes(app, runtime)
+    return app
 
-    async def dispatch(bolt_app: AsyncApp, bolt_request: AsyncBoltRequest) -> None:
-        try:
-            response = await bolt_app.async_dispatch(bolt_request)
-        except Exception as exc:  # as below: a payload Bolt cannot handle is logged, not raised
-            log.info("dropped a malformed Slack click: %s", type(exc).__name__)
-            return
-        if response.status >= 400:
-            log.info("a click acknowledged early was refused by Bolt (%s)", response.status)
 
-    async def slack_events(request: web.Request) -> web.Response:
-        with runtime.ack_first.answering():
-            return await answer(request)
+class _Refused(Exception):
+    """A request to /slack/events answered with an error status before Bolt sees it."""
 
-    def refused(status: int, why: str) -> web.Response:
-        # One short line, never the body: anyone can send these, so the log must not grow by more.
-        log.info("refused a request to /slack/events (%s): %s", status, why[:120])
-        return web.json_response({"error": why[:120]}, status=status)
+    def __init__(self, status: int, why: str) -> None:
+        super().__init__(why)
+        self.status = status
+        self.why = why
 
-    async def answer(request: web.Request) -> web.Response:
-        """Signature first, on the raw bytes; only a signed body is parsed (bot/slack_payload.py)."""
-        assert runtime.app is not None
-        if request.content_length is not None and request.content_length > MAX_BODY:
-            return refused(413, "the body is too large")
-        try:
-            raw = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            return refused(413, "the body is too large")
-        if verifier is not None:
-            problem = signature_problem(verifier, raw, request.headers)
-            if problem is not None:
-                return refused(401, f"{problem} request")
-        try:
-            text = raw.decode("utf-8")
-            # Bolt parses the body here (once: parsing a click's form body is its costliest step).
-            bolt_request = AsyncBoltRequest(
-                body=text,
-                query=request.query_string,
-                headers=request.headers,  # type: ignore[arg-type]  # as slack_bolt's aiohttp adapter does
-            )
-            body = slack_payload.check(bolt_request.body)
-        except UnicodeDecodeError:
-            return refused(400, "the body is not UTF-8")
-        except slack_payload.Unreadable as exc:
-            return refused(400, exc.why)
-        except RecursionError:
-            return refused(400, "the body nests too deeply")
-        except ValueError:
-            return refused(400, "the body is not JSON")
-        except Exception as exc:  # Bolt's reading of ids from a body of a shape Slack never sends
-            return refused(400, f"the body has an unexpected shape ({type(exc).__name__})")
-        if verifier is not None and body.get("type") in EARLY:
-            runtime.ack_first.later(dispatch(runtime.app, bolt_request), "a click")
+
+class SlackEvents:
+    """POST /slack/events: signature first, on the raw bytes; only a signed body is parsed
+    (bot/slack_payload.py); a click is acknowledged before Bolt runs its listener."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        secret = runtime.slack.signing_secret
+        self.verifier = SignatureVerifier(secret) if secret and not runtime.slack.socket_mode else None
+
+    async def handle(self, request: web.Request) -> web.Response:
+        with self.runtime.ack_first.answering():
+            try:
+                return await self._answer(request)
+            except _Refused as refused:
+                # One short line, never the body: anyone can send these, so the log must not grow by more.
+                why = refused.why[:120]
+                log.info("refused a request to /slack/events (%s): %s", refused.status, why)
+                return web.json_response({"error": why}, status=refused.status)
+
+    async def _answer(self, request: web.Request) -> web.Response:
+        app = self.runtime.app
+        assert app is not None
+        raw = await self._signed_body(request)
+        bolt_request, body = _parse(raw, request)
+        if self.verifier is not None and body.get("type") in EARLY:
+            self.runtime.ack_first.later(_dispatch_late(app, bolt_request), "a click")
             return web.Response(status=200)
         try:
-            response = await runtime.app.async_dispatch(bolt_request)
+            response = await app.async_dispatch(bolt_request)
         except Exception as exc:  # a payload Bolt cannot parse must not become a 500
-            return refused(400, f"malformed request ({type(exc).__name__})")
+            raise _Refused(400, f"malformed request ({type(exc).__name__})") from exc
         return await to_aiohttp_response(response)
+
+    async def _signed_body(self, request: web.Request) -> bytes:
+        """The raw body, refused when too large (before it is read whole) or not signed by Slack."""
+        if request.content_length is not None and request.content_length > MAX_BODY:
+            raise _Refused(413, "the body is too large")
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge as exc:
+            raise _Refused(413, "the body is too large") from exc
+        if self.verifier is not None:
+            problem = signature_problem(self.verifier, raw, request.headers)
+            if problem is not None:
+                raise _Refused(401, f"{problem} request")
+        return raw
+
+
+def _parse(raw: bytes, request: web.Request) -> tuple[AsyncBoltRequest, Mapping[str, object]]:
+    """Bolt's request and the checked payload, or why the body is refused with a 400."""
+    try:
+        text = raw.decode("utf-8")
+        # Bolt parses the body here (once: parsing a click's form body is its costliest step).
+        bolt_request = AsyncBoltRequest(
+            body=text,
+            query=request.query_string,
+            headers=request.headers,  # type: ignore[arg-type]  # as slack_bolt's aiohttp adapter does
+        )
+        return bolt_request, slack_payload.check(bolt_request.body)
+    except UnicodeDecodeError as exc:
+        raise _Refused(400, "the body is not UTF-8") from exc
+    except slack_payload.Unreadable as exc:
+        raise _Refused(400, exc.why) from exc
+    except RecursionError as exc:
+        raise _Refused(400, "the body nests too deeply") from exc
+    except ValueError as exc:
+        raise _Refused(400, "the body is not JSON") from exc
+    except Exception as exc:  # Bolt's reading of ids from a body of a shape Slack never sends
+        raise _Refused(400, f"the body has an unexpected shape ({type(exc).__name__})") from exc
+
+
+async def _dispatch_late(bolt_app: AsyncApp, bolt_request: AsyncBoltRequest) -> None:
+    """Run a click's listener after its early 200: failures can only be logged now."""
+    try:
+        response = await bolt_app.async_dispatch(bolt_request)
+    except Exception as exc:  # as in SlackEvents: a payload Bolt cannot handle is logged, not raised
+        log.info("dropped a malformed Slack click: %s", type(exc).__name__)
+        return
+    if response.status >= 400:
+        log.info("a click acknowledged early was refused by Bolt (%s)", response.status)
+
+
+def _healthz_handler(runtime: Runtime, token: str | None) -> Handler:
+    """GET /healthz: ok while the store answers and some replica leads the background work; the
+    detail (connectors, leader) only for loopback or a caller with the token."""
 
     async def healthz(request: web.Request) -> web.Response:
         store_ok = await runtime.db.ping()
@@ -166,7 +209,7 @@ def build_web(runtime: Runtime, *, slack: bool = True, healthz_token: str | None
         ok = store_ok and led
         status = 200 if ok else 503
         detail = health_detail_allowed(
-            remote=request.remote, authorization=request.headers.get("Authorization"), token=healthz_token
+            remote=request.remote, authorization=request.headers.get("Authorization"), token=token
         )
         if not detail:
             # Anyone else learns only ok or not ok: connector names and vendor errors stay inside.
@@ -174,22 +217,21 @@ def build_web(runtime: Runtime, *, slack: bool = True, healthz_token: str | None
         body: dict[str, object] = {
             "ok": ok,
             "store": "ok" if store_ok else "unreachable",
-            "connectors": {},
+            "connectors": await runtime.services.health() if store_ok else {},
         }
-        if store_ok:
-            body["connectors"] = await runtime.services.health()
         if lease is not None:
             body["leader"] = _leader_json(lease)
         return web.json_response(body, status=status)
+
+    return healthz
+
+
+def _prometheus_handler(runtime: Runtime) -> Handler:
+    """GET /metrics: the process's figures, with the store's read fresh for each scrape."""
 
     async def prometheus(_: web.Request) -> web.Response:
         await _refresh_metrics(runtime)
         payload = generate_latest(metrics.REGISTRY)
         return web.Response(body=payload, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    if slack:
-        app.router.add_post("/slack/events", slack_events)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", prometheus)
-    webhooks.add_routes(app, runtime)
-    return app
+    return prometheus
