@@ -16,7 +16,7 @@ import hmac
 import ipaddress
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from bot.slack.gateway import Deferred, SlackFailure, SlackGateway
 
@@ -105,39 +105,59 @@ async def in_channel(gateway: SlackGateway, *, channel: str, user: str) -> bool:
 
 
 async def problems_with_ids(gateway: SlackGateway, ids: Sequence[str]) -> list[str]:
-    """`approvals-bot check`: one line per admin id Slack does not know (or cannot be asked about)."""
+    """`approvals-bot check`: one line per admin id Slack does not know (or cannot be asked about).
+
+    User groups (ids starting with S) are listed once, on the first one met."""
     problems: list[str] = []
     groups: dict[str, dict[str, object]] | None = None
     for admin in ids:
+        problem: str | None
         if admin.startswith("S"):
             if groups is None:
-                try:
-                    groups = {str(g.get("id")): g for g in await gateway.usergroups()}
-                except SlackFailure as exc:
-                    error = exc.error
-                    problems.append(
-                        f"[slack] admins: cannot list user groups ({error}); "
-                        "the app needs the usergroups:read scope"
-                    )
-                    groups = {}
+                groups, problem = await _user_groups(gateway)
+                if problem is not None:
+                    problems.append(problem)
                     continue
-            group = groups.get(admin)
-            if group is None:
-                if groups:
-                    problems.append(f"[slack] admins: {admin} is not a user group of this workspace")
-            elif group.get("date_delete"):
-                problems.append(f"[slack] admins: user group {admin} is disabled")
-            continue
-        try:
-            user = await gateway.user_info(admin)
-        except SlackFailure as exc:
-            problems.append(f"[slack] admins: {admin}: {exc.error} (not a user of this workspace)")
-            continue
-        if user.get("deleted"):
-            problems.append(f"[slack] admins: {admin} is a deactivated user")
-        elif user.get("is_bot"):
-            problems.append(f"[slack] admins: {admin} is a bot, not a person")
+            problem = _group_problem(admin, groups)
+        else:
+            problem = await _user_problem(gateway, admin)
+        if problem is not None:
+            problems.append(problem)
     return problems
+
+
+async def _user_groups(gateway: SlackGateway) -> tuple[dict[str, dict[str, object]], str | None]:
+    """The workspace's user groups by id, or none and why they cannot be listed."""
+    try:
+        return {str(g.get("id")): g for g in await gateway.usergroups()}, None
+    except SlackFailure as exc:
+        why = (
+            f"[slack] admins: cannot list user groups ({exc.error}); the app needs the usergroups:read scope"
+        )
+        return {}, why
+
+
+def _group_problem(admin: str, groups: Mapping[str, Mapping[str, object]]) -> str | None:
+    """What is wrong with a user group named as admin (nothing is said when none could be listed)."""
+    group = groups.get(admin)
+    if group is None:
+        return f"[slack] admins: {admin} is not a user group of this workspace" if groups else None
+    if group.get("date_delete"):
+        return f"[slack] admins: user group {admin} is disabled"
+    return None
+
+
+async def _user_problem(gateway: SlackGateway, admin: str) -> str | None:
+    """What is wrong with a user named as admin: unknown, deactivated, or a bot."""
+    try:
+        user = await gateway.user_info(admin)
+    except SlackFailure as exc:
+        return f"[slack] admins: {admin}: {exc.error} (not a user of this workspace)"
+    if user.get("deleted"):
+        return f"[slack] admins: {admin} is a deactivated user"
+    if user.get("is_bot"):
+        return f"[slack] admins: {admin} is a bot, not a person"
+    return None
 
 
 def loopback(remote: str | None) -> bool:
