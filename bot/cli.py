@@ -9,10 +9,14 @@ import signal
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from bot.config import Config, ConfigError, Env, load_config, parse_duration
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
 
 log = logging.getLogger("approvals-bot")
 
@@ -37,6 +41,33 @@ def _load(path: str | None, env: Env) -> Config:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from bot.logs import setup_logging
+
+    setup_logging(getattr(args, "log_level", "info"), getattr(args, "log_format", "text"))
+    env = Env()
+    if args.command == "rotate-key":
+        return asyncio.run(_rotate_key(env))
+    if args.command == "audit":
+        return asyncio.run(_audit(env, args.since, args.connector, args.format))
+    try:
+        if args.command == "demo":
+            from bot.demo import run_demo
+
+            code: int = asyncio.run(run_demo(port=args.port, workdir=args.dir))
+            return code
+        config = _load(args.config, env)
+    except ConfigError as exc:
+        return _problems(exc.problems)
+    if args.command == "check":
+        return asyncio.run(_check(config, env))
+    if args.command == "poll":
+        return asyncio.run(_poll(config, env, args.connector))
+    return asyncio.run(_run(config, env, args.host, args.port))
+
+
+def _parser() -> argparse.ArgumentParser:
+    """Every command and its options; `--help` reads them from here."""
     parser = argparse.ArgumentParser(
         prog="approvals-bot", description="Approvals from five vendors, decided in Slack."
     )
@@ -64,29 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     trail.add_argument("--since", help="a date (YYYY-MM-DD, UTC) or an ISO date-time")
     trail.add_argument("--connector")
     trail.add_argument("--format", choices=("csv", "jsonl"), default="csv")
-    args = parser.parse_args(argv)
-    from bot.logs import setup_logging
-
-    setup_logging(getattr(args, "log_level", "info"), getattr(args, "log_format", "text"))
-    env = Env()
-    if args.command == "rotate-key":
-        return asyncio.run(_rotate_key(env))
-    if args.command == "audit":
-        return asyncio.run(_audit(env, args.since, args.connector, args.format))
-    try:
-        if args.command == "demo":
-            from bot.demo import run_demo
-
-            code: int = asyncio.run(run_demo(port=args.port, workdir=args.dir))
-            return code
-        config = _load(args.config, env)
-    except ConfigError as exc:
-        return _problems(exc.problems)
-    if args.command == "check":
-        return asyncio.run(_check(config, env))
-    if args.command == "poll":
-        return asyncio.run(_poll(config, env, args.connector))
-    return asyncio.run(_run(config, env, args.host, args.port))
+    return parser
 
 
 def _runtime(config: Config, env: Env) -> object:
@@ -108,7 +117,6 @@ def _runtime(config: Config, env: Env) -> object:
 async def _run(config: Config, env: Env, host: str, port: int) -> int:
     from bot.heap import settle_heap
     from bot.runtime import Runtime
-    from bot.server import build_web
     from store.crypto import SecretKeyError
 
     problems = env.problems_for_run()
@@ -120,33 +128,51 @@ async def _run(config: Config, env: Env, host: str, port: int) -> int:
         return _problems([str(exc)])
     assert isinstance(runtime, Runtime)
     await runtime.start()
-    assert runtime.app is not None
-    socket_handler = None
-    web_app = build_web(runtime, slack=not env.socket_mode, healthz_token=env.healthz_token)
-    runner = web.AppRunner(web_app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    if env.socket_mode:
-        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-
-        assert env.slack_app_token is not None
-        socket_handler = AsyncSocketModeHandler(runtime.app, env.slack_app_token.get_secret_value())
-        await socket_handler.connect_async()  # type: ignore[no-untyped-call]
+    runner = await _serve_http(runtime, env, host, port)
+    socket_handler = await _connect_socket_mode(runtime, env) if env.socket_mode else None
+    if socket_handler is not None:
         log.info("Socket Mode connected; /healthz and /metrics on http://%s:%s", host, port)
     else:
         log.info("listening on http://%s:%s/slack/events (also /healthz, /metrics)", host, port)
     settle_heap()
+    await _until_stopped()
+    log.info("stopping")
+    if socket_handler is not None:
+        await socket_handler.close_async()
+    await runner.cleanup()
+    await runtime.stop()
+    return 0
+
+
+async def _serve_http(runtime: Runtime, env: Env, host: str, port: int) -> web.AppRunner:
+    """/slack/events (unless Socket Mode carries Slack's requests), /healthz and /metrics."""
+    from bot.server import build_web
+
+    web_app = build_web(runtime, slack=not env.socket_mode, healthz_token=env.healthz_token)
+    runner = web.AppRunner(web_app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner
+
+
+async def _connect_socket_mode(runtime: Runtime, env: Env) -> Any:
+    """Slack's requests over a websocket the bot opens: no public URL needed."""
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    assert runtime.app is not None
+    assert env.slack_app_token is not None
+    handler = AsyncSocketModeHandler(runtime.app, env.slack_app_token.get_secret_value())
+    await handler.connect_async()  # type: ignore[no-untyped-call]
+    return handler
+
+
+async def _until_stopped() -> None:
+    """Wait for SIGINT or SIGTERM (a container stop), so shutdown runs in order."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    log.info("stopping")
-    if socket_handler is not None:
-        await socket_handler.close_async()  # type: ignore[no-untyped-call]
-    await runner.cleanup()
-    await runtime.stop()
-    return 0
 
 
 async def _check(config: Config, env: Env) -> int:
@@ -177,35 +203,40 @@ async def _check(config: Config, env: Env) -> int:
 
 async def _check_slack(config: Config, env: Env) -> list[str]:
     """The Slack half of `check`: the token, its scopes and channels, and the configured admins."""
-    problems: list[str] = []
     token = env.slack_bot_token.get_secret_value() if env.slack_bot_token else ""
     if not token:
-        problems.append("Slack: SLACK_BOT_TOKEN is not set, so Slack was not checked")
-    else:
-        from bot.slack.gateway import SlackFailure, SlackGateway
+        return ["Slack: SLACK_BOT_TOKEN is not set, so Slack was not checked"]
+    from bot.slack.gateway import SlackFailure, SlackGateway
 
-        gateway = SlackGateway(token=token, api_url=env.slack_api_url)
-        try:
-            auth = await gateway.whoami()
-            print(f"ok: Slack: connected as {auth.get('user')} in {auth.get('team')}")
-            problems.extend(
-                await _slack_install_problems(gateway, config, str(auth.get("granted_scopes", "")))
-            )
-            if config.admins:
-                from bot.authz import problems_with_ids
-
-                bad = await problems_with_ids(gateway, config.admins)
-                problems.extend(bad)
-                if not bad:
-                    print(f"ok: Slack: [slack] admins ({len(config.admins)}) are known to this workspace")
-        except SlackFailure as exc:
-            if exc.kind.name == "RETRY" and exc.error not in ("ratelimited", "rate_limited"):
-                problems.append(f"Slack: could not reach {env.slack_api_url}: {exc.error}")
-            else:
-                problems.append(f"Slack: auth.test failed: {exc.error}")
-        finally:
-            await gateway.aclose()
+    gateway = SlackGateway(token=token, api_url=env.slack_api_url)
+    problems: list[str] = []
+    try:
+        auth = await gateway.whoami()
+        print(f"ok: Slack: connected as {auth.get('user')} in {auth.get('team')}")
+        problems.extend(await _slack_install_problems(gateway, config, str(auth.get("granted_scopes", ""))))
+        problems.extend(await _admin_problems(gateway, config.admins))
+    except SlackFailure as exc:
+        if exc.kind.name == "RETRY" and exc.error not in ("ratelimited", "rate_limited"):
+            problems.append(f"Slack: could not reach {env.slack_api_url}: {exc.error}")
+        else:
+            problems.append(f"Slack: auth.test failed: {exc.error}")
+    finally:
+        await gateway.aclose()
     return problems
+
+
+async def _admin_problems(gateway: object, admins: Sequence[str]) -> list[str]:
+    """The `[slack] admins` Slack does not know; says ok when all are known."""
+    from bot.authz import problems_with_ids
+    from bot.slack.gateway import SlackGateway
+
+    assert isinstance(gateway, SlackGateway)
+    if not admins:
+        return []
+    bad = await problems_with_ids(gateway, admins)
+    if not bad:
+        print(f"ok: Slack: [slack] admins ({len(admins)}) are known to this workspace")
+    return bad
 
 
 async def _slack_install_problems(gateway: object, config: Config, scopes: str) -> list[str]:
