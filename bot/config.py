@@ -298,14 +298,40 @@ def _connector(
 ) -> ConnectorConfig | None:
     """One [[connectors]] table, or None with what is wrong with it added to `problems`.
     `seen` maps the names taken so far to their index, and gains this one's."""
-    available = specs()
-    label = f"connectors[{index}]"
     if not isinstance(entry, dict):
-        problems.append(f"{label}: must be a table")
+        problems.append(f"connectors[{index}]: must be a table")
         return None
+    name = _connector_name(index, entry, seen, problems)
+    if name is None:
+        return None
+    label = f"connectors[{index}] ({name})"
+    available = specs()
+    type_name = entry.get("type")
+    spec = available.get(type_name) if isinstance(type_name, str) else None
+    if spec is None:
+        problems.append(
+            f"{label}.type: unknown connector type {type_name!r} (known: {', '.join(available) or 'none'})"
+        )
+        return None
+    poll = _poll_interval(entry, label, problems)
+    channel = _channel(entry, label, problems)
+    own_reminders = _reminders(entry.get("reminders"), f"{label}.reminders", reminders, problems)
+    channel_copy = _channel_copy(entry, label, problems)
+    vendor_keys = {k: v for k, v in entry.items() if k not in _COMMON_KEYS}
+    try:
+        settings = spec.settings.model_validate(vendor_keys)
+    except ValidationError as exc:
+        problems.extend(_pydantic_lines(label, exc))
+        return None
+    return ConnectorConfig(name, spec.type, poll, channel, own_reminders, settings, channel_copy)
+
+
+def _connector_name(
+    index: int, entry: Mapping[str, Any], seen: dict[str, int], problems: list[str]
+) -> str | None:
+    """The connector's name when it is one users can type (in /approvals connect NAME) and not taken."""
     name = entry.get("name")
-    if isinstance(name, str) and name:
-        label = f"connectors[{index}] ({name})"
+    label = f"connectors[{index}] ({name})" if isinstance(name, str) and name else f"connectors[{index}]"
     if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,39}", name or ""):
         problems.append(
             f"{label}.name: missing or not a simple name (lowercase letters, digits, - and _; users type it "
@@ -316,38 +342,39 @@ def _connector(
         problems.append(f"{label}.name: duplicate connector name {name!r} (also connectors[{seen[name]}])")
         return None
     seen[name] = index
-    type_name = entry.get("type")
-    spec = available.get(type_name) if isinstance(type_name, str) else None
-    if spec is None:
-        problems.append(
-            f"{label}.type: unknown connector type {type_name!r} (known: {', '.join(available) or 'none'})"
-        )
-        return None
-    poll = timedelta(seconds=60)
-    if "poll_interval" in entry:
-        try:
-            poll = parse_duration(entry["poll_interval"])
-        except ValueError as exc:
-            problems.append(f"{label}.poll_interval: {exc}")
+    return name
+
+
+def _poll_interval(entry: Mapping[str, Any], label: str, problems: list[str]) -> timedelta:
+    """How often the connector is polled: a minute unless the table says otherwise."""
+    if "poll_interval" not in entry:
+        return timedelta(seconds=60)
+    try:
+        return parse_duration(entry["poll_interval"])
+    except ValueError as exc:
+        problems.append(f"{label}.poll_interval: {exc}")
+        return timedelta(seconds=60)
+
+
+def _channel(entry: Mapping[str, Any], label: str, problems: list[str]) -> str | None:
+    """The connector's channel id, or None (no channel; an empty string counts as none)."""
     channel = entry.get("channel")
     if channel is not None and not isinstance(channel, str):
         problems.append(f"{label}.channel: must be a channel id like C0DEPLOYS")
-        channel = None
-    own_reminders = _reminders(entry.get("reminders"), f"{label}.reminders", reminders, problems)
+        return None
+    return channel or None
+
+
+def _channel_copy(entry: Mapping[str, Any], label: str, problems: list[str]) -> str:
+    """Whether the channel keeps a copy of every card or only of those with approvers not in Slack."""
     channel_copy = entry.get("channel_copy", "always")
     if channel_copy not in CHANNEL_COPY:
         problems.append(
             f'{label}.channel_copy: {channel_copy!r} is not one of "always", "unresolved" (whether the '
             "channel keeps a copy of every card, or only of those whose approvers are not found in Slack)"
         )
-        channel_copy = "always"
-    vendor_keys = {k: v for k, v in entry.items() if k not in _COMMON_KEYS}
-    try:
-        settings = spec.settings.model_validate(vendor_keys)
-    except ValidationError as exc:
-        problems.extend(_pydantic_lines(label, exc))
-        return None
-    return ConnectorConfig(name, spec.type, poll, channel or None, own_reminders, settings, channel_copy)
+        return "always"
+    return str(channel_copy)
 
 
 def _pydantic_lines(where: str, exc: ValidationError) -> list[str]:
