@@ -16,7 +16,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import time, timedelta
 from pathlib import Path
@@ -125,6 +125,8 @@ async def start_demo(
     out: Callable[[str], None] = print,
     slack_port: int | None = None,
 ) -> Demo:
+    """Slack sandbox, vendor sandboxes, the bot on SQLite in `workdir`, Alice pre-linked; the
+    background work starts last, once every printer and panel is in place."""
     folder = Path(workdir)
     secret_key = _demo_key(folder)
 
@@ -142,28 +144,9 @@ async def start_demo(
     )
     await runtime.start(background=False)
 
-    demo_ref: dict[str, Demo] = {}
-
-    async def show(channel: str, ts: str, message: Message, kind: str) -> None:
-        text = blocks_to_text(message.blocks)
-        where = "posted to" if kind == "post" else "updated in"
-        lines = [f"\n── card {where} {channel} (ts {ts}) ──", text]
-        buttons = [b for b in ("Approve", "Reject") if f"[{b}]" in text]
-        if buttons:
-            body = json.dumps({"user": "alice", "channel": channel, "ts": ts, "label": buttons[0]})
-            lines.append(f"   click as Alice: curl -s -X POST {slack.url}/sandbox/click -d '{body}'")
-        chunk = "\n".join(lines)
-        if demo_ref:
-            demo_ref["d"].printed.append(chunk)
-        out(chunk)
-
-    runtime.delivery.on_card = show
-
-    async def show_private(channel: str, ts: str, text: str, blocks: list[dict[str, Any]], kind: str) -> None:
-        if kind == "ephemeral":
-            out(f"\n── private answer in {channel} ──\n{blocks_to_text(blocks) if blocks else text}")
-
-    slack.on_post = show_private
+    printed: list[str] = []
+    runtime.delivery.on_card = _card_printer(slack.url, out, printed)
+    slack.on_post = _private_printer(out)
 
     for type_name, setup in sandboxes.items():
         name = type_name.replace("_", "-")
@@ -175,10 +158,44 @@ async def start_demo(
     runner, bot_url = await _serve_bot(runtime, port, page=f"{slack.url}/")
     slack.bot_url = bot_url
     slack.intro = INTRO
-    demo = Demo(runtime=runtime, slack=slack, sandboxes=sandboxes, bot_url=bot_url, runner=runner)
-    demo_ref["d"] = demo
+    demo = Demo(
+        runtime=runtime, slack=slack, sandboxes=sandboxes, bot_url=bot_url, runner=runner, printed=printed
+    )
     runtime._start_background()
     return demo
+
+
+def _card_printer(
+    slack_url: str, out: Callable[[str], None], printed: list[str]
+) -> Callable[[str, str, Message, str], Awaitable[None]]:
+    """Each card posted or updated, printed as text with the curl that clicks it as Alice: the
+    terminal tells the tour as well as the page does."""
+
+    async def show(channel: str, ts: str, message: Message, kind: str) -> None:
+        text = blocks_to_text(message.blocks)
+        where = "posted to" if kind == "post" else "updated in"
+        lines = [f"\n── card {where} {channel} (ts {ts}) ──", text]
+        buttons = [b for b in ("Approve", "Reject") if f"[{b}]" in text]
+        if buttons:
+            body = json.dumps({"user": "alice", "channel": channel, "ts": ts, "label": buttons[0]})
+            lines.append(f"   click as Alice: curl -s -X POST {slack_url}/sandbox/click -d '{body}'")
+        chunk = "\n".join(lines)
+        printed.append(chunk)
+        out(chunk)
+
+    return show
+
+
+def _private_printer(
+    out: Callable[[str], None],
+) -> Callable[[str, str, str, list[dict[str, Any]], str], Awaitable[None]]:
+    """The bot's private (ephemeral) answers, printed: only the clicker sees them on the page."""
+
+    async def show_private(channel: str, ts: str, text: str, blocks: list[dict[str, Any]], kind: str) -> None:
+        if kind == "ephemeral":
+            out(f"\n── private answer in {channel} ──\n{blocks_to_text(blocks) if blocks else text}")
+
+    return show_private
 
 
 async def _start_slack(port: int) -> SlackSandbox:
