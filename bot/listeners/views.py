@@ -13,7 +13,7 @@ from bot import blocks
 from bot.ids import ItemRef, ViewId, ref_digest
 from bot.listeners.deps import Deps, metadata, user_id, view_values
 from bot.services import LinkOutcome, Origin
-from connectors.base import Action, ActionSpec, Connector, InputDef
+from connectors.base import Action, ActionSpec, Actor, Connector, InputDef
 from connectors.errors import ConnectorError
 
 log = logging.getLogger(__name__)
@@ -152,41 +152,54 @@ async def _decide_inputs(
 
 
 async def _request_submitted(deps: Deps, ack: Any, body: dict[str, Any]) -> None:
+    """A "start an approval" modal: acknowledged at once (the vendor may take longer than Slack
+    waits), then started as the person and answered privately."""
     user = user_id(body)
     meta = metadata(body)
     connector = deps.services.connectors.get(str(meta.get("c") or ""))
     if user is None or connector is None:
         await ack()
         return
-    values = view_values(body)
-    chosen = values.pop("input|__requestable__", "")
-    chosen_digest = chosen.startswith("#")
-    inputs = {k.removeprefix("input|"): v for k, v in values.items() if k.startswith("input|")}
-    if meta.get("t"):
-        inputs.setdefault("target", str(meta["t"]))
+    chosen, inputs = _request_form(body, meta)
     await ack()
     actor = await deps.services.actor(connector, user)
     if isinstance(actor, blocks.Message):
-        await deps.gateway.tell(user=user, message=actor, channel=meta.get("ch") or None)
-        return
+        message = actor
+    else:
+        message = await _start_request(connector, actor, chosen, inputs, str(meta.get("t") or "") or None)
+    await deps.gateway.tell(user=user, message=message, channel=meta.get("ch") or None)
+
+
+def _request_form(body: dict[str, Any], meta: Mapping[str, str]) -> tuple[str, dict[str, str]]:
+    """What was picked (an id, or `#digest` of one too long for an option value) and the inputs;
+    the target the modal was opened for is an input too unless the form gave one."""
+    values = view_values(body)
+    chosen = values.pop("input|__requestable__", "")
+    inputs = {k.removeprefix("input|"): v for k, v in values.items() if k.startswith("input|")}
+    if meta.get("t"):
+        inputs.setdefault("target", str(meta["t"]))
+    return chosen, inputs
+
+
+async def _start_request(
+    connector: Connector, actor: Actor, chosen: str, inputs: dict[str, str], target: str | None
+) -> blocks.Message:
+    """Start `chosen` in the vendor as `actor`; the answer says what started or why not."""
     try:
-        if chosen_digest:  # an id longer than an option value holds: find it again
-            offered = await connector.requestable(actor, str(meta.get("t") or "") or None)
+        if chosen.startswith("#"):  # an id longer than an option value holds: find it again
+            offered = await connector.requestable(actor, target)
             chosen = next((o.id for o in offered if blocks.option_value(o.id) == chosen), "")
             if not chosen:
-                await deps.gateway.tell(user=user, message=STALE_FORM, channel=meta.get("ch") or None)
-                return
+                return STALE_FORM
         item = await connector.request(actor, chosen, inputs)
     except ConnectorError as exc:
-        message = blocks.notice(
+        return blocks.notice(
             f"{connector.vendor_label} did not start it: {blocks.cut(blocks.escape(exc.detail or str(exc)), 300)}"
         )
-    else:
-        title = f"“{blocks.escape(item.title)}”" if item else "it"
-        message = blocks.notice(
-            f":white_check_mark: Started {title} in {connector.vendor_label}. Approvers get their cards on the next sync."
-        )
-    await deps.gateway.tell(user=user, message=message, channel=meta.get("ch") or None)
+    title = f"“{blocks.escape(item.title)}”" if item else "it"
+    return blocks.notice(
+        f":white_check_mark: Started {title} in {connector.vendor_label}. Approvers get their cards on the next sync."
+    )
 
 
 STALE_FORM = blocks.notice(
