@@ -21,6 +21,7 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
+    from connectors.greenhouse.connector import GreenhouseConnector
 
 log = logging.getLogger(__name__)
 
@@ -48,29 +49,39 @@ def flow_id(payload: object) -> int | None:
 
 
 def add_routes(app: web.Application, runtime: Runtime) -> None:
-    tasks: set[asyncio.Task[object]] = set()
+    app.router.add_post("/greenhouse/webhook/{connector}", GreenhouseWebhook(runtime).handle)
 
-    async def greenhouse(request: web.Request) -> web.Response:
+
+class GreenhouseWebhook:
+    """One Greenhouse delivery: signature, event id once, then a sync in the background (the
+    answer does not wait for it: Greenhouse retries a slow delivery)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.tasks: set[asyncio.Task[object]] = set()
+
+    async def handle(self, request: web.Request) -> web.Response:
         # Imported here: the bot's HTTP surface must not depend on one vendor's package at import.
         from connectors.greenhouse.connector import GreenhouseConnector
 
         name = request.match_info["connector"]
-        connector = runtime.connectors.get(name)
+        connector = self.runtime.connectors.get(name)
         if not isinstance(connector, GreenhouseConnector):
             return web.json_response({"error": "no such Greenhouse connector"}, status=404)
-        if (request.content_length or 0) > MAX_BODY:
-            return web.json_response({"error": "body too large"}, status=413)
-        body = await request.read()  # the whole body (the app caps it): the signature covers every byte
-        secret = connector.webhook_secret
-        if not secret or not signature_ok(secret, body, request.headers.get("Signature", "")):
-            log.info("refused an unsigned or badly signed Greenhouse delivery for %s", name)
-            return web.json_response({"error": "bad or missing signature"}, status=401)
+        body = await _signed_body(request, name, connector.webhook_secret)
+        if isinstance(body, web.Response):
+            return body
         event = request.headers.get("Greenhouse-Event-ID", "").strip()
         if not event:
             return web.json_response({"error": "missing Greenhouse-Event-ID"}, status=400)
         key = "gh:" + hashlib.sha256(f"{name}\0{event}".encode()).hexdigest()[:48]
-        if not await runtime.store.first_time_event(event_id=key):
+        if not await self.runtime.store.first_time_event(event_id=key):
             return web.json_response({"ok": True, "duplicate": True})
+        return self._accept(name, connector, body)
+
+    def _accept(self, name: str, connector: GreenhouseConnector, body: bytes) -> web.Response:
+        """A first-seen delivery: an approval event drops the connector's cached flow and starts
+        the connector's sync; any other event is acknowledged and ignored."""
         try:
             payload = json.loads(body)
         except ValueError:
@@ -79,16 +90,24 @@ def add_routes(app: web.Application, runtime: Runtime) -> None:
         if action not in EVENTS:
             return web.json_response({"ok": True, "ignored": str(action)[:40]})
         connector.forget(flow_id(payload))
-        coordinator = runtime.coordinators.get(name)
-        if coordinator is not None:
+        if self.runtime.coordinators.get(name) is not None:
             task: asyncio.Task[object] = asyncio.create_task(
-                _sync(runtime, name), name=f"webhook-sync-{name}"
+                _sync(self.runtime, name), name=f"webhook-sync-{name}"
             )
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
+            self.tasks.add(task)  # held until done: the loop keeps only weak references to tasks
+            task.add_done_callback(self.tasks.discard)
         return web.json_response({"ok": True})
 
-    app.router.add_post("/greenhouse/webhook/{connector}", greenhouse)
+
+async def _signed_body(request: web.Request, name: str, secret: str | None) -> bytes | web.Response:
+    """The whole body when Greenhouse signed it, else the refusal (too large, or a bad signature)."""
+    if (request.content_length or 0) > MAX_BODY:
+        return web.json_response({"error": "body too large"}, status=413)
+    body = await request.read()  # the whole body (the app caps it): the signature covers every byte
+    if not secret or not signature_ok(secret, body, request.headers.get("Signature", "")):
+        log.info("refused an unsigned or badly signed Greenhouse delivery for %s", name)
+        return web.json_response({"error": "bad or missing signature"}, status=401)
+    return body
 
 
 async def _sync(runtime: Runtime, name: str) -> object:
