@@ -116,36 +116,46 @@ def block_problems(blocks: Any, limit: int, pointer: str = "/blocks") -> list[st
         problems.append(f"no more than {limit} items allowed [json-pointer:{pointer}]")
     seen_ids: set[str] = set()
     for i, raw in enumerate(blocks):
-        here = f"{pointer}/{i}"
-        if not isinstance(raw, dict):
-            problems.append(f"must be an object [json-pointer:{here}]")
-            continue
-        try:
-            parsed = Block.parse(raw)
-            if parsed is None:
-                problems.append(f"unsupported type: {raw.get('type')!r} [json-pointer:{here}/type]")
-                continue
-            rendered = parsed.to_dict()
-        except SlackObjectFormationError as exc:
-            problems.append(f"{exc} [json-pointer:{here}]")
-            continue
-        except (TypeError, ValueError, KeyError, AttributeError) as exc:
-            problems.append(f"invalid block: {exc} [json-pointer:{here}]")
-            continue
-        extra = sorted(k for k, v in raw.items() if v is not None and k not in rendered)
-        problems.extend(f"invalid additional property: {k} [json-pointer:{here}]" for k in extra)
-        if None in (rendered.get("elements") or []):
-            problems.append(f"unsupported element type [json-pointer:{here}/elements]")
-        problems.extend(_shape_problems(raw, here))
-        block_id = raw.get("block_id")
-        if block_id is not None:
-            if block_id in seen_ids:
-                problems.append(f"duplicate block_id: {block_id} [json-pointer:{here}/block_id]")
-            seen_ids.add(str(block_id))
-        action_ids = [e.get("action_id") for e in _interactive_elements(raw) if e.get("action_id")]
-        if len(action_ids) != len(set(action_ids)):
-            problems.append(f"duplicate action_id within block [json-pointer:{here}]")
+        problems.extend(_one_block_problems(raw, f"{pointer}/{i}", seen_ids))
     return problems
+
+
+def _one_block_problems(raw: Any, here: str, seen_ids: set[str]) -> list[str]:
+    """One block's problems; `seen_ids` holds the block_ids of the blocks before it (Slack refuses a
+    repeated one) and gains this one's."""
+    if not isinstance(raw, dict):
+        return [f"must be an object [json-pointer:{here}]"]
+    rendered = _rendered(raw, here)
+    if isinstance(rendered, str):
+        return [rendered]
+    # What slack_sdk's model dropped is a field Slack does not know either.
+    extra = sorted(k for k, v in raw.items() if v is not None and k not in rendered)
+    problems = [f"invalid additional property: {k} [json-pointer:{here}]" for k in extra]
+    if None in (rendered.get("elements") or []):
+        problems.append(f"unsupported element type [json-pointer:{here}/elements]")
+    problems.extend(_shape_problems(raw, here))
+    block_id = raw.get("block_id")
+    if block_id is not None:
+        if block_id in seen_ids:
+            problems.append(f"duplicate block_id: {block_id} [json-pointer:{here}/block_id]")
+        seen_ids.add(str(block_id))
+    action_ids = [e.get("action_id") for e in _interactive_elements(raw) if e.get("action_id")]
+    if len(action_ids) != len(set(action_ids)):
+        problems.append(f"duplicate action_id within block [json-pointer:{here}]")
+    return problems
+
+
+def _rendered(raw: dict[str, Any], here: str) -> dict[str, Any] | str:
+    """The block as slack_sdk's model renders it back, or why the model refuses it."""
+    try:
+        parsed = Block.parse(raw)
+        if parsed is None:
+            return f"unsupported type: {raw.get('type')!r} [json-pointer:{here}/type]"
+        return parsed.to_dict()
+    except SlackObjectFormationError as exc:
+        return f"{exc} [json-pointer:{here}]"
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        return f"invalid block: {exc} [json-pointer:{here}]"
 
 
 def view_problems(view: Mapping[str, Any], kinds: tuple[str, ...]) -> list[str]:
