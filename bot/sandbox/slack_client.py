@@ -280,6 +280,7 @@ class PlayingClient(ViewsSurface):
         return self._after_submit(stored, reply)
 
     def _after_submit(self, stored: StoredView, reply: AppReply) -> SubmitResult:
+        """What Slack does with the app's answer to a view_submission: its response_action."""
         if reply.status != 200:
             return SubmitResult(
                 reply.status, reply.text, reply.timed_out
@@ -289,26 +290,13 @@ class PlayingClient(ViewsSurface):
             self._close(stored, "submit")
             return SubmitResult(reply.status, reply.text, closed=True)
         action = body.get("response_action") if isinstance(body, dict) else None
-        if isinstance(body, dict) and action == "errors":
+        if action == "errors":
             stored.errors = dict(body.get("errors") or {})
-        elif isinstance(body, dict) and action == "update":
-            try:
-                self._replace_view(stored, self._checked_view(body, ("modal",)))
-            except _Refused as refused:
-                log.warning("response_action update refused: %s", refused.error)
-        elif isinstance(body, dict) and action == "push":
-            stack = self._stacks.setdefault(stored.user, [])
-            if len(stack) < VIEW_STACK_MAX:
-                try:
-                    view = self._checked_view(body, ("modal",))
-                except _Refused as refused:
-                    log.warning("response_action push refused: %s", refused.error)
-                else:
-                    pushed = self._new_view(
-                        stored.user, view, root=stack[0] if stack else None, previous=stored.id
-                    )
-                    stack.append(pushed.id)
-        elif isinstance(body, dict) and action == "clear":
+        elif action == "update":
+            self._update_from(stored, body)
+        elif action == "push":
+            self._push_from(stored, body)
+        elif action == "clear":
             for view_id in list(self._stacks.get(stored.user, [])):
                 self._close(self.views[view_id], "clear")
             return SubmitResult(reply.status, reply.text, closed=True, response_action=action)
@@ -316,6 +304,26 @@ class PlayingClient(ViewsSurface):
             self._close(stored, "submit")  # Slack treats any other 200 as "close the view"
             return SubmitResult(reply.status, reply.text, closed=True, response_action=action)
         return SubmitResult(reply.status, reply.text, closed=False, response_action=action)
+
+    def _update_from(self, stored: StoredView, body: dict[str, Any]) -> None:
+        """response_action update: the view is replaced in place, if Slack would accept the new one."""
+        try:
+            self._replace_view(stored, self._checked_view(body, ("modal",)))
+        except _Refused as refused:
+            log.warning("response_action update refused: %s", refused.error)
+
+    def _push_from(self, stored: StoredView, body: dict[str, Any]) -> None:
+        """response_action push: a new view on top of the stack, while the stack has room."""
+        stack = self._stacks.setdefault(stored.user, [])
+        if len(stack) >= VIEW_STACK_MAX:
+            return
+        try:
+            view = self._checked_view(body, ("modal",))
+        except _Refused as refused:
+            log.warning("response_action push refused: %s", refused.error)
+            return
+        pushed = self._new_view(stored.user, view, root=stack[0] if stack else None, previous=stored.id)
+        stack.append(pushed.id)
 
     def _close(self, stored: StoredView, how: str) -> None:
         stored.open = False
