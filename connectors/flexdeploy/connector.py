@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import ClassVar
 
 from connectors.base import (
@@ -200,11 +200,34 @@ class FlexDeployConnector(Connector):
         comment: str | None = None,
         inputs: Mapping[str, str] | None = None,
     ) -> ApprovalItem:
+        """Decide as the clicker, with their own login, on a task re-read just before. A refusal
+        that is not about the person is re-read again: the task may have moved on, and FlexDeploy's
+        words do not always say what it became."""
         expected = _EXPECTED.get(action)
         if expected is None:
             raise Unsupported(f"FlexDeploy cannot {action.value} an approval task; only approve or reject")
         task_id = _task_id(item)
         username, secret = _credentials(actor)
+        await self._still_decidable(task_id)
+        notes = (comment or "").strip() or None
+        async with self._client(username, secret) as client:
+            decide = client.approve if action is Action.APPROVE else client.reject
+            try:
+                answer = await decide(task_id, notes)
+            except (AlreadyDecided, NotFound, Conflict, InvalidInput) as exc:
+                # A refusal that is not about the person: the task moved on since the re-read
+                # above, or FlexDeploy's words did not say what it became.
+                if isinstance(exc, AlreadyDecided) and exc.status is not None:
+                    raise
+                decided = await self._decided_after(task_id)
+                if decided is None:
+                    raise
+                raise decided from exc
+        return self._item(_settled(answer, expected, notes, task_id))
+
+    async def _still_decidable(self, task_id: str) -> None:
+        """Raise unless the task is pending and decided in FlexDeploy itself (not in an external
+        system such as ServiceNow, whose approval FlexDeploy only mirrors)."""
         current = await self._current(task_id)
         if current.state is not Status.PENDING:
             raise AlreadyDecided(
@@ -215,30 +238,6 @@ class FlexDeployConnector(Connector):
             raise Unsupported(
                 f"task {task_id} is decided in {system} ({current.externalId}), not in FlexDeploy"
             )
-        notes = (comment or "").strip() or None
-        async with self._client(username, secret) as client:
-            try:
-                answer = await (client.approve if action is Action.APPROVE else client.reject)(task_id, notes)
-            except (AlreadyDecided, NotFound, Conflict, InvalidInput) as exc:
-                # A refusal that is not about the person: the task moved on since the re-read
-                # above, or FlexDeploy's words did not say what it became.
-                if isinstance(exc, AlreadyDecided) and exc.status is not None:
-                    raise
-                decided = await self._decided_after(task_id)
-                if decided is None:
-                    raise
-                raise decided from exc
-        if answer.state is expected:
-            if answer.notes is None and notes:
-                # The vendor's own reject example drops the notes from the echo (NOTES.md 4.3).
-                answer = answer.model_copy(update={"notes": notes})
-            return self._item(answer)
-        if answer.state.final:
-            raise AlreadyDecided(f"task {task_id} is {answer.status}", status=answer.state)
-        # Accepted without changing the task: the truth is unknown until the next re-read.
-        raise VendorUnavailable(
-            f"PUT task {task_id}: FlexDeploy answered but the task is still {answer.status}"
-        )
 
     async def _current(self, task_id: str) -> WireTask:
         """The task as the service account reads it now; gone means nobody can decide it."""
@@ -315,42 +314,70 @@ def _credentials(actor: Actor) -> tuple[str, str]:
     return username, secret
 
 
+def _settled(answer: WireTask, expected: Status, notes: str | None, task_id: str) -> WireTask:
+    """The task as the decision left it, or why the decision did not take."""
+    if answer.state is expected:
+        if answer.notes is None and notes:
+            # The vendor's own reject example drops the notes from the echo (NOTES.md 4.3).
+            return answer.model_copy(update={"notes": notes})
+        return answer
+    if answer.state.final:
+        raise AlreadyDecided(f"task {task_id} is {answer.status}", status=answer.state)
+    # Accepted without changing the task: the truth is unknown until the next re-read.
+    raise VendorUnavailable(f"PUT task {task_id}: FlexDeploy answered but the task is still {answer.status}")
+
+
 def _describe(task: WireTask) -> tuple[str, str, str, list[Field]]:
     """Kind, title, summary and the type's own fields, by request type."""
-    kind_word = (task.requestType or "").strip().lower()
-    fields: list[Field] = []
-
-    def add(label: str, value: str | None) -> None:
-        if _value(value):
-            fields.append(Field(label, str(value).strip()))
-
-    if kind_word == "release":
-        pipeline, env = _value(task.pipelineName), _value(task.environmentName)
-        gate, release = _value(task.gateName), _value(task.releaseName)
-        snapshot = _value(task.releaseSnapshot) or (f"#{task.snapshotId}" if task.snapshotId else None)
-        add("Pipeline", pipeline)
-        add("Environment", env)
-        add("Gate", gate)
-        add("Release", release)
-        add("Snapshot", snapshot)
-        what = f"release {release}" if release else f"pipeline {pipeline}" if pipeline else "a release"
-        title = f"{gate or 'Release gate'}: {what}" + (f" → {env}" if env else "")
-        where = f" before {env}" if env else ""
-        snap = f" (snapshot {snapshot})" if snapshot else ""
-        summary = f"{what[0].upper()}{what[1:]}{snap} waits at the {gate or 'approval'} gate{where}."
-        return KIND_RELEASE, title, summary, fields
-    if kind_word == "project":
-        project, version = _value(task.projectName), _value(task.projectVersionName)
-        add("Project", project)
-        add("Version", version)
-        name = " ".join(p for p in (project, version) if p) or f"project task {task.taskId}"
-        return KIND_PROJECT, f"Deploy {name}", f"{name} waits for approval to deploy.", fields
-    if kind_word == "application":
-        application, version = _value(task.applicationName), _value(task.folderVersionName)
-        add("Application", application)
-        add("Version", version)
-        name = " ".join(p for p in (application, version) if p) or f"application task {task.taskId}"
-        return KIND_APPLICATION, f"Deploy {name}", f"{name} waits for approval to deploy.", fields
+    describe = _DESCRIBERS.get((task.requestType or "").strip().lower())
+    if describe is not None:
+        return describe(task)
     label = _value(task.requestType)
     kind = f"{label} approval" if label else "Approval task"
-    return kind, f"FlexDeploy approval task {task.taskId}", "", fields
+    return kind, f"FlexDeploy approval task {task.taskId}", "", []
+
+
+def _fields(*pairs: tuple[str, str | None]) -> list[Field]:
+    """The fields that have a value (FlexDeploy sends blank strings for unset ones)."""
+    return [Field(label, str(value).strip()) for label, value in pairs if _value(value)]
+
+
+def _describe_release(task: WireTask) -> tuple[str, str, str, list[Field]]:
+    """A release pipeline's gate: which release waits at which gate before which environment."""
+    pipeline, env = _value(task.pipelineName), _value(task.environmentName)
+    gate, release = _value(task.gateName), _value(task.releaseName)
+    snapshot = _value(task.releaseSnapshot) or (f"#{task.snapshotId}" if task.snapshotId else None)
+    fields = _fields(
+        ("Pipeline", pipeline),
+        ("Environment", env),
+        ("Gate", gate),
+        ("Release", release),
+        ("Snapshot", snapshot),
+    )
+    what = f"release {release}" if release else f"pipeline {pipeline}" if pipeline else "a release"
+    title = f"{gate or 'Release gate'}: {what}" + (f" → {env}" if env else "")
+    where = f" before {env}" if env else ""
+    snap = f" (snapshot {snapshot})" if snapshot else ""
+    summary = f"{what[0].upper()}{what[1:]}{snap} waits at the {gate or 'approval'} gate{where}."
+    return KIND_RELEASE, title, summary, fields
+
+
+def _describe_project(task: WireTask) -> tuple[str, str, str, list[Field]]:
+    project, version = _value(task.projectName), _value(task.projectVersionName)
+    name = " ".join(p for p in (project, version) if p) or f"project task {task.taskId}"
+    fields = _fields(("Project", project), ("Version", version))
+    return KIND_PROJECT, f"Deploy {name}", f"{name} waits for approval to deploy.", fields
+
+
+def _describe_application(task: WireTask) -> tuple[str, str, str, list[Field]]:
+    application, version = _value(task.applicationName), _value(task.folderVersionName)
+    name = " ".join(p for p in (application, version) if p) or f"application task {task.taskId}"
+    fields = _fields(("Application", application), ("Version", version))
+    return KIND_APPLICATION, f"Deploy {name}", f"{name} waits for approval to deploy.", fields
+
+
+_DESCRIBERS: dict[str, Callable[[WireTask], tuple[str, str, str, list[Field]]]] = {
+    "release": _describe_release,
+    "project": _describe_project,
+    "application": _describe_application,
+}
