@@ -287,12 +287,40 @@ def vendor_reminded_at(slots: Sequence[wire.Approver]) -> datetime | None:
 
 
 def build_item(connector: str, flow: Flow, context: Context, *, ui_url: str) -> ApprovalItem:
+    """One approval flow as a card: its groups in order, who is due now, and what can be done
+    from Slack (request approvals, reassign; deciding itself stays in Greenhouse)."""
     wflow = flow.flow
     users = context.users
-    names = group_names(flow)
     status = _STATUS.get(wflow.approval_status, Status.PENDING)
-    started = is_started(flow)
+    due = due_slots(flow)
+    recipients = {s.user_id: person(s.user_id, users) for s in due}
+    requester = person(wflow.requested_by_id, users) if wflow.requested_by_id else None
+    actions, notices = _actions_and_notices(flow, users, status)
+    return ApprovalItem(
+        connector=connector,
+        external_id=str(wflow.id),
+        kind=TYPE_LABELS.get(wflow.approval_type, wflow.approval_type),
+        title=title(wflow, context),
+        status=status,
+        summary=_summary(wflow, context),
+        url=url(wflow, context, ui_url),
+        requester=requester,
+        created_at=wflow.created_at or _min([g.created_at for g in flow.groups]),
+        groups=_groups(flow, users),
+        fields=_fields(flow, context, requester),
+        actions=actions,
+        notices=notices,
+        decided_at=_max([g.resolved_at for g in flow.groups]) if status.final else None,
+        recipients=tuple(sorted(recipients.values(), key=lambda p: (p.label.lower(), p.id))),
+        due_since=_min([s.request_sent_at for s in due]) if status is Status.PENDING and due else None,
+        vendor_reminded_at=vendor_reminded_at(due),
+        ref=_ref(flow),
+    )
 
+
+def _groups(flow: Flow, users: Mapping[int, wire.User]) -> tuple[ApproverGroup, ...]:
+    """The approver groups in the order Greenhouse asks them, with who approved and rejected."""
+    names = group_names(flow)
     groups = []
     for group in ordered_groups(flow):
         slots = slots_of(flow, group.id)
@@ -311,51 +339,39 @@ def build_item(connector: str, flow: Flow, context: Context, *, ui_url: str) -> 
                 rejected,
             )
         )
+    return tuple(groups)
 
-    due = due_slots(flow)
-    recipients = {s.user_id: person(s.user_id, users) for s in due}
-    requester = person(wflow.requested_by_id, users) if wflow.requested_by_id else None
+
+def _actions_and_notices(
+    flow: Flow, users: Mapping[int, wire.User], status: Status
+) -> tuple[tuple[ActionSpec, ...], tuple[str, ...]]:
+    """While pending: Request approvals until the flow is started, Reassign when someone may; the
+    decision itself is made in Greenhouse, which the notices say. Once decided: how it ended."""
+    if status is not Status.PENDING:
+        return (), (f"{status.value.capitalize()} in Greenhouse.",)
     actions: list[ActionSpec] = []
     notices: list[str] = []
-    if status is Status.PENDING:
-        if not started:
-            actions.append(REQUEST_SPEC)
-            notices.append(NOT_REQUESTED)
-        reassign = reassign_spec(flow, users)
-        if reassign is not None:
-            actions.append(reassign)
-        notices.append(DECIDE_IN_GREENHOUSE)
-    else:
-        notices.append(f"{status.value.capitalize()} in Greenhouse.")
+    if not is_started(flow):
+        actions.append(REQUEST_SPEC)
+        notices.append(NOT_REQUESTED)
+    reassign = reassign_spec(flow, users)
+    if reassign is not None:
+        actions.append(reassign)
+    notices.append(DECIDE_IN_GREENHOUSE)
+    return tuple(actions), tuple(notices)
 
-    ref = {"flow_id": str(wflow.id), "started": "yes" if started else "no"}
+
+def _ref(flow: Flow) -> dict[str, str]:
+    """What acting on the card needs from the vendor without a re-read: the flow and its owners."""
+    wflow = flow.flow
+    ref = {"flow_id": str(wflow.id), "started": "yes" if is_started(flow) else "no"}
     if wflow.job_id:
         ref["job_id"] = str(wflow.job_id)
     if wflow.offer_id:
         ref["offer_id"] = str(wflow.offer_id)
     if wflow.requested_by_id:
         ref["requested_by_id"] = str(wflow.requested_by_id)
-
-    return ApprovalItem(
-        connector=connector,
-        external_id=str(wflow.id),
-        kind=TYPE_LABELS.get(wflow.approval_type, wflow.approval_type),
-        title=title(wflow, context),
-        status=status,
-        summary=_summary(wflow, context),
-        url=url(wflow, context, ui_url),
-        requester=requester,
-        created_at=wflow.created_at or _min([g.created_at for g in flow.groups]),
-        groups=tuple(groups),
-        fields=_fields(flow, context, requester),
-        actions=tuple(actions),
-        notices=tuple(notices),
-        decided_at=_max([g.resolved_at for g in flow.groups]) if status.final else None,
-        recipients=tuple(sorted(recipients.values(), key=lambda p: (p.label.lower(), p.id))),
-        due_since=_min([s.request_sent_at for s in due]) if status is Status.PENDING and due else None,
-        vendor_reminded_at=vendor_reminded_at(due),
-        ref=ref,
-    )
+    return ref
 
 
 def permits_reassign(item: ApprovalItem, actor_user_id: str) -> bool:
