@@ -237,6 +237,24 @@ class GreenhouseSandbox:
             error_response=_error,
         )
         self.clock = clock
+        self._seed_nothing()
+        self._record_nothing()
+        # Build `Link` headers on another origin (a misbehaving proxy): clients must not follow.
+        self.link_origin: str | None = None
+        self.webhook_url: str | None = None
+        self.webhook_secret: str | None = None
+        self.on_due: Callable[[Flow, Group], None] | None = None
+        self._cursors: dict[
+            str, tuple[str, list[Any], int, int]
+        ] = {}  # cursor → (path, rows, start, per_page)
+        self._ids = itertools.count(4_000_001)
+        self._pace_nothing()
+        self._deliveries_running: set[asyncio.Task[int]] = set()
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    def _seed_nothing(self) -> None:
+        """The vendor's data, empty until the seeding helpers fill it."""
         self.users: dict[int, User] = {}
         self.jobs: dict[int, Job] = {}
         self.candidates: dict[int, Candidate] = {}
@@ -244,30 +262,24 @@ class GreenhouseSandbox:
         self.flows: dict[int, Flow] = {}
         self.can_request: set[int] = set()
         self.denied: set[str] = set()  # resources ("candidates", "offers", …) the credential lacks
-        self.decisions: list[tuple[str, str, str]] = []
-        self.writes: list[Write] = []
-        self.requests: list[tuple[float, str, str, int]] = []  # (loop time, method, path, status)
-        self.tokens: dict[str, tuple[int, datetime]] = {}  # token → (sub, expiry)
-        self.minted: list[int] = []  # the sub of every token minted
-        # Build `Link` headers on another origin (a misbehaving proxy): clients must not follow.
-        self.link_origin: str | None = None
-        self.webhook_url: str | None = None
-        self.webhook_secret: str | None = None
-        self.deliveries: list[tuple[str, int]] = []  # (event id, HTTP status of the delivery)
-        self.on_due: Callable[[Flow, Group], None] | None = None
-        self._cursors: dict[
-            str, tuple[str, list[Any], int, int]
-        ] = {}  # cursor → (path, rows, start, per_page)
-        self._ids = itertools.count(4_000_001)
+
+    def _pace_nothing(self) -> None:
+        """The rate-limit window and the requests in flight (what `settle` waits on), all at rest."""
         self._throttles: list[str | None] = []  # a 429 for the next request (of this method)
         self._window_start = 0.0
         self._window_count = 0
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
-        self._deliveries_running: set[asyncio.Task[int]] = set()
-        self._runner: web.AppRunner | None = None
-        self.url = ""
+
+    def _record_nothing(self) -> None:
+        """What tests read back afterwards: decisions, writes, requests, tokens and deliveries."""
+        self.decisions: list[tuple[str, str, str]] = []
+        self.writes: list[Write] = []
+        self.requests: list[tuple[float, str, str, int]] = []  # (loop time, method, path, status)
+        self.tokens: dict[str, tuple[int, datetime]] = {}  # token → (sub, expiry)
+        self.minted: list[int] = []  # the sub of every token minted
+        self.deliveries: list[tuple[str, int]] = []  # (event id, HTTP status of the delivery)
 
     # ------------------------------------------------------------------ lifecycle
 
