@@ -221,3 +221,27 @@ class SandboxKit:
     async def _disarm(self, _: web.Request) -> web.Response:
         self.clear()
         return web.json_response({"ok": True})
+
+
+class KitSandbox:
+    """What every vendor sandbox exposes of its kit, written once: the requests it served, how long
+    a "timeout" fault holds its answer, and arming a fault. A sandbox sets `self.kit`."""
+
+    kit: SandboxKit
+
+    @property
+    def served(self) -> list[str]:
+        """Every API request served, as "METHOD /path?query"."""
+        return [entry.line() for entry in self.kit.served]
+
+    @property
+    def slow_seconds(self) -> float:
+        return self.kit.slow_seconds
+
+    @slow_seconds.setter
+    def slow_seconds(self, seconds: float) -> None:
+        self.kit.slow_seconds = seconds
+
+    def fail_next(self, fault: Fault, count: int = 1, *, method: str | None = None) -> None:
+        """The next `count` requests (of `method` only, when given) meet `fault` (see the module's table)."""
+        self.kit.fail_next(fault, count, method=method)

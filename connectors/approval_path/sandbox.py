@@ -32,7 +32,7 @@ from connectors.approval_path.jira_sandbox import JiraIssueRecord, JiraSite
 from connectors.base import Status
 from connectors.people import ALICE, BOB, CAROL, CAST, DAVE, MALLORY, DemoPerson
 from connectors.registry import SandboxSetup
-from connectors.sandbox_kit import Fault, SandboxKit
+from connectors.sandbox_kit import Fault, KitSandbox, SandboxKit
 
 API_KEY = "ap-sandbox-9f3c2e1d7b"
 JIRA_EMAIL = "approvals-bot@example.com"
@@ -184,7 +184,7 @@ class Approval:
         }
 
 
-class ApprovalPathSandbox:
+class ApprovalPathSandbox(KitSandbox):
     """The vendor, seeded by helpers; `decisions` lists what the API applied (start, cancel)."""
 
     def __init__(self, *, slow_seconds: float = 1.0) -> None:
@@ -273,14 +273,6 @@ class ApprovalPathSandbox:
     def requests(self) -> list[tuple[str, str]]:
         """(method, path) of every API request, Approval Path's and Jira's."""
         return [(s.method, unquote(s.path_qs.partition("?")[0])) for s in self.kit.served]
-
-    @property
-    def slow_seconds(self) -> float:
-        return self.kit.slow_seconds
-
-    @slow_seconds.setter
-    def slow_seconds(self, seconds: float) -> None:
-        self.kit.slow_seconds = seconds
 
     def fail_next(self, fault: Fault, count: int = 1, *, method: str | None = None) -> None:
         """The next `count` API requests (of `method` only, when given) fail (see sandbox_kit):

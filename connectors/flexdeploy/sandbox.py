@@ -42,7 +42,7 @@ from aiohttp import web
 from connectors.base import Status
 from connectors.people import ALICE, BOB, CAROL, DAVE, DemoPerson
 from connectors.registry import SandboxSetup
-from connectors.sandbox_kit import Fault, SandboxKit
+from connectors.sandbox_kit import Fault, KitSandbox, SandboxKit
 
 ROOT = "/flexdeploy"
 API = f"{ROOT}/rest/v1"
@@ -141,7 +141,7 @@ class SandboxTask:
         return True
 
 
-class FlexDeploySandbox:
+class FlexDeploySandbox(KitSandbox):
     """The vendor, seeded by helpers. `decisions` lists what the API applied:
     (task id, "approve" | "reject", username); `served` every API request as "METHOD /path?query".
     Faults, the request log and the control endpoints come from connectors/sandbox_kit.py."""
@@ -204,18 +204,6 @@ class FlexDeploySandbox:
     def connector_settings(self, **overrides: Any) -> dict[str, Any]:
         """The [[connectors]] keys (without name/type) that point a connector here."""
         return {"base_url": self.base_url, "username": SERVICE_USER, "password": SERVICE_PASSWORD} | overrides
-
-    @property
-    def served(self) -> list[str]:
-        return [entry.line() for entry in self.kit.served]
-
-    @property
-    def slow_seconds(self) -> float:
-        return self.kit.slow_seconds
-
-    @slow_seconds.setter
-    def slow_seconds(self, seconds: float) -> None:
-        self.kit.slow_seconds = seconds
 
     @property
     def retry_after(self) -> str:

@@ -42,7 +42,7 @@ from aiohttp import web
 from connectors.greenhouse.client import replace_approver_body, request_approvals_body
 from connectors.people import ALICE, BOB, CAROL, DAVE, DemoPerson
 from connectors.registry import SandboxSetup
-from connectors.sandbox_kit import Fault, SandboxKit
+from connectors.sandbox_kit import Fault, KitSandbox, SandboxKit
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -202,7 +202,7 @@ class Write:
     body: Any = None
 
 
-class GreenhouseSandbox:
+class GreenhouseSandbox(KitSandbox):
     """The vendor, seeded by helpers. Faults on the v3 API, its request log and the control
     endpoints come from connectors/sandbox_kit.py; the rate-limit window (X-RateLimit-* on every
     answer, 429 with Retry-After when spent, `throttle_next`) and `requests` (with each answer's
@@ -331,14 +331,6 @@ class GreenhouseSandbox:
         self.tokens = {t: (sub, past) for t, (sub, _) in self.tokens.items()}
 
     # ------------------------------------------------------------------ faults and limits
-
-    @property
-    def slow_seconds(self) -> float:
-        return self.kit.slow_seconds
-
-    @slow_seconds.setter
-    def slow_seconds(self, seconds: float) -> None:
-        self.kit.slow_seconds = seconds
 
     @property
     def query_log(self) -> list[tuple[str, dict[str, str]]]:

@@ -28,7 +28,7 @@ from aiohttp import web
 from connectors.harness.groups import readable_name
 from connectors.people import ALICE, BOB, CAROL, DAVE, DemoPerson
 from connectors.registry import SandboxSetup
-from connectors.sandbox_kit import CONTROL, Fault, SandboxKit
+from connectors.sandbox_kit import CONTROL, KitSandbox, SandboxKit
 
 ACCOUNT = "acct1"
 SERVICE_TOKEN = f"sat.{ACCOUNT}.bot.viewonly"
@@ -95,7 +95,7 @@ def _bad(message: str) -> web.Response:
     )
 
 
-class HarnessSandbox:
+class HarnessSandbox(KitSandbox):
     """The vendor, seeded by helpers. `decisions` lists what the API applied; `served` every
     request as "METHOD /path?query". Faults, the request log and the control endpoints come from
     connectors/sandbox_kit.py; `rate_limit_next` is Harness's own 429 (no Retry-After)."""
@@ -198,22 +198,6 @@ class HarnessSandbox:
                 "approvedAt": int(time.time() * 1000),
             }
         )
-
-    @property
-    def served(self) -> list[str]:
-        return [entry.line() for entry in self.kit.served]
-
-    @property
-    def slow_seconds(self) -> float:
-        return self.kit.slow_seconds
-
-    @slow_seconds.setter
-    def slow_seconds(self, seconds: float) -> None:
-        self.kit.slow_seconds = seconds
-
-    def fail_next(self, fault: Fault, count: int = 1, *, method: str | None = None) -> None:
-        """The next `count` requests (of `method` only, when given) meet `fault` (see sandbox_kit)."""
-        self.kit.fail_next(fault, count, method=method)
 
     def connector_settings(self, **overrides: Any) -> dict[str, Any]:
         return {

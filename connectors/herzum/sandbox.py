@@ -26,7 +26,7 @@ from aiohttp import web
 
 from connectors.people import ALICE, BOB, CAROL, DAVE, DemoPerson
 from connectors.registry import SandboxSetup
-from connectors.sandbox_kit import CONTROL, Fault, SandboxKit
+from connectors.sandbox_kit import CONTROL, KitSandbox, SandboxKit
 
 API = "/rest/herzum-hap-services/1.0/api"
 SERVICE_USER, SERVICE_PASSWORD = "jira-bot", "jira-bot-password"
@@ -105,7 +105,7 @@ def _error(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"errorCode": code, "errorMessage": message, "status": status}, status=status)
 
 
-class HerzumSandbox:
+class HerzumSandbox(KitSandbox):
     """The vendor, seeded by helpers. `decisions` lists what the API applied; `served` every
     request as "METHOD /path?query". Faults, that request log and the control endpoints come from
     connectors/sandbox_kit.py; `rate_limit_next` is Jira's own 429 and `log` notes the auth scheme
@@ -169,22 +169,6 @@ class HerzumSandbox:
         approval = self.approvals[approval_id]
         approval.status, approval.approver_user = status.upper(), by
         approval.date = datetime.now(UTC).strftime("%d/%m/%Y %H:%M:%S")
-
-    @property
-    def served(self) -> list[str]:
-        return [entry.line() for entry in self.kit.served]
-
-    @property
-    def slow_seconds(self) -> float:
-        return self.kit.slow_seconds
-
-    @slow_seconds.setter
-    def slow_seconds(self, seconds: float) -> None:
-        self.kit.slow_seconds = seconds
-
-    def fail_next(self, fault: Fault, count: int = 1, *, method: str | None = None) -> None:
-        """The next `count` requests (of `method` only, when given) meet `fault` (see sandbox_kit)."""
-        self.kit.fail_next(fault, count, method=method)
 
     # ---- server ------------------------------------------------------------------------------------
 
