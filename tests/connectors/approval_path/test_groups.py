@@ -3,35 +3,15 @@ emails as Jira shows them, and a card that says so when a profile hides one."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
-
-import pytest
+from datetime import timedelta
 
 from bot.sandbox.slack_api import SlackSandbox
 from connectors.approval_path import ApprovalPathSettings
 from connectors.approval_path.connector import HIDDEN_EMAILS, ApprovalPathConnector
 from connectors.approval_path.sandbox import ACCOUNTS, ApprovalPathSandbox
 from connectors.people import ALICE, BOB, CAROL, DAVE
+from tests.connectors.approval_path import Clock
 from tests.harness import Bot, connector_config, start_bot
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[ApprovalPathSandbox]:
-    instance = ApprovalPathSandbox(slow_seconds=0.3)
-    await instance.start()
-    try:
-        yield instance
-    finally:
-        await instance.stop()
 
 
 def _connector(sandbox: ApprovalPathSandbox, clock: Clock, **options: object) -> ApprovalPathConnector:

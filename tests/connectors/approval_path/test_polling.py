@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -14,26 +14,9 @@ from connectors.approval_path.sandbox import ACCOUNTS, JIRA_EMAIL, ApprovalPathS
 from connectors.base import Action, ApprovalItem, GroupState, Status
 from connectors.errors import AuthExpired, InvalidInput
 from connectors.people import ALICE, BOB, CAROL, DAVE, MALLORY
+from tests.connectors.approval_path import Clock
 
 Connect = Callable[..., ApprovalPathConnector]
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[ApprovalPathSandbox]:
-    instance = ApprovalPathSandbox(slow_seconds=0.3)
-    await instance.start()
-    try:
-        yield instance
-    finally:
-        await instance.stop()
 
 
 @pytest.fixture
