@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,17 @@ from store.db import Database
 from store.repo import Store
 
 PG_URL = os.environ.get("DATABASE_URL", "")
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """The root logger as it was before the test: a test that runs the CLI in-process sets up
+    logging as `run` does, and the next test must not inherit its handler or level."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield None
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def _pg_reason() -> str | None:

@@ -10,15 +10,6 @@ import pytest
 from bot.logs import setup_logging
 
 
-@pytest.fixture(autouse=True)
-def _restore_logging() -> object:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield None
-    root.handlers[:] = handlers
-    root.setLevel(level)
-
-
 def test_json_lines_carry_level_logger_and_message_with_tokens_masked(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
