@@ -57,7 +57,7 @@ class Command:
 async def _answer(deps: Deps, command: Command, sub: str) -> blocks.Message | None:
     """The answer to `sub`, or None when a modal opened. Built-in subcommands come first, then
     those other modules add, then help; anything else gets help saying the word is unknown."""
-    builtin = _BUILTIN.get(sub)
+    builtin = SUBCOMMANDS.get(_ALIASES.get(sub, sub))
     if builtin is not None:
         return await builtin(deps, command)
     if sub in deps.subcommands:
@@ -96,15 +96,18 @@ async def _start(deps: Deps, command: Command) -> blocks.Message | None:
     return None
 
 
-_BUILTIN: dict[str, Callable[[Deps, Command], Awaitable[blocks.Message | None]]] = {
+# The built-in subcommands, each named in the manifest's usage_hint (tests/test_manifest.py checks).
+SUBCOMMANDS: dict[str, Callable[[Deps, Command], Awaitable[blocks.Message | None]]] = {
     "list": _list,
-    "pending": _list,
-    "ls": _list,
     "connect": _connect,
     "disconnect": _disconnect,
     "status": _status,
     "start": _start,
 }
+
+
+# Other words people type for a subcommand, kept out of the usage hint.
+_ALIASES = {"pending": "list", "ls": "list"}
 
 
 async def _tell(deps: Deps, user: str, origin: Origin, message: blocks.Message) -> None:
