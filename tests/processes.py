@@ -20,6 +20,7 @@ from typing import Any
 
 from bot.sandbox.slack_api import SlackSandbox
 from connectors.flexdeploy.sandbox import FlexDeploySandbox
+from connectors.registry import SandboxSetup
 
 CHANNEL = "C0DEPLOYS"
 
@@ -30,9 +31,29 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def flexdeploy_config(folder: Path, fd: FlexDeploySandbox, *, poll_interval: str | None = "1s") -> Path:
-    """approvals.toml with one FlexDeploy connector `deploys` posting to CHANNEL; its password
-    comes from FD_PASSWORD, as an admin would give it."""
+def greenhouse_block(setup: SandboxSetup, *, poll_interval: str | None = None) -> str:
+    """A `hiring` Greenhouse connector (cards in the DMs of whoever's turn it is, a copy in
+    C0APPROVALS); its client secret comes from HARVEST_SECRET."""
+    c = setup.connector
+    poll = f'poll_interval = "{poll_interval}"\n' if poll_interval else ""
+    return f"""
+[[connectors]]
+name = "hiring"
+type = "greenhouse"
+base_url = "{c["base_url"]}"
+auth_url = "{c["auth_url"]}"
+client_id = "{c["client_id"]}"
+client_secret = "${{HARVEST_SECRET}}"
+service_user_id = {c["service_user_id"]}
+{poll}channel = "C0APPROVALS"
+"""
+
+
+def flexdeploy_config(
+    folder: Path, fd: FlexDeploySandbox, *, poll_interval: str | None = "1s", extra: str = ""
+) -> Path:
+    """approvals.toml with one FlexDeploy connector `deploys` posting to CHANNEL (its password
+    from FD_PASSWORD, as an admin would give it), then `extra` (more connectors)."""
     settings = fd.connector_settings()
     poll = f'poll_interval = "{poll_interval}"\n' if poll_interval else ""
     config = folder / "approvals.toml"
@@ -45,7 +66,7 @@ base_url = "{settings["base_url"]}"
 username = "{settings["username"]}"
 password = "${{FD_PASSWORD}}"
 {poll}channel = "{CHANNEL}"
-"""
+{extra}"""
     )
     return config
 
@@ -59,9 +80,11 @@ def bot_env(
     database_url: str | None = None,
     lease: float | None = None,
     poll_interval: str | None = "1s",
+    extra_config: str = "",
+    extra_env: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """The whole environment of a bot process: this one's, plus the bot's settings (SQLite in
-    `folder` unless `database_url`)."""
+    `folder` unless `database_url`); `extra_config`/`extra_env`: more connectors and their secrets."""
     env = {
         **os.environ,
         "FD_PASSWORD": fd.connector_settings()["password"],
@@ -70,7 +93,10 @@ def bot_env(
         "SLACK_API_URL": slack.api_url,
         "APPROVALS_SECRET_KEY": secret_key,
         "DATABASE_URL": database_url or f"sqlite+aiosqlite:///{folder / 'approvals.db'}",
-        "APPROVALS_CONFIG": str(flexdeploy_config(folder, fd, poll_interval=poll_interval)),
+        "APPROVALS_CONFIG": str(
+            flexdeploy_config(folder, fd, poll_interval=poll_interval, extra=extra_config)
+        ),
+        **(extra_env or {}),
     }
     if lease is not None:
         env["APPROVALS_LEASE"] = f"{lease:g}s"

@@ -11,7 +11,7 @@ from bot.sandbox.slack_api import SlackSandbox
 from connectors.flexdeploy.sandbox import FlexDeploySandbox
 from connectors.greenhouse.sandbox import demo
 from connectors.registry import SandboxSetup
-from tests.processes import bot_env, cli
+from tests.processes import bot_env, cli, greenhouse_block
 
 pytestmark = pytest.mark.slow
 
@@ -27,20 +27,7 @@ async def greenhouse() -> AsyncIterator[SandboxSetup]:
 
 def _config(path: Path, setup: SandboxSetup, api_key: str) -> Path:
     file = path / "approvals.toml"
-    c = setup.connector
-    file.write_text(
-        f"""
-[[connectors]]
-name = "hiring"
-type = "greenhouse"
-base_url = "{c["base_url"]}"
-auth_url = "{c["auth_url"]}"
-client_id = "{c["client_id"]}"
-client_secret = "${{HARVEST_SECRET}}"
-service_user_id = {c["service_user_id"]}
-channel = "C0APPROVALS"
-"""
-    )
+    file.write_text(greenhouse_block(setup))
     return file
 
 

@@ -109,6 +109,9 @@ class Cluster:
     slack: SlackSandbox
     secret_key: str
     lease: int = LEASE_SECONDS
+    # More connectors than FlexDeploy's `deploys` (TOML), and the secrets they name.
+    extra_config: str = ""
+    extra_env: dict[str, str] = field(default_factory=dict)
     replicas: list[Replica] = field(default_factory=list)
     _numbers: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -120,6 +123,8 @@ class Cluster:
             secret_key=self.secret_key,
             database_url=self.database_url,
             lease=self.lease,
+            extra_config=self.extra_config,
+            extra_env=self.extra_env,
         )
 
     async def start(self, name: str | None = None) -> Replica:

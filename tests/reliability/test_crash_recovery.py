@@ -18,14 +18,17 @@ import asyncio
 import itertools
 import json
 import time
+from collections import Counter
 from typing import Any
 
 import pytest
 
 from bot.sandbox.slack_api import SlackSandbox
+from connectors.greenhouse.sandbox import demo as greenhouse_demo
 from store import audit
 from store.db import Database
 from tests.conftest import PG_URL
+from tests.processes import greenhouse_block
 from tests.reliability.replicas import (
     CHANNEL,
     Cluster,
@@ -172,6 +175,62 @@ async def test_without_a_history_scope_a_card_cut_off_mid_post_is_posted_again_a
     assert all(n >= 1 for n in counts.values()), f"cards lost: {counts}"
     assert sum(n - 1 for n in counts.values()) == 1, f"only the interrupted card is doubled: {counts}"
     assert restarted.log_text().count("cannot read") == 1, "the missing scope is logged once"
+
+
+async def test_kill_between_a_dm_card_post_and_its_record_adopts_it(cluster: Cluster) -> None:
+    """The same for a card sent as a DM (Greenhouse's, to whoever's turn it is): found in the DM's
+    history (im:history, under the DM's id from conversations.open), adopted, not posted twice."""
+    greenhouse = await greenhouse_demo()
+    try:
+        cluster.extra_config = greenhouse_block(greenhouse, poll_interval="1s")
+        cluster.extra_env = {"HARVEST_SECRET": str(greenhouse.connector["client_secret"])}
+        slack = cluster.slack
+        bob_dm = slack.dm_channel("U0BOB")
+        killed = asyncio.Event()
+        replica = await cluster.start()
+
+        def kill_on_bobs_card(channel: str, ts: str, text: str, blocks: Any, kind: str) -> None:
+            if kind == "post" and channel == bob_dm and OFFER in f"{text}{blocks}" and not killed.is_set():
+                replica.kill()
+                killed.set()
+
+        slack.on_post = kill_on_bobs_card
+        await asyncio.wait_for(killed.wait(), 60)
+        await replica.process.wait()
+        slack.on_post = None
+        assert len(_offers_to_bob(slack)) == 1, "Slack stored the card before the kill"
+
+        restarted = await started(cluster)
+        await wait_until(restarted.settled, timeout=60, what="the outbox delivered")
+        await asyncio.sleep(2)
+        assert len(_offers_to_bob(slack)) == 1, "the card in Bob's DM was not posted twice"
+        adopted = await restarted.metric(
+            'approvals_reconciliations_total{connector="hiring",outcome="card_adopted"}'
+        )
+        # Every card the kill cut off mid-post (the pass had several in flight) was adopted.
+        assert adopted is not None and adopted >= 1, "found in the DM's history and adopted"
+        assert any(c.args.get("channel") == bob_dm for c in slack.calls_to("conversations.history"))
+        tags = Counter(
+            (m.channel, json.dumps(m.metadata.get("event_payload"), sort_keys=True))
+            for m in slack.messages.values()
+            if m.metadata and m.metadata.get("event_type") == "approval_card"
+        )
+        twice = {tag: n for tag, n in tags.items() if n > 1}
+        assert not twice, f"cards posted twice: {twice}"
+        record("crash_mid_dm_post_adopted", adopted)
+        record("crash_mid_dm_post_duplicates", sum(n - 1 for n in tags.values()))
+    finally:
+        await cluster.stop_all()
+        await greenhouse.stop()
+
+
+OFFER = "Offer to Jordan Rivera"
+
+
+def _offers_to_bob(slack: SlackSandbox) -> list[Any]:
+    return [
+        m for m in slack.messages_in(slack.dm_channel("U0BOB")) if OFFER in m.render() and not m.thread_ts
+    ]
 
 
 async def test_a_post_that_failed_before_it_happened_is_made_once(cluster: Cluster) -> None:
