@@ -134,7 +134,7 @@ async def stop(process: asyncio.subprocess.Process) -> int:
     return process.returncode or 0
 
 
-async def cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
+async def cli(*args: str, env: dict[str, str], timeout: float = 60) -> tuple[int, str, str]:
     """`approvals-bot <args>` to its end: (exit code, stdout, stderr)."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -145,7 +145,7 @@ async def cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
         stderr=asyncio.subprocess.PIPE,
         env={**os.environ, **env},
     )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    out, err = await asyncio.wait_for(process.communicate(), timeout=timeout)
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
 

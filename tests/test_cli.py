@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from bot.sandbox.slack_api import SlackSandbox
 from connectors.flexdeploy.sandbox import FlexDeploySandbox
-from connectors.greenhouse.sandbox import demo
 from connectors.registry import SandboxSetup
 from tests.processes import bot_env, cli, greenhouse_block
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-async def greenhouse() -> AsyncIterator[SandboxSetup]:
-    setup = await demo()
-    try:
-        yield setup
-    finally:
-        await setup.stop()
 
 
 def _config(path: Path, setup: SandboxSetup, api_key: str) -> Path:

@@ -5,34 +5,16 @@ D… id (conversations.open, im:write) with im:history."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
-from bot.sandbox.slack_api import SlackSandbox
-from connectors.greenhouse.sandbox import demo
-from connectors.registry import SandboxSetup
-from tests.harness import Bot, connector_config, start_bot
+from tests.harness import Bot
 
 OFFER = "Offer to Jordan Rivera"
 
 
 @pytest.fixture
-async def bot(db_url: str, secret_key: str, slack: SlackSandbox) -> AsyncIterator[Bot]:
-    greenhouse: SandboxSetup = await demo()
-    running = await start_bot(
-        database_url=db_url,
-        secret_key=secret_key,
-        slack=slack,
-        connectors=[
-            connector_config("hiring", "greenhouse", dict(greenhouse.connector), channel="C0APPROVALS")
-        ],
-    )
-    try:
-        yield running
-    finally:
-        await running.stop()
-        await greenhouse.stop()
+def bot(greenhouse_bot: Bot) -> Bot:
+    return greenhouse_bot
 
 
 async def _carded(bot: Bot) -> None:
