@@ -154,6 +154,7 @@ class Runtime:
         )
         self.services.yield_to = self.delivery.yield_to = self.ack_first.wait
         self.services.admins = Admins(self.config.admins, self.gateway)
+        self.services.instance = lambda: self.leader.instance
         self.deps = Deps(services=self.services, gateway=self.gateway, ack_first=self.ack_first)
         self.app = build_app(
             self.deps,

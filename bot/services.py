@@ -158,6 +158,9 @@ class Services:
         # Awaited between the steps of a click's work, so acknowledgements of other clicks go
         # first (the runtime sets AckFirst.wait; alone, it does not wait).
         self.yield_to: Callable[[], Awaitable[None]] = no_wait
+        # This process's instance id while its heartbeat is live (the runtime sets the elector's),
+        # recorded with each claim: a click of a process that died is reconciled without waiting.
+        self.instance: Callable[[], str | None] = lambda: None
 
     # ---- clicks ----------------------------------------------------------------------------------
 
@@ -325,6 +328,7 @@ class Services:
             comment=comment,
             via=via,
             deadline=deadline + GRACE,
+            process=self.instance(),
         )
         claimed_at = await stored_items.claim(
             self.store.db,
@@ -347,7 +351,15 @@ class Services:
         self.outbox.kick(urgent=True)
         await self.yield_to()
         return await self._act(
-            stored, connector, action, actor, comment, inputs or {}, via, claimed_at=claimed_at
+            stored,
+            connector,
+            action,
+            actor,
+            comment,
+            inputs or {},
+            via,
+            claimed_at=claimed_at,
+            process=intent.process,
         )
 
     async def _act(  # noqa: C901, PLR0912, PLR0915 -- the story of one click, each outcome beside its cause
@@ -361,6 +373,7 @@ class Services:
         via: str | None = None,
         *,
         claimed_at: datetime | None = None,
+        process: str | None = None,
     ) -> Message | None:
         """The vendor call and its outcome, all within the click's deadline (bot/reconcile.py).
 
@@ -415,6 +428,15 @@ class Services:
             except TimeoutError:
                 return None
 
+        if process is not None and self.instance() != process:
+            # Our heartbeat may have lapsed since the claim (the process froze, or lost the
+            # database): another replica may be settling this click now, so it is not sent.
+            await audit("not_sent", "this replica's heartbeat lapsed before the call")
+            await release(error=f"not sent to {vendor}; nothing was changed")
+            return blocks.notice(
+                f"I could not send your {verb} to {vendor} just now, so it was *not sent* and nothing "
+                "was changed. Try again in a moment."
+            )
         try:
             try:
                 async with asyncio.timeout(act_budget(connector)):

@@ -21,6 +21,8 @@ REQUIRED_SCOPES = frozenset(
         "commands",
         "groups:history",
         "groups:read",
+        "im:history",
+        "im:write",
         "usergroups:read",
         "users:read",
         "users:read.email",

@@ -15,7 +15,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from connectors.base import ApprovalItem, Status
-from store import outbox
+from store import heartbeats, outbox
 from store.db import Database
 from store.models import DecisionRow, ItemRow
 from store.outbox import Entry, now_utc
@@ -202,6 +202,8 @@ class Intent:
     comment: str | None = None
     via: str | None = None
     deadline: timedelta = timedelta(seconds=60)
+    # The clicking process's instance id, given only while it knows its heartbeat is live.
+    process: str | None = None
 
 
 async def claim(
@@ -236,6 +238,7 @@ async def claim(
                 claim_comment=intent.comment,
                 claim_via=intent.via,
                 claim_deadline=now + intent.deadline,
+                claim_process=intent.process,
                 last_error=None,
             )
         )
@@ -247,7 +250,9 @@ async def claim(
 
 
 async def overdue_claims(db: Database, *, now: datetime | None = None) -> list[StoredItem]:
-    """Claims past their deadline: the clicking process died, or left the outcome to be checked."""
+    """Claims nobody is working on any more: past their deadline (the clicking process left the
+    outcome to be checked, or died), or whose process's heartbeat has lapsed (it died or froze:
+    no need to wait for the deadline)."""
     now = now or now_utc()
     async with db.session() as s:
         rows = (
@@ -255,6 +260,7 @@ async def overdue_claims(db: Database, *, now: datetime | None = None) -> list[S
                 select(ItemRow).where(
                     col(ItemRow.claim_by).is_not(None),
                     sa.or_(
+                        heartbeats.gone(col(ItemRow.claim_process), db.dialect),
                         col(ItemRow.claim_deadline) < now,
                         # Claims taken before deadlines were recorded: the old five minutes.
                         sa.and_(
@@ -296,6 +302,7 @@ async def finish_claim(
             "claim_comment": None,
             "claim_via": None,
             "claim_deadline": None,
+            "claim_process": None,
             "last_error": error,
         }
         if decided_by is not None:

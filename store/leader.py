@@ -16,6 +16,9 @@ two replicas delivering the same outbox row would post a card twice. Leadership 
 
 Everything in the process asks `elector.is_leader` (a local read); only the elector talks to the
 database about leadership. SQLite (one process) goes through the same table.
+
+Every replica's elector, leading or not, also renews the process's heartbeat (store/heartbeats.py)
+with each round trip: clicks claimed by a process whose heartbeat lapsed are reconciled at once.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from store import leases
+from store import heartbeats, leases
 from store.db import make_engine
 from store.leases import Fence, Lease, LostLeadership
 
@@ -81,6 +84,8 @@ class Elector:
         self._connection: AsyncConnection | None = None
         self._fence: int | None = None
         self._valid_until = 0.0  # monotonic instant after which our lease may have ended
+        self._alive_until = 0.0  # monotonic instant after which our heartbeat may have lapsed
+        self._host = socket.gethostname()
         self._seen: Lease | None = None
         self._seen_at = 0.0
         self._task: asyncio.Task[None] | None = None
@@ -102,6 +107,14 @@ class Elector:
     async def check(self) -> bool:
         """Kept for callers of the former lock: the local answer, no database round trip."""
         return self.is_leader
+
+    @property
+    def instance(self) -> str | None:
+        """This process's instance id while its heartbeat is certainly live, else None.
+
+        A click records it with its claim (and checks it again before calling the vendor): only
+        then may another replica, seeing the heartbeat lapse, settle that click without waiting."""
+        return self.holder if self._clock() < self._alive_until else None
 
     @property
     def fence(self) -> Fence | None:
@@ -187,6 +200,18 @@ class Elector:
             )
             if lease is None:
                 lease = await asyncio.wait_for(leases.read(connection, name=self.name), self.lease / 3)
+            await asyncio.wait_for(
+                heartbeats.beat(
+                    connection,
+                    instance=self.holder,
+                    host=self._host,
+                    ttl=self.lease,
+                    first=self._alive_until == 0.0,
+                ),
+                self.lease / 3,
+            )
+            # As for the lease: counted from before the round trip, so it ends before the row does.
+            self._alive_until = sent + self.lease * 0.9
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the database or the connection: we cannot know we still lead

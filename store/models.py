@@ -62,6 +62,9 @@ class ItemRow(SQLModel, table=True):
     claim_comment: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
     claim_via: str | None = Field(default=None, max_length=64)
     claim_deadline: datetime | None = _ts()
+    # The process (per-run instance id, store/heartbeats.py) working on the click: once its
+    # heartbeat lapses, reconciliation need not wait for the deadline.
+    claim_process: str | None = Field(default=None, max_length=200)
     # What the bot itself did last (shown on the card: "Approved by @alice", "Failed: ...").
     decided_by: str | None = Field(default=None, max_length=32)
     decided_action: str | None = Field(default=None, max_length=16)

@@ -13,9 +13,12 @@ from cryptography.fernet import Fernet
 
 from bot.sandbox.slack_api import SlackSandbox
 from connectors.flexdeploy.sandbox import FlexDeploySandbox
+from connectors.greenhouse.sandbox import demo as greenhouse_demo
+from connectors.registry import SandboxSetup
 from store.crypto import CredentialBox
 from store.db import Database
 from store.repo import Store
+from tests.harness import Bot, connector_config, start_bot
 
 PG_URL = os.environ.get("DATABASE_URL", "")
 
@@ -114,3 +117,32 @@ async def fd() -> AsyncIterator[FlexDeploySandbox]:
 @pytest.fixture
 def db_url(db: Database) -> str:
     return db.url
+
+
+@pytest.fixture
+async def greenhouse() -> AsyncIterator[SandboxSetup]:
+    """The Greenhouse sandbox seeded as for the demo (an offer due for Alice and Bob), on 127.0.0.1."""
+    setup = await greenhouse_demo()
+    try:
+        yield setup
+    finally:
+        await setup.stop()
+
+
+@pytest.fixture
+async def greenhouse_bot(
+    db_url: str, secret_key: str, slack: SlackSandbox, greenhouse: SandboxSetup
+) -> AsyncIterator[Bot]:
+    """The bot with one Greenhouse connector `hiring` (cards in approvers' DMs, a copy in C0APPROVALS)."""
+    running = await start_bot(
+        database_url=db_url,
+        secret_key=secret_key,
+        slack=slack,
+        connectors=[
+            connector_config("hiring", "greenhouse", dict(greenhouse.connector), channel="C0APPROVALS")
+        ],
+    )
+    try:
+        yield running
+    finally:
+        await running.stop()

@@ -3,41 +3,15 @@ through a modal with a person picker, and the turn moving on."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
-from bot.sandbox.slack_api import SlackSandbox
-from connectors.greenhouse.sandbox import demo
 from connectors.registry import SandboxSetup
-from tests.harness import Bot, connector_config, start_bot
+from tests.harness import Bot
 
 
 @pytest.fixture
-async def greenhouse() -> AsyncIterator[SandboxSetup]:
-    setup = await demo()
-    try:
-        yield setup
-    finally:
-        await setup.stop()
-
-
-@pytest.fixture
-async def bot(
-    db_url: str, secret_key: str, slack: SlackSandbox, greenhouse: SandboxSetup
-) -> AsyncIterator[Bot]:
-    running = await start_bot(
-        database_url=db_url,
-        secret_key=secret_key,
-        slack=slack,
-        connectors=[
-            connector_config("hiring", "greenhouse", dict(greenhouse.connector), channel="C0APPROVALS")
-        ],
-    )
-    try:
-        yield running
-    finally:
-        await running.stop()
+def bot(greenhouse_bot: Bot) -> Bot:
+    return greenhouse_bot
 
 
 async def test_due_approvers_get_dm_cards_and_reassign_moves_the_turn(bot: Bot) -> None:

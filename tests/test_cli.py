@@ -2,62 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from bot.sandbox.slack_api import SlackSandbox
 from connectors.flexdeploy.sandbox import FlexDeploySandbox
-from connectors.greenhouse.sandbox import demo
 from connectors.registry import SandboxSetup
+from tests.processes import bot_env, cli, greenhouse_block
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-async def greenhouse() -> AsyncIterator[SandboxSetup]:
-    setup = await demo()
-    try:
-        yield setup
-    finally:
-        await setup.stop()
-
-
-async def _cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, **env},
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
-
-
 def _config(path: Path, setup: SandboxSetup, api_key: str) -> Path:
     file = path / "approvals.toml"
-    c = setup.connector
-    file.write_text(
-        f"""
-[[connectors]]
-name = "hiring"
-type = "greenhouse"
-base_url = "{c["base_url"]}"
-auth_url = "{c["auth_url"]}"
-client_id = "{c["client_id"]}"
-client_secret = "${{HARVEST_SECRET}}"
-service_user_id = {c["service_user_id"]}
-channel = "C0APPROVALS"
-"""
-    )
+    file.write_text(greenhouse_block(setup))
     return file
 
 
@@ -71,14 +30,14 @@ async def test_check_reaches_every_vendor_and_slack(
         "SLACK_SIGNING_SECRET": "x",
         "SLACK_API_URL": slack.api_url,
     }
-    code, out, err = await _cli("check", "--config", str(config), env=env)
+    code, out, err = await cli("check", "--config", str(config), env=env)
     assert code == 0, err
     assert "ok: hiring (Greenhouse)" in out
     assert "ok: Slack" in out
 
     env["HARVEST_SECRET"] = "wrong-key"
     env["SLACK_BOT_TOKEN"] = "xoxb-wrong"
-    code, out, err = await _cli("check", "--config", str(config), env=env)
+    code, out, err = await cli("check", "--config", str(config), env=env)
     assert code != 0
     lines = [line for line in err.splitlines() if line.startswith("error: ")]
     assert any("hiring" in line and "refused" in line for line in lines), err
@@ -99,7 +58,7 @@ api_key = "${HARVEST_KEY}"
 """
     )
     env = {"HARVEST_KEY": "k", "SLACK_BOT_TOKEN": slack.token, "SLACK_API_URL": slack.api_url}
-    code, out, err = await _cli("check", "--config", str(config), env=env)
+    code, out, err = await cli("check", "--config", str(config), env=env)
     assert code != 0
     lines = [line for line in (out + err).splitlines() if "retired" in line]
     assert len(lines) == 1 and "31 Aug 2026" in lines[0] and "Harvest V3 (OAuth)" in lines[0], out + err
@@ -112,42 +71,22 @@ async def test_poll_once_posts_cards_and_a_second_run_posts_none(
     fd.seed_demo()
     await fd.start()
     try:
-        settings = fd.connector_settings()
-        config = tmp_path / "approvals.toml"
-        config.write_text(
-            f"""
-[[connectors]]
-name = "deploys"
-type = "flexdeploy"
-base_url = "{settings["base_url"]}"
-username = "{settings["username"]}"
-password = "${{FD_PASSWORD}}"
-channel = "C0DEPLOYS"
-"""
-        )
-        env = {
-            "FD_PASSWORD": settings["password"],
-            "SLACK_BOT_TOKEN": slack.token,
-            "SLACK_API_URL": slack.api_url,
-            "APPROVALS_SECRET_KEY": secret_key,
-            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'approvals.db'}",
-            "APPROVALS_CONFIG": str(config),
-        }
-        code, out, err = await _cli("poll", "--once", env=env)
+        env = bot_env(folder=tmp_path, fd=fd, slack=slack, secret_key=secret_key, poll_interval=None)
+        code, out, err = await cli("poll", "--once", env=env)
         assert code == 0, err
         assert "deploys: 3 pending (3 new" in out
         assert len(slack.calls_to("chat.postMessage")) == 3
-        code, out, err = await _cli("poll", "--once", "--connector", "deploys", env=env)
+        code, out, err = await cli("poll", "--once", "--connector", "deploys", env=env)
         assert code == 0, err
         assert "(0 new, 0 changed" in out
         assert len(slack.calls_to("chat.postMessage")) == 3, (
             "a second run on the same database posts nothing again"
         )
-        code, out, err = await _cli("poll", "--once", "--connector", "nope", env=env)
+        code, out, err = await cli("poll", "--once", "--connector", "nope", env=env)
         assert code == 2
         assert "no such connector" in err
         env["FD_PASSWORD"] = "wrong"
-        code, out, err = await _cli("poll", "--once", env=env)
+        code, out, err = await cli("poll", "--once", env=env)
         assert code == 1
         assert "deploys: failed" in err
     finally:

@@ -26,7 +26,7 @@ METHOD_SCOPES: dict[str, set[str]] = {
     "chat.delete": {"chat:write"},
     "conversations.info": {"channels:read", "groups:read"},
     "conversations.members": {"channels:read", "groups:read"},
-    "conversations.history": {"channels:history", "groups:history"},
+    "conversations.history": {"channels:history", "groups:history", "im:history"},
     "usergroups.list": {"usergroups:read"},
     "usergroups.users.list": {"usergroups:read"},
     "conversations.open": {"im:write"},

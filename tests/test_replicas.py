@@ -13,11 +13,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from connectors.base import ApprovalItem
+from store import items as stored_items
 from store.crypto import CredentialBox
 from store.db import Database
 from store.leader import Elector
 from store.leases import LostLeadership, fenced
-from store.repo import Store
+from store.repo import Store, now_utc
 from tests.conftest import DB_PARAMS, PG_URL, make_database
 
 pytestmark = pytest.mark.parametrize("kind", DB_PARAMS)
@@ -193,3 +195,42 @@ async def test_a_takeover_waits_for_the_write_under_way_and_renewals_do_not(
     finally:
         await leader.stop()
         await other.stop()
+
+
+async def _claimed_by(db: Database, secret_key: str, external_id: str, process: str | None) -> int:
+    """A pending item claimed by a click of `process`, its deadline far off."""
+    store = Store(db, CredentialBox(secret_key))
+    item = ApprovalItem(connector="deploys", external_id=external_id, kind="Release gate", title=external_id)
+    async with db.transaction() as session:
+        item_id = await store.save_item(session, item=item, now=now_utc())
+    assert item_id is not None
+    intent = stored_items.Intent(slack_user="U0ALICE", action="approve", process=process)
+    assert await stored_items.claim(
+        db, item_id=item_id, slack_user="U0ALICE", action="approve", intent=intent
+    )
+    return item_id
+
+
+async def test_a_click_is_reconciled_at_once_when_its_process_heartbeat_lapses(
+    kind: str, db: Database, secret_key: str
+) -> None:
+    """Before its deadline: never while its process beats; at once after that process's heartbeat
+    lapsed. A claim that names no process waits for its deadline."""
+    alive, dead = Elector(db.url, lease=LEASE), Elector(db.url, lease=LEASE)
+    try:
+        await alive.step()
+        await dead.step()
+        assert alive.instance == alive.holder and dead.instance == dead.holder
+        working = await _claimed_by(db, secret_key, "working", alive.instance)
+        orphan = await _claimed_by(db, secret_key, "orphan", dead.instance)
+        unnamed = await _claimed_by(db, secret_key, "unnamed", None)
+        assert await stored_items.overdue_claims(db) == [], "both processes beat: nothing to settle"
+        for _ in range(3):  # `dead` never beats again (killed); `alive` keeps renewing
+            await asyncio.sleep(LEASE * 0.45)
+            await alive.step()
+        overdue = {s.id for s in await stored_items.overdue_claims(db)}
+        assert overdue == {orphan}, (overdue, working, unnamed)
+        assert dead.instance is None, "the dead process's own view lapsed before its row did"
+    finally:
+        await alive.stop()
+        await dead.stop()

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
-import sys
 from pathlib import Path
 
 import aiohttp
@@ -14,84 +10,34 @@ import pytest
 
 from bot.sandbox.slack_api import SlackSandbox
 from connectors.flexdeploy.sandbox import FlexDeploySandbox
+from tests.processes import bot_env, cli, free_port, run_bot, stop, wait_until
 
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _env(tmp_path: Path, fd: FlexDeploySandbox, slack: SlackSandbox, secret_key: str) -> dict[str, str]:
-    settings = fd.connector_settings()
-    config = tmp_path / "approvals.toml"
-    config.write_text(
-        f"""
-[[connectors]]
-name = "deploys"
-type = "flexdeploy"
-base_url = "{settings["base_url"]}"
-username = "{settings["username"]}"
-password = "${{FD_PASSWORD}}"
-poll_interval = "1s"
-channel = "C0DEPLOYS"
-"""
-    )
-    return {
-        **os.environ,
-        "FD_PASSWORD": settings["password"],
-        "SLACK_BOT_TOKEN": slack.token,
-        "SLACK_SIGNING_SECRET": slack.signing_secret,
-        "SLACK_API_URL": slack.api_url,
-        "APPROVALS_SECRET_KEY": secret_key,
-        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'approvals.db'}",
-        "APPROVALS_CONFIG": str(config),
-    }
-
-
 async def _healthy(port: int, process: asyncio.subprocess.Process) -> dict[str, object]:
-    async with aiohttp.ClientSession() as session:
-        for _ in range(200):
-            if process.returncode is not None:
-                raise AssertionError(f"the bot exited with {process.returncode}")
-            try:
-                async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
-                    if response.status == 200:
-                        body: dict[str, object] = await response.json()
-                        return body
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-    raise AssertionError("the bot never became healthy")
+    async def answer() -> dict[str, object] | None:
+        if process.returncode is not None:
+            raise AssertionError(f"the bot exited with {process.returncode}")
+        try:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(f"http://127.0.0.1:{port}/healthz") as response,
+            ):
+                return await response.json() if response.status == 200 else None
+        except aiohttp.ClientError:
+            return None
 
-
-async def _stop(process: asyncio.subprocess.Process) -> tuple[int, str]:
-    if process.returncode is None:
-        process.send_signal(signal.SIGTERM)
-    _, err = await asyncio.wait_for(process.communicate(), 30)
-    assert process.returncode is not None
-    return process.returncode, err.decode()
+    found: dict[str, object] = await wait_until(answer, timeout=10, what="the bot healthy", every=0.05)
+    return found
 
 
 async def test_run_in_http_mode_posts_cards_and_approves_as_the_clicker(
     tmp_path: Path, fd: FlexDeploySandbox, slack: SlackSandbox, secret_key: str
 ) -> None:
-    port = _free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "run",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        env=_env(tmp_path, fd, slack, secret_key),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    port = free_port()
+    log = tmp_path / "bot.log"
+    process = await run_bot(bot_env(folder=tmp_path, fd=fd, slack=slack, secret_key=secret_key), port, log)
     url = f"http://127.0.0.1:{port}/slack/events"
     try:
         await _healthy(port, process)
@@ -115,31 +61,20 @@ async def test_run_in_http_mode_posts_cards_and_approves_as_the_clicker(
         )
         assert [d[1:] for d in fd.decisions] == [("approve", "alice")]
     finally:
-        code, err = await _stop(process)
-    assert code == 0, err
-    assert credentials["secret"] not in err, "credentials never reach the log"
+        code = await stop(process)
+    assert code == 0, log.read_text()
+    assert credentials["secret"] not in log.read_text(), "credentials never reach the log"
 
 
 async def test_run_in_socket_mode_answers_over_the_websocket(
     tmp_path: Path, fd: FlexDeploySandbox, slack: SlackSandbox, secret_key: str
 ) -> None:
-    port = _free_port()
-    env = _env(tmp_path, fd, slack, secret_key)
+    port = free_port()
+    env = bot_env(folder=tmp_path, fd=fd, slack=slack, secret_key=secret_key)
     env["SLACK_APP_TOKEN"] = slack.app_token
     del env["SLACK_SIGNING_SECRET"]  # not needed in Socket Mode
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "run",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    log = tmp_path / "bot.log"
+    process = await run_bot(env, port, log)
     try:
         health = await _healthy(port, process)
         assert health["store"] == "ok"
@@ -156,29 +91,18 @@ async def test_run_in_socket_mode_answers_over_the_websocket(
         ):
             assert response.status in (404, 405), "no HTTP endpoint for Slack in Socket Mode"
     finally:
-        code, err = await _stop(process)
-    assert code == 0, err
+        code = await stop(process)
+    assert code == 0, log.read_text()
 
 
 async def test_run_refuses_to_start_without_its_secrets(
     tmp_path: Path, fd: FlexDeploySandbox, slack: SlackSandbox
 ) -> None:
-    env = _env(tmp_path, fd, slack, "")
+    env = bot_env(folder=tmp_path, fd=fd, slack=slack, secret_key="")
     for name in ("SLACK_SIGNING_SECRET", "APPROVALS_SECRET_KEY"):
         env.pop(name)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "run",
-        "--port",
-        str(_free_port()),
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    _, err = await asyncio.wait_for(process.communicate(), 30)
-    assert process.returncode == 2
-    lines = err.decode().strip().splitlines()
+    code, _, err = await cli("run", "--port", str(free_port()), env=env)
+    assert code == 2
+    lines = err.strip().splitlines()
     assert any("SLACK_SIGNING_SECRET" in line for line in lines)
     assert any("APPROVALS_SECRET_KEY" in line for line in lines)

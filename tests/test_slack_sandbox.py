@@ -260,9 +260,10 @@ async def test_dm_to_a_user_id_lands_in_a_stable_d_channel(
     posted = await slack.chat_postMessage(channel="U0ALICE", text="card", blocks=CARD)
     dm = sandbox.dm_channel("alice")
     assert posted["channel"] == dm and dm.startswith("D")
+    sandbox.scopes.discard("im:write")
     error = await _error(slack.conversations_open(users="U0ALICE"))
     assert (error.response["error"], error.response["needed"]) == ("missing_scope", "im:write")
-    sandbox.scopes.add("im:write")  # the bot does not ask for it; an app that opens DMs does
+    sandbox.scopes.add("im:write")  # the bot asks for it: a DM's id, to read its history after a crash
     assert (await slack.conversations_open(users="U0ALICE"))["channel"]["id"] == dm
     # chat.update needs the D… id, as in Slack; the user id it was posted to does not work.
     error = await _error(slack.chat_update(channel="U0ALICE", ts=posted["ts"], text="x"))

@@ -428,15 +428,17 @@ class Deliverer:
     ) -> tuple[str, str] | None:
         """(channel, ts) of this card when an interrupted attempt did post it, else None.
 
-        Without a history scope (or for a DM, whose history needs its D… id) the card is posted
-        again: a rare duplicate after a crash beats a card never posted. Logged once."""
-        if not destination.startswith(("C", "G")):
+        A DM card was posted to the person's user id; its history is read under the DM's own D…
+        id (conversations.open). Without a history scope the card is posted again: a rare
+        duplicate after a crash beats a card never posted. Logged once."""
+        if not destination.startswith(("C", "G", "D", "U", "W")):
             return None
         oldest = f"{(since - LOOK_BACK).timestamp():.6f}"
         try:
-            tagged = await self.gateway.tagged_messages(
-                channel=destination, event_type=CARD_EVENT, oldest=oldest
-            )
+            channel = destination
+            if destination.startswith(("U", "W")):
+                channel = await self.gateway.dm_channel(destination)
+            tagged = await self.gateway.tagged_messages(channel=channel, event_type=CARD_EVENT, oldest=oldest)
         except SlackFailure as exc:
             if exc.kind is Kind.RETRY:
                 raise  # Slack trouble: the job waits and asks again
@@ -444,13 +446,14 @@ class Deliverer:
                 self._history_warned = True
                 log.warning(
                     "cannot read %s's history (%s): a card interrupted mid-post is posted again. "
-                    "Grant channels:history and groups:history to avoid duplicates after a crash",
+                    "Grant channels:history, groups:history, im:history and im:write to avoid "
+                    "duplicates after a crash",
                     destination,
                     exc.error,
                 )
             return None
         ts = next((ts for ts, payload in tagged if payload == tag), None)
-        return (destination, ts) if ts else None
+        return (channel, ts) if ts else None
 
     def _first_reminder(self, stored: StoredItem) -> datetime | None:
         view = self.connectors.get(stored.item.connector)

@@ -14,7 +14,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any, Self
+from typing import Any, Literal, Self, get_args
 
 import aiohttp
 from aiohttp import web
@@ -58,6 +58,41 @@ log = logging.getLogger(__name__)
 
 
 WebApiMethod = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+# Trouble at Slack's edge, as HTTP rather than as an error code (see `fail_http`).
+HttpFault = Literal["500", "502", "503", "reset"]
+HTTP_FAULTS: tuple[HttpFault, ...] = get_args(HttpFault)
+# Each 5xx comes with a body that is not Slack's JSON, one of each shape slack_sdk reads differently.
+_EDGE_BODIES: dict[str, tuple[str, str]] = {
+    "500": ("text/html", "<html><body><h1>500 Internal Server Error</h1></body></html>"),
+    "502": ("application/json", "<html><body>502 Bad Gateway</body></html>"),  # JSON in name only
+    "503": ("text/plain", "upstream connect error or disconnect/reset before headers"),
+}
+
+
+class _HttpTrouble:
+    """HTTP faults armed on the sandbox: queued per method, or at a rate (seeded)."""
+
+    def __init__(self) -> None:
+        self.queued: dict[str, deque[tuple[HttpFault, bool, str | None]]] = {}
+        self.rate = 0.0
+        self.faults: tuple[HttpFault, ...] = HTTP_FAULTS
+        self.methods: frozenset[str] | None = None
+        self.applied = 0.0
+        self.rng = random.Random(0)
+
+    def pick(self, method: str, channel: str) -> tuple[HttpFault, bool] | None:
+        """(fault, applied) for this call to `channel` (resolved), or None: answered normally."""
+        for key in (method, "*"):
+            pending = self.queued.get(key) or deque()
+            found = next((q for q in pending if q[2] in (None, channel)), None)
+            if found is not None:
+                pending.remove(found)
+                return found[0], found[1]
+        if self.rate and (self.methods is None or method in self.methods) and self.rng.random() < self.rate:
+            fault = self.rng.choice(self.faults)
+            return fault, fault != "reset" and self.rng.random() < self.applied
+        return None
 
 
 class SandboxCore:
@@ -108,6 +143,7 @@ class SandboxCore:
         self._opened_dms: set[str] = set()
         self._rate_limits: dict[str, deque[int]] = {}
         self._failures: dict[str, deque[str]] = {}
+        self._trouble = _HttpTrouble()
         self._rates: _Rates | None = None
         self._seq = 0
         self._rng = random.Random(20240229)
@@ -251,6 +287,50 @@ class SandboxCore:
         """The next `times` calls of `method` ("*" for any) get {"ok": false, "error": error}."""
         self._failures.setdefault(method, deque()).extend([error] * times)
 
+    def fail_http(
+        self,
+        method: str,
+        fault: HttpFault = "500",
+        times: int = 1,
+        *,
+        applied: bool = False,
+        to: str | None = None,
+    ) -> None:
+        """The next `times` calls of `method` ("*" for any) meet trouble at Slack's edge instead of
+        an answer: "500", "502", "503" (a body that is not Slack's JSON: an HTML page, broken JSON,
+        plain text) or "reset" (the connection closed, nothing answered). `applied`: the call takes
+        effect and only its answer is lost (a post that did happen, then a 5xx). `to`: only calls
+        to that conversation (a user id means their DM)."""
+        if fault not in HTTP_FAULTS:
+            raise ValueError(f"unknown HTTP fault {fault!r}; one of {', '.join(HTTP_FAULTS)}")
+        where = self._rate_key(to) if to else None
+        self._trouble.queued.setdefault(method, deque()).extend([(fault, applied, where)] * times)
+
+    def fault_rate(
+        self,
+        rate: float,
+        faults: Iterable[HttpFault] = HTTP_FAULTS,
+        *,
+        methods: Iterable[str] | None = None,
+        applied: float = 0.0,
+        seed: int | None = None,
+    ) -> None:
+        """From now on each call (of `methods`, when given) meets an HTTP fault with probability
+        `rate`, the kind picked at random; a 5xx is `applied` (took effect, answer lost) with that
+        probability. Seeded, so a run can be repeated; `rate=0` stops it."""
+        if not 0 <= rate <= 1 or not 0 <= applied <= 1:
+            raise ValueError("rate and applied are fractions between 0 and 1")
+        trouble = self._trouble
+        trouble.rate, trouble.faults, trouble.applied = rate, tuple(faults), applied
+        trouble.methods = frozenset(methods) if methods is not None else None
+        trouble.rng = random.Random(seed)
+
+    def clear_faults(self) -> None:
+        """No more injected errors, 429s or HTTP trouble (rate limits stay as configured)."""
+        self._rate_limits.clear()
+        self._failures.clear()
+        self._trouble = _HttpTrouble()
+
     def enforce_rates(
         self, per_channel_per_second: float = 1.0, burst: float = 3.0, global_per_minute: float | None = None
     ) -> None:
@@ -321,10 +401,29 @@ class SandboxCore:
         args.pop("token", None)
         call = Call(method, _decoded(args), at)
         self.calls.append(call)
+        trouble = (
+            self._trouble.pick(method, self._rate_key(args.get("channel")))
+            if method in self._methods
+            else None
+        )
+        if trouble is not None and not trouble[1]:
+            return self._edge_failure(request, call, trouble[0])
         body, status, headers = await self._answer(method, args, token)
+        if trouble is not None:  # applied: the call took effect, its answer is lost
+            return self._edge_failure(request, call, trouble[0])
         call.status = status
         call.error = None if body.get("ok") else str(body.get("error"))
         return web.json_response(body, status=status, headers=headers)
+
+    def _edge_failure(self, request: web.Request, call: Call, fault: HttpFault) -> web.Response:
+        if fault == "reset":
+            call.status, call.error = 0, "reset"
+            if request.transport is not None:
+                request.transport.abort()
+            return web.Response(status=204)  # never sent: the connection is gone
+        content_type, text = _EDGE_BODIES[fault]
+        call.status, call.error = int(fault), f"http_{fault}"
+        return web.Response(status=int(fault), text=text, content_type=content_type)
 
     async def _answer(
         self, method: str, args: dict[str, Any], token: str

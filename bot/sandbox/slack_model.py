@@ -37,6 +37,8 @@ DEFAULT_SCOPES = frozenset(
         "commands",
         "groups:history",
         "groups:read",
+        "im:history",
+        "im:write",
         "usergroups:read",
         "users:read",
         "users:read.email",

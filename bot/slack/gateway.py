@@ -76,7 +76,7 @@ DROP = frozenset(
 
 
 def sort_error(error: str, status: int = 200) -> Kind:
-    if status == 429 or error in ("ratelimited", "rate_limited"):
+    if status == 429 or status >= 500 or error in ("ratelimited", "rate_limited"):
         return Kind.RETRY
     if error in CHANNEL_GONE:
         return Kind.CHANNEL_GONE
@@ -218,6 +218,7 @@ class SlackGateway:
         self._posts = Pacer(self.tiers.post_per_channel, self.tiers.post_burst, self._clock)
         self._held: dict[str, float] = {}  # method (or chat.postMessage:channel) → loop time of release
         self._team_id: str | None = None
+        self._dms: dict[str, str] = {}  # user id → the D… id of the bot's DM with them
         self.revoked = False
 
     @property
@@ -293,8 +294,7 @@ class SlackGateway:
         return response
 
     def _sorted(self, method: str, channel: str | None, exc: SlackApiError) -> SlackFailure:
-        status = int(getattr(exc.response, "status_code", 200) or 200)
-        error = str(exc.response.get("error", "unknown"))
+        status, error = _status_and_error(exc)
         kind = sort_error(error, status)
         retry_after = _retry_after(exc) if status == 429 else None
         if status == 429:
@@ -368,7 +368,8 @@ class SlackGateway:
     ) -> list[tuple[str, dict[str, Any]]]:
         """(ts, event_payload) of the channel's recent messages carrying metadata of `event_type`.
 
-        Needs channels:history (groups:history for private channels); raises SlackFailure without it."""
+        Needs channels:history (groups:history for private channels, im:history for a DM, by its D…
+        id: `dm_channel`); raises SlackFailure without it."""
         args: dict[str, Any] = {"channel": channel, "include_all_metadata": True, "limit": limit}
         if oldest is not None:
             args["oldest"] = oldest
@@ -385,6 +386,19 @@ class SlackGateway:
                 payload = tag.get("event_payload")
                 found.append((str(message.get("ts")), payload if isinstance(payload, dict) else {}))
         return found
+
+    async def dm_channel(self, user: str) -> str:
+        """The D… id of the bot's DM with `user` (conversations.open, needs im:write), asked once
+        per user and process: a DM card is posted to the user id, but its history is read by this id."""
+        if user not in self._dms:
+            response = await self._call(
+                "conversations.open", None, URGENT, lambda: self._client.conversations_open(users=user)
+            )
+            found = str((response.get("channel") or {}).get("id") or "")
+            if not found:
+                raise SlackFailure("conversations.open", "no_channel_id", Kind.DROP)
+            self._dms[user] = found
+        return self._dms[user]
 
     async def publish_home(self, *, user: str, view: dict[str, Any], patience: float = URGENT) -> None:
         await self._call(
@@ -566,6 +580,20 @@ class SlackGateway:
             await self.post_message(channel=user, text=message.text, blocks=message.blocks, patience=URGENT)
         except (SlackFailure, Deferred) as exc:
             log.warning("could not tell %s: %s", user, exc)
+
+
+def _status_and_error(exc: SlackApiError) -> tuple[int, str]:
+    """The HTTP status and Slack's error code of a refused call, whatever shape slack_sdk gave it.
+
+    Why: for a 200 Slack answers JSON with an `error`. For a 5xx from Slack's edge the body is an
+    HTML page, plain text or broken JSON, and slack_sdk then hands over a response whose `data` is
+    empty, a string, or (broken JSON) the raw aiohttp response with `status` instead of
+    `status_code` and no `data` at all. Each becomes `http_<status>`, which sorts as retry-later."""
+    response = exc.response
+    status = getattr(response, "status_code", None) or getattr(response, "status", None) or 200
+    data = getattr(response, "data", None)
+    error = data.get("error") if isinstance(data, dict) else None
+    return int(status), str(error) if error else (f"http_{status}" if status != 200 else "unknown")
 
 
 def _retry_after(exc: SlackApiError) -> float | None:

@@ -4,46 +4,22 @@ Disconnect is remembered until the person connects again."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
 
 from bot.sandbox.render import view_to_text
-from bot.sandbox.slack_api import SlackSandbox
-from connectors.greenhouse.sandbox import GreenhouseSandbox, demo
+from connectors.greenhouse.sandbox import GreenhouseSandbox
 from connectors.people import BOB
 from connectors.registry import SandboxSetup
-from tests.harness import Bot, connector_config, start_bot
+from tests.harness import Bot
 
 OFFER = "Offer to Jordan Rivera"
 
 
 @pytest.fixture
-async def greenhouse() -> AsyncIterator[SandboxSetup]:
-    setup = await demo()
-    try:
-        yield setup
-    finally:
-        await setup.stop()
-
-
-@pytest.fixture
-async def bot(
-    db_url: str, secret_key: str, slack: SlackSandbox, greenhouse: SandboxSetup
-) -> AsyncIterator[Bot]:
-    running = await start_bot(
-        database_url=db_url,
-        secret_key=secret_key,
-        slack=slack,
-        connectors=[
-            connector_config("hiring", "greenhouse", dict(greenhouse.connector), channel="C0APPROVALS")
-        ],
-    )
-    try:
-        yield running
-    finally:
-        await running.stop()
+def bot(greenhouse_bot: Bot) -> Bot:
+    return greenhouse_bot
 
 
 def _home(bot: Bot, user: str) -> str:

@@ -1,18 +1,19 @@
 """Real `approvals-bot run` processes on one PostgreSQL, as an operator runs several replicas.
 
-Each replica is its own Python process with its own port, log file and environment; the vendor
-(FlexDeploy sandbox) and Slack (Slack sandbox) run in the test's process, so the test sees every
-call either side received.
+Each replica is its own Python process with its own port, log file and environment (started as
+tests/processes.py starts every bot process); the vendor (FlexDeploy sandbox) and Slack (Slack
+sandbox) run in the test's process, so the test sees every call either side received. The helpers
+both reliability suites use (a cluster, linking a person, a new vendor task, the figures recorded
+for the README) live here too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import os
 import signal
-import socket
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -24,34 +25,12 @@ import aiohttp
 
 from bot.sandbox.slack_api import SlackSandbox
 from connectors.flexdeploy.sandbox import FlexDeploySandbox
+from tests.processes import CHANNEL, bot_env, free_port, run_bot, stop, wait_until
 
-CHANNEL = "C0DEPLOYS"
+__all__ = ["CHANNEL", "Cluster", "Replica", "wait_until"]
+
 # Short enough that the suite stays within minutes; the production default is 15 s.
 LEASE_SECONDS = 3
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def write_config(folder: Path, fd: FlexDeploySandbox) -> Path:
-    settings = fd.connector_settings()
-    config = folder / "approvals.toml"
-    config.write_text(
-        f"""
-[[connectors]]
-name = "deploys"
-type = "flexdeploy"
-base_url = "{settings["base_url"]}"
-username = "{settings["username"]}"
-password = "${{FD_PASSWORD}}"
-poll_interval = "1s"
-channel = "{CHANNEL}"
-"""
-    )
-    return config
 
 
 @dataclass
@@ -117,15 +96,7 @@ class Replica:
         self.process.kill()
 
     async def stop(self) -> int:
-        if self.process.returncode is None:
-            self.process.send_signal(signal.SIGCONT)
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.process.wait(), 30)
-            except TimeoutError:
-                self.process.kill()
-                await self.process.wait()
-        return self.process.returncode or 0
+        return await stop(self.process)
 
 
 @dataclass
@@ -138,60 +109,35 @@ class Cluster:
     slack: SlackSandbox
     secret_key: str
     lease: int = LEASE_SECONDS
+    # More connectors than FlexDeploy's `deploys` (TOML), and the secrets they name.
+    extra_config: str = ""
+    extra_env: dict[str, str] = field(default_factory=dict)
     replicas: list[Replica] = field(default_factory=list)
     _numbers: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     def env(self) -> dict[str, str]:
-        return {
-            **os.environ,
-            "FD_PASSWORD": self.fd.connector_settings()["password"],
-            "SLACK_BOT_TOKEN": self.slack.token,
-            "SLACK_SIGNING_SECRET": self.slack.signing_secret,
-            "SLACK_API_URL": self.slack.api_url,
-            "APPROVALS_SECRET_KEY": self.secret_key,
-            "DATABASE_URL": self.database_url,
-            "APPROVALS_CONFIG": str(write_config(self.folder, self.fd)),
-            "APPROVALS_LEASE": f"{self.lease}s",
-        }
+        return bot_env(
+            folder=self.folder,
+            fd=self.fd,
+            slack=self.slack,
+            secret_key=self.secret_key,
+            database_url=self.database_url,
+            lease=self.lease,
+            extra_config=self.extra_config,
+            extra_env=self.extra_env,
+        )
 
     async def start(self, name: str | None = None) -> Replica:
         name = name or f"replica-{next(self._numbers)}"  # taken before any await: starts may overlap
         port = free_port()
         log = self.folder / f"{name}.log"
-        with log.open("ab") as sink:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "bot",
-                "run",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                env=self.env(),
-                stdout=sink,
-                stderr=sink,
-            )
+        process = await run_bot(self.env(), port, log)
         replica = Replica(name, port, log, process)
         self.replicas.append(replica)
         return replica
 
     async def stop_all(self) -> None:
         await asyncio.gather(*(r.stop() for r in self.replicas))
-
-
-async def wait_until(predicate: Any, *, timeout: float, what: str, every: float = 0.1) -> Any:
-    """Poll `predicate` (sync or async) until it returns something truthy; fail naming `what`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:.0f} s")
-        await asyncio.sleep(every)
 
 
 async def serving(replica: Replica, *, timeout: float = 60) -> None:
@@ -231,3 +177,44 @@ def posts_per_card(slack: SlackSandbox, markers: Iterable[str]) -> Counter[tuple
 
 def card_in_channel(slack: SlackSandbox, marker: str) -> Any:
     return next((m for m in slack.messages_in(CHANNEL) if marker in m.render()), None)
+
+
+async def started(cluster: Cluster) -> Replica:
+    """One more replica, serving and leading (the only one running)."""
+    replica = await cluster.start()
+    await serving(replica)
+    await the_leader([replica], timeout=30)
+    return replica
+
+
+async def link(cluster: Cluster, replica: Replica, user: str) -> None:
+    """`user` links their FlexDeploy account through /approvals connect on `replica`."""
+    slack = cluster.slack
+    await slack.command(replica.url, user=user, text="connect deploys")
+    await wait_until(lambda: slack.open_modals(user), timeout=15, what="the connect modal")
+    secret = cluster.fd.credentials(user, token=True)["secret"]
+    result = await slack.submit_view(
+        replica.url, user=user, values={"Username": user, "Password or API token": secret}
+    )
+    assert result.closed, "the credentials were accepted"
+
+
+def new_task(fd: FlexDeploySandbox, marker: str) -> int:
+    """A new release gate for the Change Advisory Board, named by `marker`."""
+    return fd.add_release_task(
+        pipeline=f"Pipeline {marker}",
+        environment="Production",
+        gate=f"Gate {marker}",
+        release="2026.12",
+        snapshot=f"{marker}-RC1",
+        group="Change Advisory Board",
+    )
+
+
+def record(name: str, value: object) -> None:
+    """A figure for the README, written to RELIABILITY_REPORT (JSON) when set."""
+    target = os.environ.get("RELIABILITY_REPORT")
+    if target:
+        path = Path(target)
+        known = json.loads(path.read_text()) if path.exists() else {}
+        path.write_text(json.dumps({**known, name: value}, indent=2))

@@ -16,23 +16,20 @@ The figures measured (takeover, start-up) are written to RELIABILITY_REPORT when
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
-from bot.sandbox.slack_api import SlackSandbox
-from connectors.flexdeploy.sandbox import FlexDeploySandbox
-from tests.conftest import PG_URL, _reset_postgres
+from tests.conftest import PG_URL
 from tests.reliability.replicas import (
     CHANNEL,
     Cluster,
-    Replica,
     card_in_channel,
+    link,
+    new_task,
     posts_per_card,
+    record,
     serving,
     the_leader,
     wait_until,
@@ -48,39 +45,6 @@ pytestmark = [
 ]
 
 STARTS = int(os.environ.get("RELIABILITY_STARTS", "20"))
-FIGURES: dict[str, object] = {}
-
-
-def _record(name: str, value: object) -> None:
-    FIGURES[name] = value
-    target = os.environ.get("RELIABILITY_REPORT")
-    if target:
-        path = Path(target)
-        known = json.loads(path.read_text()) if path.exists() else {}
-        path.write_text(json.dumps({**known, name: value}, indent=2))
-
-
-@pytest.fixture
-async def cluster(
-    tmp_path: Path, fd: FlexDeploySandbox, slack: SlackSandbox, secret_key: str
-) -> AsyncIterator[Cluster]:
-    await _reset_postgres(PG_URL)
-    running = Cluster(tmp_path, PG_URL, fd, slack, secret_key)
-    try:
-        yield running
-    finally:
-        await running.stop_all()
-
-
-def _new_task(fd: FlexDeploySandbox, marker: str) -> int:
-    return fd.add_release_task(
-        pipeline=f"Pipeline {marker}",
-        environment="Production",
-        gate=f"Gate {marker}",
-        release="2026.12",
-        snapshot=f"{marker}-RC1",
-        group="Change Advisory Board",
-    )
 
 
 def _demo_markers() -> list[str]:
@@ -101,17 +65,6 @@ async def _carded(cluster: Cluster, marker: str, *, timeout: float) -> None:
     )
 
 
-async def _link(cluster: Cluster, replica: Replica, user: str) -> None:
-    slack = cluster.slack
-    await slack.command(replica.url, user=user, text="connect deploys")
-    await wait_until(lambda: slack.open_modals(user), timeout=15, what="the connect modal")
-    secret = cluster.fd.credentials(user, token=True)["secret"]
-    result = await slack.submit_view(
-        replica.url, user=user, values={"Username": user, "Password or API token": secret}
-    )
-    assert result.closed, "the credentials were accepted"
-
-
 async def test_two_replicas_card_once_and_fifty_clicks_reach_the_vendor_once(cluster: Cluster) -> None:
     first, second = await cluster.start(), await cluster.start()
     await asyncio.gather(serving(first), serving(second))
@@ -120,11 +73,11 @@ async def test_two_replicas_card_once_and_fifty_clicks_reach_the_vendor_once(clu
         await _carded(cluster, marker, timeout=30)
     extra = [f"two-{n}" for n in range(5)]
     for marker in extra:
-        _new_task(cluster.fd, marker)
+        new_task(cluster.fd, marker)
     for marker in extra:
         await _carded(cluster, marker, timeout=30)
 
-    await _link(cluster, first, "alice")
+    await link(cluster, first, "alice")
     gate = card_in_channel(cluster.slack, "CAB approval")
     clicks = [
         cluster.slack.click(
@@ -165,7 +118,7 @@ async def test_a_killed_leader_is_replaced_and_new_work_carded_once(cluster: Clu
     leader.kill()
     killed_at = time.monotonic()
     await leader.process.wait()
-    _new_task(cluster.fd, "after-kill")
+    new_task(cluster.fd, "after-kill")
     # Bound: the lease runs out (3 s), the survivor's next renewal notices (1 s), its next poll
     # (1 s) and delivery; doubled for a loaded machine.
     bound = 2 * (cluster.lease + cluster.lease / 3 + 1 + 5)
@@ -173,8 +126,8 @@ async def test_a_killed_leader_is_replaced_and_new_work_carded_once(cluster: Clu
     took_over = time.monotonic() - killed_at
     await _carded(cluster, "after-kill", timeout=bound - took_over)
     carded = time.monotonic() - killed_at
-    _record("kill_takeover_seconds", round(took_over, 1))
-    _record("kill_new_card_seconds", round(carded, 1))
+    record("kill_takeover_seconds", round(took_over, 1))
+    record("kill_new_card_seconds", round(carded, 1))
     _no_duplicates(cluster, [*_demo_markers(), "after-kill"])
 
 
@@ -191,11 +144,11 @@ async def test_a_frozen_leader_is_replaced_and_lands_nothing_when_it_resumes(clu
     leader.freeze()
     frozen_at = time.monotonic()
     try:
-        _new_task(cluster.fd, "while-frozen")
+        new_task(cluster.fd, "while-frozen")
         # As for a kill, plus the server ending a transaction the frozen process left open (30 s).
         bound = 2 * (cluster.lease + cluster.lease / 3 + 1 + 5) + 30
         await wait_until(other.leads, timeout=bound, what="the other replica leading")
-        _record("freeze_takeover_seconds", round(time.monotonic() - frozen_at, 1))
+        record("freeze_takeover_seconds", round(time.monotonic() - frozen_at, 1))
         await _carded(cluster, "while-frozen", timeout=bound)
         # Frozen well past its lease, so that it wakes to a world that moved on.
         remaining = cluster.lease * 2 - (time.monotonic() - frozen_at)
@@ -204,7 +157,7 @@ async def test_a_frozen_leader_is_replaced_and_lands_nothing_when_it_resumes(clu
     finally:
         leader.thaw()
 
-    _new_task(cluster.fd, "after-thaw")
+    new_task(cluster.fd, "after-thaw")
     await _carded(cluster, "after-thaw", timeout=30)
     await asyncio.sleep(cluster.lease)  # time for the resumed replica to do whatever it would do
     resumed = await wait_until(leader.health, timeout=15, what="the resumed replica answering")
@@ -229,9 +182,9 @@ async def test_a_single_replica_leads_soon_after_every_fresh_start(cluster: Clus
         assert status == 200 and body["leader"]["holder"], body
         assert await replica.stop() == 0, replica.log_text()
         cluster.replicas.remove(replica)
-    _record("startups", STARTS)
-    _record("startup_lead_seconds_max", round(max(times), 1))
-    _record("startup_lead_seconds_median", round(sorted(times)[len(times) // 2], 1))
+    record("startups", STARTS)
+    record("startup_lead_seconds_max", round(max(times), 1))
+    record("startup_lead_seconds_median", round(sorted(times)[len(times) // 2], 1))
 
 
 async def test_two_replicas_starting_together_migrate_once(cluster: Cluster) -> None:

@@ -5,10 +5,6 @@ person and its link marked for reconnect."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
-
 import pytest
 from cryptography.fernet import Fernet
 from sqlmodel import select
@@ -20,23 +16,9 @@ from store.db import Database
 from store.models import IdentityRow
 from store.repo import Store
 from tests.harness import link_flexdeploy, start_flexdeploy_bot
+from tests.processes import cli
 
 pytestmark = pytest.mark.slow  # real processes: each start of the CLI costs seconds
-
-
-async def _cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, **env},
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=120)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 async def _sealed(db: Database) -> dict[str, str]:
@@ -62,8 +44,8 @@ async def test_rotation_across_a_restart(db: Database, slack: SlackSandbox, fd: 
     )
     before = await _sealed(db)
 
-    code, out, err = await _cli(
-        "rotate-key", env={"APPROVALS_SECRET_KEY": f"{new},{old}", "DATABASE_URL": db.url}
+    code, out, err = await cli(
+        "rotate-key", env={"APPROVALS_SECRET_KEY": f"{new},{old}", "DATABASE_URL": db.url}, timeout=120
     )
     assert code == 1, (out, err)  # something could not be rotated: the admin must not drop keys blindly
     assert "rotated: 1 stored credential" in out
@@ -95,12 +77,18 @@ async def test_rotation_across_a_restart(db: Database, slack: SlackSandbox, fd: 
         await bot.stop()
 
     # Run again: nothing left under the old key; Carol is still reported until she reconnects.
-    code, out, err = await _cli("rotate-key", env={"APPROVALS_SECRET_KEY": new, "DATABASE_URL": db.url})
+    code, out, err = await cli(
+        "rotate-key", env={"APPROVALS_SECRET_KEY": new, "DATABASE_URL": db.url}, timeout=120
+    )
     assert code == 1 and "rotated: 1" in out and "U0CAROL" in err
 
 
 async def test_rotate_key_needs_the_key(db: Database) -> None:
-    code, _, err = await _cli("rotate-key", env={"APPROVALS_SECRET_KEY": "", "DATABASE_URL": db.url})
+    code, _, err = await cli(
+        "rotate-key", env={"APPROVALS_SECRET_KEY": "", "DATABASE_URL": db.url}, timeout=120
+    )
     assert code == 2 and "APPROVALS_SECRET_KEY is not set" in err
-    code, _, err = await _cli("rotate-key", env={"APPROVALS_SECRET_KEY": "not-a-key", "DATABASE_URL": db.url})
+    code, _, err = await cli(
+        "rotate-key", env={"APPROVALS_SECRET_KEY": "not-a-key", "DATABASE_URL": db.url}, timeout=120
+    )
     assert code == 2 and "Fernet keys" in err
