@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from bot.config import Config, ConnectorConfig
+from bot.config import Config, ConnectorConfig, Reminders
 from bot.outbox.jobs import DigestJob, EscalationJob, ReminderJob
 from bot.reminders.rules import digest_due, escalation_at, next_reminder_at, next_working_moment, working
 from bot.slack.gateway import Deferred, SlackFailure, SlackGateway
@@ -58,69 +59,37 @@ class ReminderPasses:
         """Queue every reminder (and escalation) due at `now`; returns how many were queued.
 
         Decides over the due rows (one query), then records everything in one transaction
-        (`table.record_pass`): the pass's cost follows the reminders due, not the items pending."""
-        moved: list[tuple[int, datetime | None]] = []
-        sent: list[table.Sent] = []
-        escalated: list[table.Escalated] = []
-        await table.forget_closed(self.store.db, now=now)
-        for due in await table.due(self.store.db, now=now):
-            config = self.configs.get(due.item.connector)
-            if config is None or not still_theirs(due):
-                moved.append((due.id, None))
-                continue
-            rules = config.reminders
-            if due.sent >= rules.max:
-                at = escalation_at(sent=due.sent, last_sent_at=due.last_sent_at, rules=rules)
-                if due.escalated_at is not None or at is None:
-                    moved.append((due.id, None))
-                elif at > now:
-                    moved.append((due.id, at))
-                else:
-                    escalated.append(table.Escalated(due.id, self._escalation(due, config)))
-                continue
-            at = next_reminder_at(
-                due_since=due.item.due_since or due.first_seen_at,
-                sent=due.sent,
-                last_sent_at=due.last_sent_at,
-                rules=rules,
-            )
-            assert at is not None
-            reminded = due.item.vendor_reminded_at
-            if at > now:
-                moved.append((due.id, at))
-                continue
-            if reminded is not None and now - reminded < rules.every:
-                moved.append((due.id, reminded + rules.every))  # the vendor reminded them recently
-                continue
-            tz = await self.tz(due.slack_user, due.tz, due.tz_fetched_at, now) if due.slack_user else "UTC"
-            if not working(now, tz, rules):
-                moved.append((due.id, next_working_moment(now, tz, rules)))
-                continue
-            job = ReminderJob(
-                item=due.item_id,
-                channel=due.channel,
-                ts=due.ts,
-                slack_user=due.slack_user,
-                title=due.item.title,
-                number=due.sent + 1,
-                total=rules.max,
-            )
-            sent.append(table.Sent(due.id, due.sent, now + rules.every, [job.entry()]))
-        return await table.record_pass(self.store.db, now=now, sent=sent, escalated=escalated, moved=moved)
-
-    @staticmethod
-    def _escalation(due: table.DueReminder, config: ConnectorConfig) -> list[Entry]:
-        """The channel hears who has not acted; a channel card was reminded there already."""
-        if not (config.channel and due.slack_user):
-            return []
-        job = EscalationJob(
-            item=due.item_id,
-            channel=config.channel,
-            slack_user=due.slack_user,
-            title=due.item.title,
-            reminders=config.reminders.max,
+        (`table.record_pass`): the pass's cost follows the reminders due, not the items pending.
+        Per due row only its own rules run; what is the same for many rows (a person's time zone,
+        whether a zone is inside a connector's working hours now) is worked out once per pass."""
+        due = await table.due(self.store.db, now=now)
+        plan = _Plan(now, moved=[(i, None) for i in due.ended])
+        for one in due.reminders:
+            config = self.configs.get(one.connector)
+            if config is None or not still_theirs(one):
+                plan.moved.append((one.id, None))
+            elif one.sent >= config.reminders.max:
+                plan.escalate_or_wait(one, config)
+            elif (at := plan.not_before(one, config.reminders)) > now:
+                plan.moved.append((one.id, at))
+            elif (later := plan.off_hours(await self._zone(one, plan), config)) is not None:
+                plan.moved.append((one.id, later))
+            else:
+                plan.send(one, config.reminders)
+        return await table.record_pass(
+            self.store.db, now=now, sent=plan.sent, escalated=plan.escalated, moved=plan.moved
         )
-        return [job.entry()]
+
+    async def _zone(self, due: table.DueReminder, plan: _Plan) -> str:
+        """The time zone a reminder goes by: its person's (asked of Slack at most once a pass,
+        however many of their reminders are due); a channel card's: UTC."""
+        if not due.slack_user:
+            return "UTC"
+        if due.slack_user not in plan.zones:
+            plan.zones[due.slack_user] = await self.tz(
+                due.slack_user, due.tz, due.tz_fetched_at, now=plan.now
+            )
+        return plan.zones[due.slack_user]
 
     async def digest(self, now: datetime) -> int:
         """At the start of each approver's working day, one DM listing what waits on them."""
@@ -147,3 +116,76 @@ class ReminderPasses:
                 self.store.db, slack_user=user, day=day.isoformat(), entries=[job.entry()], now=now
             )
         return queued
+
+
+@dataclass
+class _Plan:
+    """What one reminder pass decided, for `table.record_pass`, and what it worked out once."""
+
+    now: datetime
+    moved: list[tuple[int, datetime | None]]
+    sent: list[table.Sent] = field(default_factory=list)
+    escalated: list[table.Escalated] = field(default_factory=list)
+    zones: dict[str, str] = field(default_factory=dict)
+    hours: dict[tuple[str, str], datetime | None] = field(default_factory=dict)
+
+    def not_before(self, due: table.DueReminder, rules: Reminders) -> datetime:
+        """The earliest the next reminder may go: `first_after`/`every` apart, and `every` after
+        the vendor's own reminder."""
+        at = next_reminder_at(
+            due_since=due.item.due_since or due.first_seen_at,
+            sent=due.sent,
+            last_sent_at=due.last_sent_at,
+            rules=rules,
+        )
+        assert at is not None
+        reminded = due.item.vendor_reminded_at
+        if at <= self.now and reminded is not None and self.now - reminded < rules.every:
+            return reminded + rules.every  # the vendor reminded them recently
+        return at
+
+    def off_hours(self, tz: str, config: ConnectorConfig) -> datetime | None:
+        """None inside working hours in zone `tz`; else the zone's next working moment."""
+        key = (tz, config.name)
+        if key not in self.hours:
+            rules = config.reminders
+            self.hours[key] = (
+                None if working(self.now, tz, rules) else next_working_moment(self.now, tz, rules)
+            )
+        return self.hours[key]
+
+    def send(self, due: table.DueReminder, rules: Reminders) -> None:
+        job = ReminderJob(
+            item=due.item_id,
+            channel=due.channel,
+            ts=due.ts,
+            slack_user=due.slack_user,
+            title=due.item.title,
+            number=due.sent + 1,
+            total=rules.max,
+        )
+        self.sent.append(table.Sent(due.id, due.sent, self.now + rules.every, [job.entry()]))
+
+    def escalate_or_wait(self, due: table.DueReminder, config: ConnectorConfig) -> None:
+        """After the last reminder: the escalation once it is due, then nothing more."""
+        at = escalation_at(sent=due.sent, last_sent_at=due.last_sent_at, rules=config.reminders)
+        if due.escalated_at is not None or at is None:
+            self.moved.append((due.id, None))
+        elif at > self.now:
+            self.moved.append((due.id, at))
+        else:
+            self.escalated.append(table.Escalated(due.id, _escalation(due, config)))
+
+
+def _escalation(due: table.DueReminder, config: ConnectorConfig) -> list[Entry]:
+    """The channel hears who has not acted; a channel card was reminded there already."""
+    if not (config.channel and due.slack_user):
+        return []
+    job = EscalationJob(
+        item=due.item_id,
+        channel=config.channel,
+        slack_user=due.slack_user,
+        title=due.item.title,
+        reminders=config.reminders.max,
+    )
+    return [job.entry()]
