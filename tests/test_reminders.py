@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.config import Reminders
-from bot.reminders.rules import digest_due, reminder_due, working
+from bot.reminders.rules import digest_due, next_digest_at, reminder_due, working
 from bot.sandbox.slack_api import SlackSandbox
 from connectors.greenhouse.sandbox import demo
 from connectors.registry import SandboxSetup
@@ -111,6 +111,20 @@ def test_first_after_then_every_then_max() -> None:
         rules=RULES,
         vendor_reminded_at=WED_0900_UTC - timedelta(hours=2),
     ), "the vendor just reminded them"
+
+
+def test_the_next_digest_is_at_the_start_of_the_readers_own_day() -> None:
+    berlin_0900 = WED_0900_UTC - timedelta(hours=1)  # winter: Berlin is UTC+1
+    early = WED_0900_UTC - timedelta(hours=3)
+    assert next_digest_at(now=early, tz="Europe/Berlin", rules=RULES, last_sent_on=None) == berlin_0900
+    late = WED_0900_UTC - timedelta(minutes=50)
+    assert next_digest_at(now=late, tz="Europe/Berlin", rules=RULES, last_sent_on=None) == late, "due now"
+    today = berlin_0900.date().isoformat()
+    thursday = berlin_0900 + timedelta(days=1)
+    assert next_digest_at(now=late, tz="Europe/Berlin", rules=RULES, last_sent_on=today) == thursday
+    friday_evening = WED_0900_UTC + timedelta(days=2, hours=10)
+    monday = berlin_0900 + timedelta(days=5)
+    assert next_digest_at(now=friday_evening, tz="Europe/Berlin", rules=RULES, last_sent_on=None) == monday
 
 
 @pytest.fixture

@@ -15,15 +15,24 @@ from datetime import datetime, timedelta
 
 from bot.config import Config, ConnectorConfig, Reminders
 from bot.outbox.jobs import DigestJob, EscalationJob, ReminderJob
-from bot.reminders.rules import digest_due, escalation_at, next_reminder_at, next_working_moment, working
+from bot.reminders.rules import (
+    digest_due,
+    escalation_at,
+    next_digest_at,
+    next_reminder_at,
+    next_working_moment,
+    working,
+)
 from bot.slack.gateway import Deferred, SlackFailure, SlackGateway
 from store import reminders as table
+from store.models import UserPrefRow
 from store.outbox import Entry
 from store.repo import Store
 
 log = logging.getLogger(__name__)
 
 TZ_TTL = timedelta(hours=24)
+DIGEST_RETRY = timedelta(minutes=5)  # as often as the digest job of old looked
 
 
 def still_theirs(due: table.DueReminder) -> bool:
@@ -43,15 +52,21 @@ class ReminderPasses:
         self.gateway = gateway
         self.config = config
         self.configs: Mapping[str, ConnectorConfig] = {c.name: c for c in config.connectors}
+        # Per person: no digest attempt before this instant (one could not be recorded: no spin).
+        self._digest_retry: dict[str, datetime] = {}
 
     async def tz(self, slack_user: str, known: str | None, fetched_at: datetime | None, now: datetime) -> str:
         """The person's time zone, from users.info at most once a day."""
         if known and fetched_at and now - fetched_at < TZ_TTL:
             return known
+        return await self._slack_zone(slack_user, now) or known or "UTC"
+
+    async def _slack_zone(self, slack_user: str, now: datetime) -> str | None:
+        """users.info's time zone, remembered; None when Slack could not tell it now."""
         try:
             tz = (await self.gateway.user_profile(slack_user)).get("tz") or "UTC"
         except (SlackFailure, Deferred):
-            return known or "UTC"
+            return None
         await table.save_tz(self.store.db, slack_user=slack_user, tz=tz, now=now)
         return str(tz)
 
@@ -91,18 +106,57 @@ class ReminderPasses:
             )
         return plan.zones[due.slack_user]
 
-    async def digest(self, now: datetime) -> int:
-        """At the start of each approver's working day, one DM listing what waits on them."""
+    async def run(self, now: datetime) -> int:
+        """Everything the schedule wakes for: reminders and escalations, then digests due."""
+        return await self.remind(now) + await self.digest(now)
+
+    async def next_due(self, now: datetime) -> datetime | None:
+        """The earliest instant a reminder or someone's digest is due (None: nothing ever is)."""
+        instants = [at for at in (await table.earliest(self.store.db), await self.next_digest(now)) if at]
+        return min(instants, default=None)
+
+    async def _digest_readers(self) -> list[tuple[str, UserPrefRow | None]]:
+        """Linked people who get the digest, with what the bot knows of them."""
         default = self.config.reminders.digest
         users = sorted({i.slack_user_id for i in await self.store.identities()})
         prefs = await table.prefs(self.store.db)
+        readers = [(user, prefs.get(user)) for user in users]
+        return [
+            (u, p) for u, p in readers if (p.digest if p is not None and p.digest is not None else default)
+        ]
+
+    async def next_digest(self, now: datetime) -> datetime | None:
+        """When the next digest is due for anyone, from the zones known (no Slack call): the
+        schedule wakes then, so a digest comes at the start of its reader's day, not up to a tick
+        later. Someone whose zone is not known yet is looked at now (the look learns it); a digest
+        that could not be recorded, or a zone Slack could not tell, is looked at again
+        `DIGEST_RETRY` later (never a spin)."""
+        instants = [
+            max(
+                next_digest_at(
+                    now=now, tz=pref.tz, rules=self.config.reminders, last_sent_on=pref.last_digest_on
+                )
+                if pref is not None and pref.tz
+                else now,  # their zone not known yet: a look now learns it
+                self._digest_retry.get(user, now),
+            )
+            for user, pref in await self._digest_readers()
+        ]
+        return min(instants, default=None)
+
+    async def digest(self, now: datetime) -> int:
+        """At the start of each approver's working day, one DM listing what waits on them."""
         queued = 0
-        for user in users:
-            pref = prefs.get(user)
-            enabled = pref.digest if pref is not None and pref.digest is not None else default
-            if not enabled:
+        for user, pref in await self._digest_readers():
+            if self._digest_retry.get(user, now) > now:
                 continue
-            tz = await self.tz(user, pref.tz if pref else None, pref.tz_fetched_at if pref else None, now)
+            if pref is not None and pref.tz:
+                tz = await self.tz(user, pref.tz, pref.tz_fetched_at, now)
+            elif (learned := await self._slack_zone(user, now)) is not None:
+                tz = learned
+            else:  # Slack could not tell their zone: UTC for now, and look again later, not at once
+                tz = "UTC"
+                self._digest_retry[user] = now + DIGEST_RETRY
             day = digest_due(
                 now=now,
                 tz=tz,
@@ -112,9 +166,13 @@ class ReminderPasses:
             if day is None:
                 continue
             job = DigestJob(slack_user=user, day=day.isoformat())
-            queued += await table.claim_digest_day(
+            if await table.claim_digest_day(
                 self.store.db, slack_user=user, day=day.isoformat(), entries=[job.entry()], now=now
-            )
+            ):
+                queued += 1
+                self._digest_retry.pop(user, None)
+            else:  # sent already (another replica: then due tomorrow), or not recordable yet
+                self._digest_retry[user] = now + DIGEST_RETRY
         return queued
 
 
