@@ -210,23 +210,6 @@ async def test_after_max_one_escalation_then_silence(
         await bot.stop()
 
 
-async def test_no_reminder_once_the_flow_is_decided(
-    db_url: str, secret_key: str, slack: SlackSandbox, greenhouse: SandboxSetup
-) -> None:
-    bot = await _bot(db_url, secret_key, slack, greenhouse)
-    try:
-        sandbox = greenhouse.extra.get("sandbox")
-        stored = next(s for s in await bot.runtime.store.pending_items() if "Jordan" in s.item.title)
-        assert sandbox is not None
-        sandbox.decide_flow(int(stored.item.external_id), "approved")
-        await bot.poll()
-        await bot.runtime.reminders.remind(WED_0900_UTC)
-        await bot.settle()
-        assert _replies(bot, "U0ALICE") == []
-    finally:
-        await bot.stop()
-
-
 async def test_digest_once_at_the_start_of_the_day(
     db_url: str, secret_key: str, slack: SlackSandbox, greenhouse: SandboxSetup
 ) -> None:
@@ -272,7 +255,7 @@ async def test_a_pass_asks_slack_for_each_persons_time_zone_once(
         await bot.stop()
 
 
-async def test_a_reminder_waits_while_someone_acts_and_stops_once_decided(
+async def test_no_reminder_while_someone_acts_nor_once_the_flow_is_decided(
     db_url: str, secret_key: str, slack: SlackSandbox, greenhouse: SandboxSetup
 ) -> None:
     bot = await _bot(db_url, secret_key, slack, greenhouse)
