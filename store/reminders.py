@@ -296,9 +296,32 @@ async def pref(db: Database, *, slack_user: str) -> UserPrefRow | None:
         return await s.get(UserPrefRow, slack_user)
 
 
-async def prefs(db: Database) -> dict[str, UserPrefRow]:
+@dataclass(frozen=True, slots=True)
+class Reader:
+    """A linked person who gets the digest, with what the bot knows of them (None: not yet)."""
+
+    slack_user: str
+    tz: str | None
+    tz_fetched_at: datetime | None
+    last_digest_on: str | None
+
+
+async def digest_readers(db: Database, *, default: bool) -> list[Reader]:
+    """Every linked person (once, whatever their connectors) whose digest is on (`default` unless
+    they chose), in one query. Why not the identities: the schedule asks at each wake, and reading
+    those decrypts every person's vendor credentials."""
+    identity, pref = IdentityRow.__table__, UserPrefRow.__table__  # type: ignore[attr-defined]
+    stmt = (
+        sa.select(identity.c.slack_user_id, pref.c.tz, pref.c.tz_fetched_at, pref.c.last_digest_on)
+        .select_from(identity)
+        .outerjoin(pref, pref.c.slack_user_id == identity.c.slack_user_id)
+        .where(sa.func.coalesce(pref.c.digest, default))
+        .distinct()
+        .order_by(identity.c.slack_user_id)
+    )
     async with db.session() as s:
-        return {p.slack_user_id: p for p in (await s.exec(select(UserPrefRow))).all()}
+        rows = (await (await s.connection()).execute(stmt)).all()
+    return [Reader(*row) for row in rows]
 
 
 async def save_tz(db: Database, *, slack_user: str, tz: str, now: datetime) -> None:

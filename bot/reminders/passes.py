@@ -25,7 +25,6 @@ from bot.reminders.rules import (
 )
 from bot.slack.gateway import Deferred, SlackFailure, SlackGateway
 from store import reminders as table
-from store.models import UserPrefRow
 from store.outbox import Entry
 from store.repo import Store
 
@@ -115,15 +114,8 @@ class ReminderPasses:
         instants = [at for at in (await table.earliest(self.store.db), await self.next_digest(now)) if at]
         return min(instants, default=None)
 
-    async def _digest_readers(self) -> list[tuple[str, UserPrefRow | None]]:
-        """Linked people who get the digest, with what the bot knows of them."""
-        default = self.config.reminders.digest
-        users = sorted({i.slack_user_id for i in await self.store.identities()})
-        prefs = await table.prefs(self.store.db)
-        readers = [(user, prefs.get(user)) for user in users]
-        return [
-            (u, p) for u, p in readers if (p.digest if p is not None and p.digest is not None else default)
-        ]
+    async def _readers(self) -> list[table.Reader]:
+        return await table.digest_readers(self.store.db, default=self.config.reminders.digest)
 
     async def next_digest(self, now: datetime) -> datetime | None:
         """When the next digest is due for anyone, from the zones known (no Slack call): the
@@ -133,25 +125,24 @@ class ReminderPasses:
         `DIGEST_RETRY` later (never a spin)."""
         instants = [
             max(
-                next_digest_at(
-                    now=now, tz=pref.tz, rules=self.config.reminders, last_sent_on=pref.last_digest_on
-                )
-                if pref is not None and pref.tz
+                next_digest_at(now=now, tz=r.tz, rules=self.config.reminders, last_sent_on=r.last_digest_on)
+                if r.tz
                 else now,  # their zone not known yet: a look now learns it
-                self._digest_retry.get(user, now),
+                self._digest_retry.get(r.slack_user, now),
             )
-            for user, pref in await self._digest_readers()
+            for r in await self._readers()
         ]
         return min(instants, default=None)
 
     async def digest(self, now: datetime) -> int:
         """At the start of each approver's working day, one DM listing what waits on them."""
         queued = 0
-        for user, pref in await self._digest_readers():
+        for reader in await self._readers():
+            user = reader.slack_user
             if self._digest_retry.get(user, now) > now:
                 continue
-            if pref is not None and pref.tz:
-                tz = await self.tz(user, pref.tz, pref.tz_fetched_at, now)
+            if reader.tz:
+                tz = await self.tz(user, reader.tz, reader.tz_fetched_at, now)
             elif (learned := await self._slack_zone(user, now)) is not None:
                 tz = learned
             else:  # Slack could not tell their zone: UTC for now, and look again later, not at once
@@ -161,7 +152,7 @@ class ReminderPasses:
                 now=now,
                 tz=tz,
                 rules=self.config.reminders,
-                last_sent_on=pref.last_digest_on if pref else None,
+                last_sent_on=reader.last_digest_on,
             )
             if day is None:
                 continue
