@@ -7,7 +7,8 @@ as they would be deployed. Floors, measured in the same run on the same machine:
 - click to vendor: the vendor call made directly;
 - sync: ceil(N / largest page) vendor requests (FlexDeploy has no paging: 1), 0 Slack calls, 0 rows;
 - fan-out: the rate the Slack sandbox allows;
-- memory: the same interpreter with the bot imported and nothing stored.
+- memory: the same interpreter with the bot imported and nothing stored;
+- reminder pass: reading its due rows alone (target: 0.2 s of CPU at 100,000 items, 1 % due).
 """
 
 from __future__ import annotations
@@ -289,6 +290,31 @@ def _fanout(n: int, rate: float) -> dict[str, Any]:
         return _worker("fanout", n, Path(tmp), sandboxes | {"rate": rate})
 
 
+def _reminders(n: int) -> dict[str, Any]:
+    """One reminder pass over n pending items with their cards, 1 % due (bench/reminders.py)."""
+    with tempfile.TemporaryDirectory() as tmp, peer.running(n) as sandboxes:
+        return _worker("reminders", n, Path(tmp), sandboxes)
+
+
+def _reminder_rows(p: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    return [
+        (
+            f"reminder pass, {p['items']:,} items, {p['due']:,} due",
+            f"{p['cpu_s']:.3f} CPU s, {p['queries']} queries, {p['queued']:,} queued",
+            f"{p['floor_cpu_s']:.3f} CPU s (the due rows read)",
+            f"{p['ratio']:.1f}x",
+            f"≤{p['target_cpu_s']} CPU s",
+        ),
+        (
+            "  per due reminder",
+            f"{p['cpu_per_due_ms']:.3f} CPU ms, {p['queries_per_due']:.3f} queries",
+            "-",
+            "-",
+            f"(load {p['load_avg_1m']:.1f})",
+        ),
+    ]
+
+
 def run(quick: bool) -> dict[str, Any]:
     started = time.perf_counter()
     results: dict[str, Any] = {"quick": quick}
@@ -299,6 +325,7 @@ def run(quick: bool) -> dict[str, Any]:
     per_item = [r["cpu_s"] / r["items"] for r in results["sync"]]
     results["sync_growth"] = {"cpu_per_item_s": per_item, "largest_over_smallest": per_item[-1] / per_item[0]}
     results["fanout"] = _fanout(100, 50.0) if quick else _fanout(2_000, 200.0)
+    results["reminders"] = _reminders(1_000 if quick else 100_000)
     baseline = _worker("baseline", 0, Path("."), {})["rss_mb"]
     largest = results["sync"][-1]
     results["memory"] = {
@@ -396,6 +423,7 @@ def table(r: dict[str, Any]) -> str:
             "-",
         )
     )
+    rows += _reminder_rows(r["reminders"])
     m = r["memory"]
     rows.append(
         (

@@ -171,7 +171,7 @@ class Runtime:
         }
         self.reminders = ReminderPasses(store=self.store, gateway=self.gateway, config=self.config)
         self.schedule = ReminderSchedule(
-            db=self.db,
+            earliest=lambda: self.reminders.next_due(self.clock()),
             run=self._fenced_pass,
             clock=self.clock,
             may_run=self._may_lead,
@@ -220,15 +220,6 @@ class Runtime:
             coalesce=True,
             misfire_grace_time=600,
         )
-        scheduler.add_job(
-            self._digest_job,
-            "interval",
-            minutes=5,
-            id="digest",
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=300,
-        )
         scheduler.start()
         self.scheduler = scheduler
 
@@ -236,10 +227,6 @@ class Runtime:
         if await self._leader_only(self.coordinators[name].run_once):
             self.delivery.kick()
             self.schedule.rearm()
-
-    async def _digest_job(self) -> None:
-        if await self._leader_only(lambda: self.reminders.digest(self.clock())):
-            self.delivery.kick()
 
     async def _may_lead(self) -> bool:
         await self.leader.started()
@@ -249,7 +236,7 @@ class Runtime:
         """A reminder pass with every store transaction in it fenced (a deposed leader writes nothing)."""
         try:
             with self.leader.fenced():
-                return await self.reminders.remind(now)
+                return await self.reminders.run(now)
         except LostLeadership as exc:
             log.info("reminder pass stopped: %s", exc)
             return 0

@@ -92,8 +92,9 @@ async def enqueue(session: AsyncSession, *, entries: Sequence[Entry], now: datet
         }
         for e in {e.key: e for e in sorted(entries, key=lambda e: -e.priority)}.values()
     ]
-    for start in range(0, len(rows), 500):
-        await session.exec(stmt, params=rows[start : start + 500])
+    # Rows per executemany: a reminder pass's whole read (store/reminders.due) in one statement.
+    for start in range(0, len(rows), 1000):
+        await session.exec(stmt, params=rows[start : start + 1000])
 
 
 async def enqueue_now(db: Database, *, entries: Sequence[Entry]) -> None:

@@ -117,12 +117,19 @@ async def start_bot(
     home_settle: float = 0.0,
     admins: Sequence[str] = (),
     slack_tiers: Tiers | None = None,
+    reminders: Reminders | None = None,
 ) -> Bot:
-    """`instances`: connectors built by the test (e.g. with short timeouts), by name.
+    """`reminders`: the config's own [reminders] (working hours and the digest), not a connector's.
+    `instances`: connectors built by the test (e.g. with short timeouts), by name.
     `slack_tiers`: Slack's limits as the bot paces them (default: scaled far up, out of the way).
     `home_settle` is 0 unless a test is about it: an App Home republished at once keeps tests short.
     `admins`: the config's [slack] admins."""
-    config = Config(connectors=tuple(connectors), notify_channel=notify_channel, admins=tuple(admins))
+    config = Config(
+        connectors=tuple(connectors),
+        notify_channel=notify_channel,
+        admins=tuple(admins),
+        reminders=reminders or Reminders(),
+    )
     runtime = Runtime(
         config=config,
         database_url=database_url,

@@ -52,5 +52,21 @@ def test_the_benchmark_produces_every_figure(tmp_path: Path) -> None:
     assert r["fanout"]["lost"] == 0
     assert r["fanout"]["duplicated"] == 0
     assert {"peak_rss_mb", "floor_rss_mb", "ratio"} <= r["memory"].keys()
+    assert {
+        "items",
+        "due",
+        "queued",
+        "cpu_s",
+        "target_cpu_s",
+        "floor_cpu_s",
+        "ratio",
+        "queries",
+        "cpu_per_due_ms",
+        "queries_per_due",
+        "load_avg_1m",
+    } <= r["reminders"].keys()
+    assert r["reminders"]["queued"] == r["reminders"]["due"] == r["reminders"]["floor_rows"] > 0
+    assert r["reminders"]["queries"] <= 4, "a pass's queries follow the reminders due, not the items"
+    assert "reminder pass" in done.stdout
     assert "click ack p99" in done.stdout
     assert "against bare HTTP" in done.stdout

@@ -10,10 +10,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.config import Reminders
-from bot.reminders.rules import digest_due, reminder_due, working
+from bot.reminders.rules import digest_due, next_digest_at, reminder_due, working
 from bot.sandbox.slack_api import SlackSandbox
 from connectors.greenhouse.sandbox import demo
 from connectors.registry import SandboxSetup
+from store import reminders as reminders_table
 from tests.harness import Bot, connector_config, start_bot
 
 RULES = Reminders()
@@ -112,6 +113,20 @@ def test_first_after_then_every_then_max() -> None:
     ), "the vendor just reminded them"
 
 
+def test_the_next_digest_is_at_the_start_of_the_readers_own_day() -> None:
+    berlin_0900 = WED_0900_UTC - timedelta(hours=1)  # winter: Berlin is UTC+1
+    early = WED_0900_UTC - timedelta(hours=3)
+    assert next_digest_at(now=early, tz="Europe/Berlin", rules=RULES, last_sent_on=None) == berlin_0900
+    late = WED_0900_UTC - timedelta(minutes=50)
+    assert next_digest_at(now=late, tz="Europe/Berlin", rules=RULES, last_sent_on=None) == late, "due now"
+    today = berlin_0900.date().isoformat()
+    thursday = berlin_0900 + timedelta(days=1)
+    assert next_digest_at(now=late, tz="Europe/Berlin", rules=RULES, last_sent_on=today) == thursday
+    friday_evening = WED_0900_UTC + timedelta(days=2, hours=10)
+    monday = berlin_0900 + timedelta(days=5)
+    assert next_digest_at(now=friday_evening, tz="Europe/Berlin", rules=RULES, last_sent_on=None) == monday
+
+
 @pytest.fixture
 async def greenhouse() -> AsyncIterator[SandboxSetup]:
     setup = await demo()
@@ -195,23 +210,6 @@ async def test_after_max_one_escalation_then_silence(
         await bot.stop()
 
 
-async def test_no_reminder_once_the_flow_is_decided(
-    db_url: str, secret_key: str, slack: SlackSandbox, greenhouse: SandboxSetup
-) -> None:
-    bot = await _bot(db_url, secret_key, slack, greenhouse)
-    try:
-        sandbox = greenhouse.extra.get("sandbox")
-        stored = next(s for s in await bot.runtime.store.pending_items() if "Jordan" in s.item.title)
-        assert sandbox is not None
-        sandbox.decide_flow(int(stored.item.external_id), "approved")
-        await bot.poll()
-        await bot.runtime.reminders.remind(WED_0900_UTC)
-        await bot.settle()
-        assert _replies(bot, "U0ALICE") == []
-    finally:
-        await bot.stop()
-
-
 async def test_digest_once_at_the_start_of_the_day(
     db_url: str, secret_key: str, slack: SlackSandbox, greenhouse: SandboxSetup
 ) -> None:
@@ -232,5 +230,56 @@ async def test_digest_once_at_the_start_of_the_day(
         await bot.command("alice", "digest off")
         await bot.wait_private("alice", "Digest off")
         assert await reminders.digest(morning + timedelta(days=1)) == 0
+    finally:
+        await bot.stop()
+
+
+async def test_a_pass_asks_slack_for_each_persons_time_zone_once(
+    db_url: str, secret_key: str, slack: SlackSandbox, greenhouse: SandboxSetup
+) -> None:
+    sandbox = greenhouse.extra["sandbox"]
+    waiting = next(f for f in sandbox.flows.values() if not f.requested)  # the designer offer: Alice's
+    sandbox.request(waiting.id, next(iter(sandbox.can_request)))
+    bot = await _bot(db_url, secret_key, slack, greenhouse)
+    try:
+        asked = len(slack.calls_to("users.info"))
+        await bot.runtime.reminders.remind(WED_0900_UTC)
+        await bot.settle()
+        alice = [
+            m for m in slack.messages_in("D0ALICE") if m.thread_ts is not None and "still waits" in m.render()
+        ]
+        assert len(alice) == 2, "both of Alice's cards are reminded"
+        asked_of = [c.args.get("user") for c in slack.calls_to("users.info")[asked:]]
+        assert asked_of.count("U0ALICE") == 1, "her time zone asked once for the pass"
+    finally:
+        await bot.stop()
+
+
+async def test_no_reminder_while_someone_acts_nor_once_the_flow_is_decided(
+    db_url: str, secret_key: str, slack: SlackSandbox, greenhouse: SandboxSetup
+) -> None:
+    bot = await _bot(db_url, secret_key, slack, greenhouse)
+    try:
+        db = bot.runtime.store.db
+        stored = next(s for s in await bot.runtime.store.pending_items() if "Jordan" in s.item.title)
+        assert await bot.runtime.store.claim(item_id=stored.id, slack_user="U0BOB", action="approve")
+        await bot.runtime.reminders.remind(WED_0900_UTC)
+        await bot.settle()
+        assert _replies(bot, "U0ALICE") == [], "Bob is deciding it right now"
+
+        await bot.runtime.store.finish_claim(item_id=stored.id, error="Greenhouse did not answer")
+        await bot.runtime.reminders.remind(WED_0900_UTC + timedelta(minutes=1))
+        await bot.settle()
+        assert len(_replies(bot, "U0ALICE")) == 1, "the click failed: the item still waits on her"
+
+        greenhouse.extra["sandbox"].decide_flow(int(stored.item.external_id), "approved")
+        await bot.poll()
+        later = WED_0900_UTC + timedelta(days=2)
+        assert (await reminders_table.due(db, now=later)).ended, "its reminders are due, never to go"
+        await bot.runtime.reminders.remind(later)
+        await bot.settle()
+        assert len(_replies(bot, "U0ALICE")) == 1
+        assert stored.id not in {d.item_id for d in (await reminders_table.due(db, now=later)).reminders}
+        assert (await reminders_table.due(db, now=later)).ended == [], "stopped by the pass that read them"
     finally:
         await bot.stop()

@@ -69,6 +69,21 @@ def digest_due(*, now: datetime, tz: str | None, rules: Reminders, last_sent_on:
     return local.date()
 
 
+def next_digest_at(*, now: datetime, tz: str | None, rules: Reminders, last_sent_on: str | None) -> datetime:
+    """When the person's next digest is due: `now` if it is (`digest_due`), else the start of
+    their next working day not yet served, in their own zone (DST included: the local hour is kept)."""
+    if digest_due(now=now, tz=tz, rules=rules, last_sent_on=last_sent_on) is not None:
+        return now
+    local = now.astimezone(zone(tz))
+    start, _ = rules.working_hours
+    for days in range(8):
+        day = local.date() + timedelta(days=days)
+        begin = datetime.combine(day, start, tzinfo=local.tzinfo)
+        if day.weekday() in rules.working_days and day.isoformat() != last_sent_on and local < begin:
+            return begin.astimezone(now.tzinfo)
+    return now + timedelta(days=1)  # no working day at all: look again tomorrow
+
+
 def next_working_moment(now: datetime, tz: str | None, rules: Reminders) -> datetime:
     """`now` if it is inside the person's working hours, else the start of their next working
     period, in their own zone (DST included: the local start hour is kept)."""

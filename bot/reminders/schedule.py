@@ -1,8 +1,8 @@
 """Wakes the reminder pass at the earliest due instant, not on a fixed tick.
 
-Why one timer re-armed on change: a reminder configured at a few seconds arrives on time, and an
-idle bot does one cheap query (the earliest `next_at`) instead of scanning every pending item each
-minute. `rearm()` is called when something may have brought a reminder forward (cards posted, a
+Why one timer re-armed on change: a reminder configured at a few seconds arrives on time, and a
+digest at the start of its reader's day; an idle bot does one cheap query (the earliest `next_at`,
+and the digest readers' next morning) instead of scanning every pending item each minute. `rearm()` is called when something may have brought a reminder forward (cards posted, a
 sync, a click released); the timer also looks again at least every MAX_SLEEP, for safety.
 """
 
@@ -13,9 +13,6 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-
-from store import reminders as table
-from store.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -28,13 +25,13 @@ class ReminderSchedule:
     def __init__(
         self,
         *,
-        db: Database,
+        earliest: Callable[[], Awaitable[datetime | None]],
         run: Callable[[datetime], Awaitable[int]],
         clock: Callable[[], datetime],
         may_run: Callable[[], Awaitable[bool]],
         queued: Callable[[], None],
     ) -> None:
-        self._db = db
+        self._earliest = earliest
         self._run = run
         self._clock = clock
         self._may_run = may_run
@@ -46,7 +43,7 @@ class ReminderSchedule:
 
     async def next_wait(self) -> float:
         """Seconds until the earliest reminder is due (0: due now)."""
-        at = await table.earliest(self._db)
+        at = await self._earliest()
         if at is None:
             return self.MAX_SLEEP
         return max(0.0, min(self.MAX_SLEEP, (at - self._clock()).total_seconds()))

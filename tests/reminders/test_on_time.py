@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import time, timedelta
+import asyncio
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from bot.config import Reminders
 from bot.sandbox.slack_api import SlackSandbox
 from connectors.flexdeploy.sandbox import FlexDeploySandbox
-from tests.harness import start_flexdeploy_bot
+from connectors.greenhouse.sandbox import demo
+from connectors.people import ALICE
+from tests.harness import connector_config, start_bot, start_flexdeploy_bot
 
 # Any hour, any day: the test runs whenever it runs.
 SOON = Reminders(
@@ -50,3 +54,37 @@ async def test_a_reminder_set_at_a_few_seconds_arrives_about_when_due(
     finally:
         await bot.stop()
     assert len(reminders()) == 2
+
+
+async def test_the_digest_arrives_when_the_readers_day_starts(
+    db_url: str, secret_key: str, slack: SlackSandbox
+) -> None:
+    greenhouse = await demo()
+    starts = datetime.now(UTC) + timedelta(seconds=4)
+    local = starts.astimezone(ZoneInfo(ALICE.tz))  # her own zone, as Slack tells it
+    day = Reminders(
+        working_hours=(local.time(), time(23, 59, 59, 999999)),
+        working_days=frozenset(range(7)),
+        digest=True,
+    )
+    hiring = connector_config("hiring", "greenhouse", dict(greenhouse.connector), channel="C0APPROVALS")
+    bot = await start_bot(
+        database_url=db_url, secret_key=secret_key, slack=slack, connectors=[hiring], reminders=day
+    )
+    try:
+        await bot.command("alice", "connect hiring")
+        await bot.wait_private("alice", "Linked")
+        await bot.poll()
+
+        def digests() -> list[float]:
+            return [c.at for c in slack.calls_to("chat.postMessage") if "Good morning" in str(c.args)]
+
+        await slack.wait_for(lambda: digests() or None, timeout=12, what="the morning digest")
+        late = digests()[0] - starts.timestamp()
+        assert 0 <= late < 1.5, f"the digest came {late:.2f}s after her day started"
+        await asyncio.sleep(1)  # the schedule now sleeps until her next day: nothing more today
+        await bot.settle()
+        assert len(digests()) == 1
+    finally:
+        await bot.stop()
+        await greenhouse.stop()
