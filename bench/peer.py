@@ -4,10 +4,12 @@ Why a separate process: in production Slack and the vendor are other machines. R
 process, the sandboxes would spend the bot's CPU (serialising 100k tasks, validating every card's
 blocks) and their memory would be counted as the bot's. Here they get the machine's other core.
 
-`python -m bench.peer N [RATE]` seeds N FlexDeploy tasks, enforces RATE posts per second per channel
-on the Slack sandbox when given, prints one JSON line (how to reach everything) and serves until
-stdin closes. A small control endpoint answers what the benchmark needs to know (requests served,
-Slack calls, posts) and decides tasks as someone in FlexDeploy's UI would.
+`python -m bench.peer N [RATE] [TEAMS]` seeds N FlexDeploy tasks, enforces RATE posts per second per
+channel on the Slack sandbox when given (0: none), prints one JSON line (how to reach everything) and
+serves until stdin closes. With TEAMS, the tasks are spread over that many approval groups, each
+listed by a service account of its own (one connector each) and carded in a channel of its own.
+A small control endpoint answers what the benchmark needs to know (requests served, Slack calls,
+posts), decides tasks as someone in FlexDeploy's UI would, and turns on Slack's tiers.
 """
 
 from __future__ import annotations
@@ -18,13 +20,13 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from aiohttp import web
 
-from bot.sandbox.slack_api import SlackSandbox
+from bot.sandbox.slack_api import Channel, SlackSandbox
 from connectors.base import Status
 from connectors.flexdeploy.sandbox import FlexDeploySandbox
 from connectors.people import ALICE
@@ -48,17 +50,44 @@ def seed(fd: FlexDeploySandbox, n: int) -> list[int]:
     ]
 
 
-def _report(slack: SlackSandbox, fd: FlexDeploySandbox, channel: str) -> dict[str, Any]:
+def seed_teams(fd: FlexDeploySandbox, slack: SlackSandbox, n: int, teams: int) -> list[dict[str, str]]:
+    """n tasks over `teams` groups, each listed by its own service account and carded in its own
+    channel (in turn, so every channel's cards are queued by its own connector's sync)."""
+    out = []
+    for t in range(teams):
+        user, channel = f"svc{t:02d}", f"C0TEAM{t:02d}"
+        fd.add_user(user, f"Team {t}", None, password=f"{user}-password")
+        fd.add_group(f"Team {t}", [user])
+        slack.add_channel(Channel(channel, f"team-{t:02d}"))
+        out.append({"username": user, "password": f"{user}-password", "channel": channel})
+    for i in range(n):
+        fd.add_project_task(
+            project=f"Service {i}",
+            version=f"1.{i}.0",
+            group=f"Team {i % teams}",
+            requestor_path=f"FlexDeploy / Team {i % teams} / Service {i}",
+            project_id=20000 + i,
+        )
+    return out
+
+
+def _report(slack: SlackSandbox, fd: FlexDeploySandbox, channels: list[str]) -> dict[str, Any]:
     posts = [c for c in slack.calls_to("chat.postMessage") if c.status == 200 and not c.error]
-    titles = {m.render().splitlines()[0] for m in slack.messages_in(channel)}
+    messages = [m for channel in channels for m in slack.messages_in(channel)]
+    titles = {m.render().splitlines()[0] for m in messages}
+    by_channel: dict[str, list[float]] = {}
+    for call in posts:
+        by_channel.setdefault(str(call.args.get("channel")), []).append(call.at)
     return {
+        # Each channel's posts: how many, the first and the last one's time.
+        "per_channel": {c: [len(at), min(at), max(at)] for c, at in by_channel.items() if c in channels},
         "served": len(fd.served),
         "decisions": len(fd.decisions),
         "slack_calls": len(slack.calls),
         "slack_methods": dict(Counter(c.method for c in slack.calls)),
         "rate_limited": slack.rate_limited_count,
         "posted_ok": len(posts),
-        "in_channel": len(slack.messages_in(channel)),
+        "in_channel": len(messages),
         "unique_titles": len(titles),
         "first_post_at": min((c.at for c in posts), default=None),
         "last_post_at": max((c.at for c in posts), default=None),
@@ -77,7 +106,7 @@ class _Timed(list[tuple[str, str, str]]):
         self.at.setdefault(str(decision[0]), time.time())
 
 
-async def serve(n: int, rate: float | None) -> None:
+async def serve(n: int, rate: float | None, teams: int = 0) -> None:
     decided_at: dict[str, float] = {}
     approved_at: dict[str, float] = {}
 
@@ -87,8 +116,8 @@ async def serve(n: int, rate: float | None) -> None:
 
     slack, fd = SlackSandbox(on_post=on_post), FlexDeploySandbox()
     fd.decisions = _Timed(decided_at)
-    ids = seed(fd, n)
-    if rate is not None:
+    ids, team_info = ([], seed_teams(fd, slack, n, teams)) if teams else (seed(fd, n), [])
+    if rate:
         slack.enforce_rates(per_channel_per_second=rate, burst=5, global_per_minute=rate * 60 * 1.5)
     await slack.start()
     await fd.start()
@@ -98,6 +127,8 @@ async def serve(n: int, rate: float | None) -> None:
         if ask.get("op") == "decide":
             for task in ids[: int(ask["count"])]:
                 fd.decide(task, Status.APPROVED, "decided in the bench")
+        if ask.get("op") == "enforce_tiers":
+            slack.enforce_tiers(factor=float(ask["factor"]), burst_seconds=float(ask["burst_seconds"]))
         if ask.get("op") == "timeline":
             return web.json_response(
                 {
@@ -105,7 +136,7 @@ async def serve(n: int, rate: float | None) -> None:
                     "approved_at": approved_at.get(str(ask["ts"])),
                 }
             )
-        return web.json_response(_report(slack, fd, str(ask.get("channel", CHANNEL))))
+        return web.json_response(_report(slack, fd, list(ask.get("channels", [CHANNEL]))))
 
     app = web.Application()
     app.router.add_post("/control", control)
@@ -118,6 +149,7 @@ async def serve(n: int, rate: float | None) -> None:
         "flexdeploy": fd.connector_settings(),
         "alice": fd.credentials("alice", token=True),
         "task_ids": [str(i) for i in ids[:5000]],
+        "teams": team_info,
     }
     print(json.dumps(info), flush=True)
     loop = asyncio.get_running_loop()
@@ -130,24 +162,39 @@ async def serve(n: int, rate: float | None) -> None:
 
 
 @contextmanager
-def running(n: int, rate: float | None = None) -> Iterator[dict[str, Any]]:
+def running(n: int, rate: float | None = None, teams: int = 0) -> Iterator[dict[str, Any]]:
     """Start a peer process; yields its JSON line. It stops when the block ends."""
-    with process(["-m", "bench.peer", str(n)] + ([str(rate)] if rate is not None else [])) as info:
+    with process(["-m", "bench.peer", str(n), str(rate or 0), str(teams)]) as info:
         yield info
 
 
 @contextmanager
 def process(args: list[str]) -> Iterator[dict[str, Any]]:
     """A Python process that prints one JSON line once it serves, and stops when its stdin closes."""
+    with conversing(args) as (info, _):
+        yield info
+
+
+@contextmanager
+def conversing(args: list[str]) -> Iterator[tuple[dict[str, Any], Callable[[str], dict[str, Any]]]]:
+    """As `process`, with a way to tell it something: a line in, its one-line JSON answer out."""
     process = subprocess.Popen(
         [sys.executable, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
+
+    def say(line: str) -> dict[str, Any]:
+        assert process.stdin is not None and process.stdout is not None
+        process.stdin.write(line + "\n")
+        process.stdin.flush()
+        answer: dict[str, Any] = json.loads(process.stdout.readline())
+        return answer
+
     try:
         assert process.stdout is not None
         line = process.stdout.readline()
         if not line:
             raise RuntimeError(f"bench process {' '.join(args)} did not start")
-        yield json.loads(line)
+        yield json.loads(line), say
     finally:
         if process.stdin is not None:
             process.stdin.close()
@@ -158,4 +205,5 @@ def process(args: list[str]) -> Iterator[dict[str, Any]]:
 
 
 if __name__ == "__main__":
-    asyncio.run(serve(int(sys.argv[1]), float(sys.argv[2]) if len(sys.argv) > 2 else None))
+    args = [*sys.argv[1:], "0", "0"]
+    asyncio.run(serve(int(args[0]), float(args[1]) or None, int(args[2])))

@@ -11,7 +11,8 @@ import json
 import resource
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +22,14 @@ from aiohttp import web
 
 from bench import reminders
 from bench.env import Bench, start
+from bot.config import ConnectorConfig, Reminders
 from bot.runtime import SlackSettings
+from bot.slack.gateway import Tiers
+from connectors.flexdeploy import FlexDeploySettings
 from connectors.people import ALICE
 
 CHANNEL = "C0DEPLOYS"
+BURST = 3  # chat.postMessage's burst per channel, as Slack's sandbox enforces it
 
 
 def peak_rss_mb() -> float:
@@ -168,6 +173,70 @@ async def fanout(n: int, folder: Path, peer: dict[str, Any], rate: float) -> dic
         await bench.stop()
 
 
+async def first_sync(n: int, folder: Path, peer: dict[str, Any]) -> dict[str, Any]:
+    """The first sync of n cards over the peer's team channels (a connector each), with the Slack
+    sandbox enforcing every tier, scaled by `factor`; the bot runs as deployed (background delivery,
+    each connector's sync kicking it, all connectors syncing at once as the scheduler starts them).
+
+    Allowed: each channel's burst (3 posts), then `factor` posts a second per channel. The share is
+    the rate after the bursts over the rate allowed after them."""
+    factor, teams = float(peer["factor"]), peer["teams"]
+    settings = FlexDeploySettings.model_validate(peer["flexdeploy"])
+    connectors = tuple(
+        ConnectorConfig(
+            f"team{t:02d}",
+            "flexdeploy",
+            timedelta(seconds=60),
+            team["channel"],
+            Reminders(),
+            settings.model_copy(update={"username": team["username"], "password": team["password"]}),
+        )
+        for t, team in enumerate(teams)
+    )
+    # A little under Slack's pace and burst, as the fan-out does: the time a post takes to reach
+    # Slack varies, and that jitter must not turn into 429s.
+    pace = factor * 0.99
+    bench = await _bot(
+        peer, folder, None, (pace, BURST - 1), tiers=Tiers().scaled(pace), connectors=connectors
+    )
+    channels = [team["channel"] for team in teams]
+    try:
+        await ask(peer, "enforce_tiers", factor=factor, burst_seconds=3.0)
+        started = time.time()
+
+        for c in connectors:  # as poll_once does; each sync's cards are delivered at once
+            await bench.runtime.coordinators[c.name].run_once()
+            bench.runtime.delivery.kick()
+        synced = time.time()
+        deadline = time.perf_counter() + 300
+        while (report := await ask(peer, channels=channels))["in_channel"] < n:
+            if time.perf_counter() > deadline:
+                raise TimeoutError(f"only {report['in_channel']} of {n} cards posted in 300 s")
+            await asyncio.sleep(0.2)
+        # Each channel from its first post to its last (its sync may end later than another's):
+        # the posts after its burst, over the time Slack allowed them in.
+        spans = report["per_channel"].values()
+        after_bursts = sum(count - BURST for count, _, _ in spans)
+        window = sum(max(last - first, 1e-9) for _, first, last in spans)
+        return {
+            "items": n,
+            "channels": len(channels),
+            "allowed_per_s": factor * len(channels),
+            "achieved_per_s": after_bursts / window * len(channels),
+            "share": after_bursts / (window * factor),
+            "target_share": 0.95,
+            "sync_s": synced - started,
+            "first_card_s": report["first_post_at"] - started,
+            "end_to_end_per_s": n / (report["last_post_at"] - started),
+            "rate_limited_429": report["rate_limited"],
+            "slack_methods": report["slack_methods"],
+            "lost": n - report["unique_titles"],
+            "duplicated": report["posted_ok"] - n,
+        }
+    finally:
+        await bench.stop()
+
+
 async def _until_stdin_closes() -> None:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
@@ -177,8 +246,14 @@ async def _until_stdin_closes() -> None:
 
 async def serve_bot(folder: Path, peer: dict[str, Any]) -> None:
     """The bot as deployed, in a process of its own: Alice linked, every card posted. Prints how
-    to reach it; serves clicks until stdin closes."""
-    bench = await _bot(peer, folder, CHANNEL, (10_000.0, 10_000.0))
+    to reach it; serves clicks until stdin closes. A line "sync" on stdin runs a sync (and kicks
+    delivery, as the scheduler's job does) and is answered with one JSON line.
+
+    With `factor` in `peer`, the bot paces every method by Slack's tiers times that factor, a
+    little under them (the Slack sandbox enforces them once the benchmark says so)."""
+    factor = peer.get("factor")
+    tiers = Tiers().scaled(float(factor) * 0.98) if factor else None
+    bench = await _bot(peer, folder, CHANNEL, (10_000.0, 10_000.0), tiers=tiers)
     try:
         await bench.runtime.store.link(
             slack_user_id=ALICE.slack_id,
@@ -190,9 +265,22 @@ async def serve_bot(folder: Path, peer: dict[str, Any]) -> None:
         )
         await bench.runtime.poll_once()
         print(json.dumps({"url": bench.url, "db": str(folder / "bench.db")}), flush=True)
-        await _until_stdin_closes()
+        async for line in _stdin_lines():
+            if line.strip() == "sync":
+                result = await bench.runtime.coordinators["deploys"].run_once()
+                bench.runtime.delivery.kick()
+                print(json.dumps({"ok": result.ok}), flush=True)
     finally:
         await bench.stop()
+
+
+async def _stdin_lines() -> AsyncIterator[str]:
+    """Lines from stdin until it closes."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    while line := await reader.readline():
+        yield line.decode()
 
 
 async def _serve_events(handle: Callable[[web.Request], Awaitable[web.Response]]) -> None:
@@ -270,6 +358,8 @@ def main(argv: list[str]) -> int:
         result = asyncio.run(reminder_pass(n, folder, peer))
     elif kind == "fanout":
         result = asyncio.run(fanout(n, folder, peer, rate=float(peer["rate"])))
+    elif kind == "first-sync":
+        result = asyncio.run(first_sync(n, folder, peer))
     else:
         result = baseline()
     print(json.dumps(result))

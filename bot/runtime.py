@@ -305,7 +305,7 @@ class Runtime:
         # Let the delivery pass (and reminder pass) under way finish (cancelling one mid-query would
         # leave a database call completing after the loop is gone), then stop.
         if self._tasks:
-            self.delivery.kick()
+            self.delivery.close()  # a pass under way ends at each lane's next row
             self.schedule.rearm()
         for task in self._tasks:
             try:

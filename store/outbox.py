@@ -7,7 +7,7 @@ waits are one update). The store knows jobs only as `Entry` rows; their meaning 
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -102,15 +102,36 @@ async def enqueue_now(db: Database, *, entries: Sequence[Entry]) -> None:
         await enqueue(s, entries=entries, now=now_utc())
 
 
-async def due(db: Database, *, limit: int = 100, now: datetime | None = None) -> list[OutboxRow]:
-    """What is due, most urgent first (then in the order it was asked for)."""
+def lane_of(target: str | None, kind: str) -> str:
+    """A row's delivery lane: its channel (a card's "channel:C…" target and a notice's "C…" are one
+    lane), person or address; the kind when it has no target. Jobs of one lane go in order."""
+    return (target or kind).removeprefix("channel:")
+
+
+# `lane_of` in SQL, so a delivery pass can ask for the lanes it is not already delivering.
+_LANE = sa.case(
+    (col(OutboxRow.target).like("channel:%"), sa.func.substr(col(OutboxRow.target), 9)),
+    else_=sa.func.coalesce(col(OutboxRow.target), col(OutboxRow.kind)),
+)
+
+
+async def due(
+    db: Database,
+    *,
+    limit: int = 100,
+    now: datetime | None = None,
+    skip_lanes: Collection[str] = (),
+    max_priority: int | None = None,
+) -> list[OutboxRow]:
+    """What is due, most urgent first (then in the order it was asked for); none of `skip_lanes`
+    (lanes under way), none less urgent than `max_priority`."""
+    query = select(OutboxRow).where(col(OutboxRow.not_before) <= (now or now_utc()))
+    if skip_lanes:
+        query = query.where(_LANE.not_in(list(skip_lanes)))
+    if max_priority is not None:
+        query = query.where(col(OutboxRow.priority) <= max_priority)
     async with db.session() as s:
-        rows = await s.exec(
-            select(OutboxRow)
-            .where(col(OutboxRow.not_before) <= (now or now_utc()))
-            .order_by(col(OutboxRow.priority), col(OutboxRow.id))
-            .limit(limit)
-        )
+        rows = await s.exec(query.order_by(col(OutboxRow.priority), col(OutboxRow.id)).limit(limit))
         return list(rows.all())
 
 

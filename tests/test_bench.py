@@ -51,6 +51,15 @@ def test_the_benchmark_produces_every_figure(tmp_path: Path) -> None:
     ].keys()
     assert r["fanout"]["lost"] == 0
     assert r["fanout"]["duplicated"] == 0
+    assert {"loaded_ms", "empty_ms", "ratio", "target_ratio", "backlog", "rate_limited_429"} <= r[
+        "priority"
+    ].keys()
+    assert r["priority"]["backlog"] >= 100, "the click waits behind a backlog of card updates"
+    assert {"achieved_per_s", "allowed_per_s", "share", "rate_limited_429", "lost", "duplicated"} <= r[
+        "first_sync"
+    ].keys()
+    assert r["first_sync"]["lost"] == 0
+    assert r["first_sync"]["duplicated"] == 0
     assert {"peak_rss_mb", "floor_rss_mb", "ratio"} <= r["memory"].keys()
     assert {
         "items",
@@ -70,3 +79,5 @@ def test_the_benchmark_produces_every_figure(tmp_path: Path) -> None:
     assert "reminder pass" in done.stdout
     assert "click ack p99" in done.stdout
     assert "against bare HTTP" in done.stdout
+    assert "click behind" in done.stdout
+    assert "first sync" in done.stdout

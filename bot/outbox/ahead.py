@@ -4,7 +4,7 @@ Justified by the fan-out benchmark, README Performance table, "fan-out 2,000 car
 of the rate Slack allows): rendering a card takes about as long as Slack takes to answer, and done
 one after the other the two would cap a busy channel well below its rate. The delivery pass
 (bot/outbox/deliver.py) starts a render ahead for the next row of a lane and takes it when that
-row's turn comes; whatever the pass did not reach is dropped when it ends.
+row's turn comes; whatever a lane or the pass did not reach is dropped when it stops.
 """
 
 from __future__ import annotations
@@ -30,10 +30,15 @@ class RenderAhead(Generic[_T]):
         ahead = self._work.pop(key, None)
         return await ahead if ahead is not None else await otherwise()
 
-    def drop(self) -> None:
-        """Cancel the renders no row took (the pass ended before reaching them)."""
-        for task in self._work.values():
+    def discard(self, key: Hashable) -> None:
+        """Cancel the render for `key`: its lane stopped before it, and a later turn renders afresh."""
+        task = self._work.pop(key, None)
+        if task is not None:
             task.cancel()
             if task.done() and not task.cancelled():
                 task.exception()  # retrieved: the row's own delivery will meet it again
-        self._work = {}
+
+    def drop(self) -> None:
+        """Cancel the renders no row took (the pass ended before reaching them)."""
+        for key in list(self._work):
+            self.discard(key)

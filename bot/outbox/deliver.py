@@ -122,13 +122,22 @@ class _Settler:
 
 def lane(job: Job) -> str:
     """Jobs of one lane go in order; lanes (channels, people) do not wait on each other."""
-    return (job.target or job.kind).removeprefix("channel:")
+    return queue.lane_of(job.target, job.kind)
+
+
+def _longer(rest: float | None, outcome: str | float) -> float | None:
+    """The lane's rest after one more outcome: the longest a stopped row asked for."""
+    if isinstance(outcome, str):
+        return rest
+    return outcome if rest is None else max(rest, outcome)
 
 
 class Deliverer:
     WINDOW = 2
-    # How long a queued job waits for its method's pace before it leaves the lane for a later pass.
-    PATIENCE = 0.25
+    # How long a queued job waits for its method's pace before its lane rests (its rows stay due).
+    # Longer than Slack's pace of one post a second per channel: a waiting lane holds up no other
+    # lane, and gives way at once when someone acts on an item.
+    PATIENCE = 2.0
 
     def __init__(
         self,
@@ -153,9 +162,12 @@ class Deliverer:
         self._link_modes = dict(link_modes or {})
         self._lock = asyncio.Lock()
         self._kick = asyncio.Event()
-        # Set when someone acted on an item while a pass runs: the pass's other lanes stop at their
-        # next row, so the next pass starts with that person's card instead of after a backlog.
+        # Set when someone acted on an item while a pass runs: every lane stops at its next row or
+        # pace wait (the gateway's `give_way`), so that person's card goes next, not after a backlog.
         self._urgent = asyncio.Event()
+        # Set by every kick: a pass under way takes the new work into lanes not already going.
+        self._more = asyncio.Event()
+        self._closing = False
         # Called with (channel, ts, message, "post"/"update") after each card call (the demo shows them).
         self.on_card: Callable[[str, str, Message, str], Awaitable[None]] | None = None
         # Awaited before each delivery, so acknowledging clicks goes first (see bot/ack_first.py).
@@ -183,6 +195,8 @@ class Deliverer:
         self._calling: set[tuple[int, str]] = set()
         # Set by a card delivery once it holds its pace token, letting the lane start the next one.
         self._started: dict[int | None, asyncio.Event] = {}
+        # Rows this pass did or dropped (id → the enqueued_at it saw), until their record is written.
+        self._taken: dict[int, datetime] = {}
 
     def card_state(self, stored: StoredItem) -> CardState:
         return card_state(stored, self.connectors.get(stored.item.connector), self._clock())
@@ -193,8 +207,15 @@ class Deliverer:
         """Ask the delivery loop to run now (after a click or a sync queued jobs); `urgent`: an
         ACTED job was queued, cut short the pass under way."""
         self._kick.set()
+        self._more.set()
         if urgent:
             self._urgent.set()
+
+    def close(self) -> None:
+        """Stopping: the pass under way ends at each lane's next row; no new one starts."""
+        self._closing = True
+        self._urgent.set()
+        self.kick()
 
     async def wait_for_kick(self, timeout: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -204,63 +225,149 @@ class Deliverer:
     async def deliver(self, *, limit: int = 200) -> int:
         """Deliver what is due, most urgent first, lane by lane in parallel; one pass at a time.
 
-        Lanes holding an ACTED job (the card someone just clicked) go first, alone, so a backlog
-        never takes the pace tokens they need. A lane whose method is at Slack's pace stops for this
-        pass (its rows stay due). Returns how many rows were done.
+        Lanes go independently: one that empties or stops is replaced by the next due work (up to
+        `limit` rows a fetch) while the others go on, so a slow channel never holds up the rest
+        (README, Performance: "within Slack's tiers"). When someone acts on an item, every lane
+        stops at its next row or pace wait and the lanes holding ACTED jobs (the card just clicked)
+        go first, alone, their method's reserve at hand (README: "priority under load"). A lane whose
+        method is paced beyond PATIENCE rests (its rows stay due). The pass ends when no lane goes.
+        Returns how many rows were done.
         """
         async with self._lock:
-            self._urgent.clear()
-            lanes: dict[str, list[tuple[OutboxRow, Job]]] = {}
-            due = await queue.due(self.store.db, limit=limit)
-            for row in due:
-                job = job_of(kind=row.kind, payload=row.payload, item_id=row.item_id, target=row.target)
-                if job is None:
-                    log.error("outbox row %s (%s) is no job this version knows; dropped", row.id, row.kind)
-                    self._settler.add(row, None)
-                    continue
-                lanes.setdefault(lane(job), []).append((row, job))
-            card_items = list(
-                {j.item for _, j in (p for ps in lanes.values() for p in ps) if isinstance(j, CardJob)}
-            )
-            self._items = await self.store.items_by_ids(item_ids=card_items)
-            self._cards = await self.store.cards_of(item_ids=card_items)
-            # The intent to post each new card of this pass, in one transaction (see `_card`).
-            self._intents = await card_posts.begin_many(
-                self.store.db,
-                posts=[
-                    (j.item, j.to, j.to.partition(":")[2])
-                    for _, j in (p for ps in lanes.values() for p in ps)
-                    if isinstance(j, CardJob)
-                    and not any(c.target == j.to for c in self._cards.get(j.item, ()))
-                ],
-            )
-            urgent = [ps for ps in lanes.values() if ps[0][0].priority <= Priority.ACTED]
-            rest = [ps for ps in lanes.values() if ps[0][0].priority > Priority.ACTED]
+            running: dict[str, asyncio.Task[tuple[int, float | None]]] = {}
+            resting: dict[str, float] = {}  # lane → loop time it may go again
+            done = 0
             try:
-                counts = await asyncio.gather(*(self._deliver_lane(ps) for ps in urgent))
-                counts += await asyncio.gather(*(self._deliver_lane(ps) for ps in rest))
+                while not self._closing:
+                    self._more.clear()
+                    if self._urgent.is_set():
+                        done += await self._acted_first(running, resting, limit)
+                        continue
+                    now = asyncio.get_running_loop().time()
+                    lanes = await self._take(
+                        limit, skip={*running, *(k for k, at in resting.items() if at > now)}
+                    )
+                    for key, pairs in lanes.items():
+                        running[key] = asyncio.create_task(self._deliver_lane(pairs))
+                    if not running:
+                        break
+                    done += await self._reap(running, resting, every=False)
+                done += await self._reap(running, resting, every=True)
             finally:
+                for task in running.values():
+                    task.cancel()
+                await asyncio.gather(*running.values(), return_exceptions=True)
                 self._ahead.drop()
                 # Intents this pass recorded for posts it never made: gone, so no history search later.
                 unposted = [
                     k for k, since in self._intents.items() if since is None and k not in self._calling
                 ]
-                self._items, self._cards, self._intents = {}, {}, {}
+                self._items, self._cards, self._intents, self._taken = {}, {}, {}, {}
                 self._calling = set()
                 await card_posts.forget(self.store.db, posts=unposted)
                 await self._settler.flush()
-            return sum(counts)
+            return done
 
-    async def _deliver_lane(self, pairs: list[tuple[OutboxRow, Job]]) -> int:
-        """Rows in order. Up to WINDOW card calls may be in flight together (each started only once
-        it holds its pace, so Slack receives them in order): with one at a time, Slack's answer
-        time would cap a busy channel below the rate Slack allows."""
+    async def _acted_first(
+        self,
+        running: dict[str, asyncio.Task[tuple[int, float | None]]],
+        resting: dict[str, float],
+        limit: int,
+    ) -> int:
+        """Someone acted: every lane stops at its next row or pace wait; then the ACTED jobs go,
+        alone; the other lanes follow. Returns the rows done meanwhile."""
+        done = await self._reap(running, resting, every=True)
+        resting.clear()  # paced out without the reserve a clicked card may spend
+        self._urgent.clear()
+        acted = await self._take(limit, skip=set(), max_priority=Priority.ACTED)
+        ends = await asyncio.gather(*(self._deliver_lane(pairs) for pairs in acted.values()))
+        now = asyncio.get_running_loop().time()
+        resting |= {k: now + rest for k, (_, rest) in zip(acted, ends, strict=True) if rest is not None}
+        return done + sum(count for count, _ in ends)
+
+    async def _take(
+        self, limit: int, *, skip: set[str], max_priority: int | None = None
+    ) -> dict[str, list[tuple[OutboxRow, Job]]]:
+        """Due rows of lanes not under way or resting, by lane, with what their cards need."""
+        # What this pass did is recorded first: a lane taken again must find its cards posted.
+        await self._settler.flush()
+        lanes: dict[str, list[tuple[OutboxRow, Job]]] = {}
+        due = await queue.due(self.store.db, limit=limit, skip_lanes=skip, max_priority=max_priority)
+        for row in due:
+            if row.id in self._taken and self._taken[row.id] == row.enqueued_at:
+                continue  # done this pass, its record not yet written
+            job = job_of(kind=row.kind, payload=row.payload, item_id=row.item_id, target=row.target)
+            if job is None:
+                log.error("outbox row %s (%s) is no job this version knows; dropped", row.id, row.kind)
+                self._settle(row, None)
+                continue
+            lanes.setdefault(lane(job), []).append((row, job))
+        jobs = [j for ps in lanes.values() for _, j in ps if isinstance(j, CardJob)]
+        if not jobs:
+            return lanes
+        card_items = list({j.item for j in jobs})
+        self._items |= await self.store.items_by_ids(item_ids=card_items)
+        self._cards |= await self.store.cards_of(item_ids=card_items)
+        # The intent to post each new card, in one transaction (see `_card`).
+        self._intents |= await card_posts.begin_many(
+            self.store.db,
+            posts=[
+                (j.item, j.to, j.to.partition(":")[2])
+                for j in jobs
+                if (j.item, j.to) not in self._intents
+                and not any(c.target == j.to for c in self._cards.get(j.item, ()))
+            ],
+        )
+        return lanes
+
+    async def _reap(
+        self,
+        running: dict[str, asyncio.Task[tuple[int, float | None]]],
+        resting: dict[str, float],
+        *,
+        every: bool,
+    ) -> int:
+        """Wait for every lane to end, or (not `every`) for the first of: a lane ends, new work is
+        queued, a resting lane may go again. Lanes that stopped rest; returns the rows done."""
+        loop = asyncio.get_running_loop()
+        if every:
+            if running:
+                await asyncio.wait(running.values())
+        else:
+            more = asyncio.ensure_future(self._more.wait())
+            wakes = [at for at in resting.values() if at > loop.time()]
+            timeout = max(0.0, min(wakes) - loop.time()) if wakes else None
+            await asyncio.wait(
+                {*running.values(), more}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+            more.cancel()
         done = 0
+        for key, task in list(running.items()):
+            if task.done():
+                del running[key]
+                count, rest = task.result()
+                done += count
+                if rest is not None:
+                    resting[key] = loop.time() + rest
+        return done
+
+    def _settle(self, row: OutboxRow, write: CardWrite | None) -> None:
+        assert row.id is not None
+        self._taken[row.id] = row.enqueued_at
+        self._settler.add(row, write)
+
+    async def _deliver_lane(self, pairs: list[tuple[OutboxRow, Job]]) -> tuple[int, float | None]:
+        """Rows in order; returns how many were done, and how long the lane rests when it stopped
+        (None: it emptied, or gave way to an ACTED job). Up to WINDOW card calls may be in flight
+        together (each started only once it holds its pace, so Slack receives them in order): with
+        one at a time, Slack's answer time would cap a busy channel below the rate Slack allows."""
+        done = 0
+        rest: float | None = None
         flying: deque[tuple[OutboxRow, Job, asyncio.Future[CardWrite | None]]] = deque()
-        stopped = False
+        index = -1
         for index, (row, job) in enumerate(pairs):
-            if row.priority > Priority.ACTED and self._urgent.is_set():
-                break  # someone just acted: their card goes first, in the next pass
+            if self._closing or (row.priority > Priority.ACTED and self._urgent.is_set()):
+                break  # someone just acted: their card goes first
             if index + 1 < len(pairs) and isinstance(pairs[index + 1][1], CardJob):
                 # Render the next card while this row waits on Slack: the two overlap.
                 nxt_row, nxt = pairs[index + 1]
@@ -271,8 +378,8 @@ class Deliverer:
             while flying and (not windowed or len(flying) >= self.WINDOW or flying[0][2].done()):
                 outcome = await self._outcome(*flying.popleft())
                 done += outcome == "done"
-                stopped = stopped or outcome == "stop"
-            if stopped:
+                rest = _longer(rest, outcome)
+            if rest is not None:
                 break
             task = asyncio.ensure_future(self._senders[type(job)](job, row))
             flying.append((row, job, task))
@@ -287,39 +394,42 @@ class Deliverer:
         while flying:  # calls already made are recorded even when the lane stopped
             outcome = await self._outcome(*flying.popleft())
             done += outcome == "done"
-        return done
+            rest = _longer(rest, outcome)
+        for row, _ in pairs[max(index, 0) : index + 2]:
+            self._ahead.discard(row.id)  # not reached: rendered afresh when the lane goes again
+        return done, rest
 
-    async def _outcome(self, row: OutboxRow, job: Job, task: asyncio.Future[CardWrite | None]) -> str:
-        """ "done", "skip" (dropped for good, the lane goes on) or "stop" (left due or set to retry:
-        what follows in the lane waits for a later pass)."""
+    async def _outcome(self, row: OutboxRow, job: Job, task: asyncio.Future[CardWrite | None]) -> str | float:
+        """ "done", "skip" (dropped for good, the lane goes on), or the seconds the lane rests (the
+        row left due or set to retry: what follows in the lane waits)."""
         try:
             write = await task
-        except Deferred:
-            return "stop"
+        except Deferred as exc:
+            return exc.wait
         except Later as exc:
             if row.attempts >= 8:
                 log.warning("%s %s given up: %s", row.kind, row.key, exc)
-                self._settler.add(row, None)
+                self._settle(row, None)
                 return "skip"
             await queue.retry(self.store.db, row=row, error=str(exc), delay=timedelta(seconds=exc.delay))
-            return "stop"
+            return exc.delay
         except SlackFailure as exc:
             return await self._failed(row, job, exc)
-        self._settler.add(row, write)
+        self._settle(row, write)
         return "done"
 
-    async def _failed(self, row: OutboxRow, job: Job, exc: SlackFailure) -> str:
+    async def _failed(self, row: OutboxRow, job: Job, exc: SlackFailure) -> str | float:
         if exc.kind is Kind.RETRY or exc.kind is Kind.TOKEN_REVOKED:
             backoff = 300.0 if exc.kind is Kind.TOKEN_REVOKED else min(300, 2 ** min(row.attempts, 8))
             delay = timedelta(seconds=exc.retry_after if exc.retry_after is not None else backoff)
             log.info("Slack %s for %s %s; retrying in %s", exc.error, row.kind, row.target, delay)
             await queue.retry(self.store.db, row=row, error=exc.error, delay=delay)
-            return "stop"
+            return delay.total_seconds()
         if exc.kind is Kind.CHANNEL_GONE and isinstance(job, FlowJob | ThreadReplyJob):
             await self._channel_gone(job, exc.error)
         else:
             log.warning("Slack refused %s for %s: %s; not retrying", row.kind, row.target, exc.error)
-        self._settler.add(row, None)
+        self._settle(row, None)
         return "skip"
 
     # ---- cards ----------------------------------------------------------------------------------
@@ -331,6 +441,10 @@ class Deliverer:
         state = await self._for_target(stored, self.card_state(stored), job.to)
         message = blocks.card(state)
         return _Rendered(stored, message, fingerprint(message))
+
+    def _give_way(self, row: OutboxRow) -> asyncio.Event | None:
+        """A clicked card's call waits for nobody; any other stops waiting once someone acts."""
+        return None if row.priority <= Priority.ACTED else self._urgent
 
     def _paced(self, row: OutboxRow) -> asyncio.Event:
         return self._started.setdefault(row.id, asyncio.Event())
@@ -354,6 +468,8 @@ class Deliverer:
                 blocks=message.blocks,
                 patience=self.PATIENCE,
                 paced=self._paced(row),
+                urgent=row.priority <= Priority.ACTED,
+                give_way=self._give_way(row),
             )
             assert existing.id is not None
             if self.on_card:
@@ -389,6 +505,8 @@ class Deliverer:
                 blocks=message.blocks,
                 patience=self.PATIENCE,
                 paced=self._paced(row),
+                urgent=row.priority <= Priority.ACTED,
+                give_way=self._give_way(row),
             )
             metrics.RECONCILIATIONS.labels(connector=stored.item.connector, outcome="card_adopted").inc()
             log.info("card of item %s for %s found already posted (%s); adopted", job.item, job.to, ts)
@@ -401,6 +519,8 @@ class Deliverer:
                     blocks=message.blocks,
                     patience=self.PATIENCE,
                     paced=paced,
+                    urgent=row.priority <= Priority.ACTED,
+                    give_way=self._give_way(row),
                     metadata={"event_type": CARD_EVENT, "event_payload": tag},
                 )
             finally:
@@ -560,7 +680,11 @@ class Deliverer:
         existing = await subscriptions.flow_message(self.store.db, item_id=job.item, channel=job.channel)
         if existing is None:
             channel, ts = await self.gateway.post_message(
-                channel=job.channel, text=message.text, blocks=message.blocks, patience=self.PATIENCE
+                channel=job.channel,
+                text=message.text,
+                blocks=message.blocks,
+                patience=self.PATIENCE,
+                give_way=self._urgent,
             )
             await subscriptions.record_flow_message(
                 self.store.db, item_id=job.item, channel=channel, ts=ts, rendered=rendered
@@ -572,6 +696,7 @@ class Deliverer:
                 text=message.text,
                 blocks=message.blocks,
                 patience=self.PATIENCE,
+                give_way=self._urgent,
             )
             assert existing.id is not None
             await subscriptions.flow_rendered(self.store.db, message_id=existing.id, rendered=rendered)
@@ -598,6 +723,7 @@ class Deliverer:
                 text=reply.text,
                 blocks=reply.blocks,
                 patience=self.PATIENCE,
+                give_way=self._urgent,
             )
             assert decision.id is not None
             await subscriptions.flow_replied(self.store.db, message_id=message.id, decision_id=decision.id)
@@ -631,6 +757,7 @@ class Deliverer:
             ),
             reply_broadcast=bool(job.slack_user),
             patience=self.PATIENCE,
+            give_way=self._urgent,
         )
 
     async def _escalation(self, job: EscalationJob, row: OutboxRow) -> None:
@@ -638,6 +765,7 @@ class Deliverer:
             channel=job.channel,
             text=escalation_text(slack_user=job.slack_user, title=job.title, reminders=job.reminders),
             patience=self.PATIENCE,
+            give_way=self._urgent,
         )
 
     async def _digest(self, job: DigestJob, row: OutboxRow) -> None:
@@ -652,15 +780,25 @@ class Deliverer:
             empty="",
         )
         await self.gateway.post_message(
-            channel=job.slack_user, text=message.text, blocks=message.blocks, patience=self.PATIENCE
+            channel=job.slack_user,
+            text=message.text,
+            blocks=message.blocks,
+            patience=self.PATIENCE,
+            give_way=self._urgent,
         )
 
     async def _tell(self, job: TellJob, row: OutboxRow) -> None:
         notice = blocks.notice(job.text)
         await self.gateway.post_message(
-            channel=job.slack_user, text=notice.text, blocks=notice.blocks, patience=self.PATIENCE
+            channel=job.slack_user,
+            text=notice.text,
+            blocks=notice.blocks,
+            patience=self.PATIENCE,
+            give_way=self._urgent,
         )
 
     async def _home(self, job: HomeJob, row: OutboxRow) -> None:
         view = await self._home_view(job.slack_user)
-        await self.gateway.publish_home(user=job.slack_user, view=view, patience=self.PATIENCE)
+        await self.gateway.publish_home(
+            user=job.slack_user, view=view, patience=self.PATIENCE, give_way=self._urgent
+        )

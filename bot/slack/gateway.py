@@ -14,6 +14,7 @@ views.update of an open modal), which wait briefly and go straight through.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 import math
@@ -142,6 +143,9 @@ class Tiers:
     burst_seconds: float = 3.0
     post_per_channel: float = 1.0  # per second
     post_burst: float = 3.0
+    # The share of each tiered method's burst kept for urgent calls (a clicked card's copies, each
+    # "Working…" then decided; interaction answers): other work spends only the rest.
+    reserve: float = 0.5
 
     def scaled(self, factor: float) -> Tiers:
         return replace(
@@ -152,26 +156,39 @@ class Tiers:
 
 
 class Pacer:
-    """Token buckets by key: `rate` tokens a second, up to `burst` saved up."""
+    """Token buckets by key: `rate` tokens a second, up to `burst` saved up.
+
+    `reserve` tokens of each bucket are kept for urgent calls (`try_take(urgent=True)`): other calls
+    take only what lies above it. Why: the card a person just clicked must not wait behind a backlog
+    that spends the method's whole budget (README, Performance: "priority under load"). Slack's
+    limit still holds, since every call, urgent or not, spends from the same bucket.
+    """
 
     def __init__(
-        self, per_second: float = 1.0, burst: float = 3.0, clock: Callable[[], float] | None = None
+        self,
+        per_second: float = 1.0,
+        burst: float = 3.0,
+        clock: Callable[[], float] | None = None,
+        reserve: float = 0.0,
     ) -> None:
         self.per_second = per_second
         self.burst = max(1.0, burst)
+        # Never so much that other calls could not take a whole token from a full bucket.
+        self.reserve = max(0.0, min(reserve, self.burst - 1.0))
         self._clock = clock or (lambda: asyncio.get_running_loop().time())
         self._buckets: dict[str, tuple[float, float]] = {}
 
-    def try_take(self, key: str) -> float:
+    def try_take(self, key: str, *, urgent: bool = False) -> float:
         """Take a token now if there is one (0.0); else how long until there is (nothing taken)."""
         now = self._clock()
         tokens, at = self._buckets.get(key, (self.burst, now))
         tokens = min(self.burst, tokens + (now - at) * self.per_second)
-        if tokens >= 1.0:
+        floor = 1.0 if urgent else 1.0 + self.reserve
+        if tokens >= floor:
             self._buckets[key] = (tokens - 1.0, now)
             return 0.0
         self._buckets[key] = (tokens, now)
-        return (1.0 - tokens) / self.per_second
+        return (floor - tokens) / self.per_second
 
     async def wait(self, key: str) -> None:
         while True:
@@ -212,8 +229,9 @@ class SlackGateway:
         )
         self._clock = clock or (lambda: asyncio.get_running_loop().time())
         self._methods: dict[int, Pacer] = {
-            tier: Pacer(rate / 60.0, max(1.0, rate / 60.0 * self.tiers.burst_seconds), self._clock)
+            tier: Pacer(rate / 60.0, burst, self._clock, burst * self.tiers.reserve)
             for tier, rate in self.tiers.per_minute.items()
+            for burst in [max(1.0, rate / 60.0 * self.tiers.burst_seconds)]
         }
         self._posts = Pacer(self.tiers.post_per_channel, self.tiers.post_burst, self._clock)
         self._held: dict[str, float] = {}  # method (or chat.postMessage:channel) → loop time of release
@@ -250,24 +268,37 @@ class SlackGateway:
     def _pace_key(self, method: str, channel: str | None) -> str:
         return f"{method}:{channel}" if method == POST_MESSAGE and channel else method
 
-    def _try_take(self, method: str, key: str) -> float:
+    def _try_take(self, method: str, key: str, urgent: bool) -> float:
         held = self._held.get(key, 0.0) - self._clock()
         if held > 0:
             return held
         if method == POST_MESSAGE:
-            return self._posts.try_take(key)
+            return self._posts.try_take(key, urgent=urgent)
         pacer = self._methods.get(METHOD_TIERS.get(method, 3))
-        return pacer.try_take(method) if pacer is not None else 0.0
+        return pacer.try_take(method, urgent=urgent) if pacer is not None else 0.0
 
-    async def _pace(self, method: str, channel: str | None, patience: float) -> None:
+    async def _pace(
+        self,
+        method: str,
+        channel: str | None,
+        patience: float,
+        urgent: bool = False,
+        give_way: asyncio.Event | None = None,
+    ) -> None:
+        """Wait for the method's pace. `urgent`: may spend the reserve. `give_way`: once set, stop
+        waiting (Deferred, nothing sent), so someone more urgent goes first."""
         key = self._pace_key(method, channel)
         while True:
-            wait = self._try_take(method, key)
+            wait = self._try_take(method, key, urgent)
             if wait <= 0:
                 return
-            if wait > patience:
+            if wait > patience or (give_way is not None and give_way.is_set()):
                 raise Deferred(key, wait)
-            await asyncio.sleep(wait)
+            if give_way is None:
+                await asyncio.sleep(wait)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(give_way.wait(), wait)
 
     def held_for(self, method: str, channel: str | None = None) -> float:
         """Seconds until `method` may be called again after a 429 (0 when it may now)."""
@@ -280,8 +311,10 @@ class SlackGateway:
         patience: float,
         call: Callable[[], Any],
         paced: asyncio.Event | None = None,
+        urgent: bool = False,
+        give_way: asyncio.Event | None = None,
     ) -> Any:
-        await self._pace(method, channel, patience)
+        await self._pace(method, channel, patience, urgent, give_way)
         if paced is not None:  # the caller may start its next call: Slack receives them in order
             paced.set()
         try:
@@ -322,11 +355,13 @@ class SlackGateway:
         patience: float = math.inf,
         paced: asyncio.Event | None = None,
         metadata: dict[str, Any] | None = None,
+        urgent: bool = False,
+        give_way: asyncio.Event | None = None,
     ) -> tuple[str, str]:
         """Post; returns the (channel, ts) Slack stored it under (a DM's D… id for a user id).
 
         `metadata`: Slack message metadata ({"event_type", "event_payload"}), found again in the
-        channel's history (`tagged_messages`)."""
+        channel's history (`tagged_messages`). `urgent`, `give_way`: see `_pace`."""
         extra: dict[str, Any] = {}
         if metadata is not None:
             extra["metadata"] = metadata
@@ -342,6 +377,8 @@ class SlackGateway:
                 channel=channel, text=text, blocks=blocks, unfurl_links=False, **extra
             ),
             paced,
+            urgent,
+            give_way,
         )
         return str(response["channel"]), str(response["ts"])
 
@@ -354,6 +391,8 @@ class SlackGateway:
         blocks: list[dict[str, Any]],
         patience: float = math.inf,
         paced: asyncio.Event | None = None,
+        urgent: bool = False,
+        give_way: asyncio.Event | None = None,
     ) -> None:
         await self._call(
             "chat.update",
@@ -361,6 +400,8 @@ class SlackGateway:
             patience,
             lambda: self._client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks),
             paced,
+            urgent,
+            give_way,
         )
 
     async def tagged_messages(
@@ -400,9 +441,20 @@ class SlackGateway:
             self._dms[user] = found
         return self._dms[user]
 
-    async def publish_home(self, *, user: str, view: dict[str, Any], patience: float = URGENT) -> None:
+    async def publish_home(
+        self,
+        *,
+        user: str,
+        view: dict[str, Any],
+        patience: float = URGENT,
+        give_way: asyncio.Event | None = None,
+    ) -> None:
         await self._call(
-            "views.publish", None, patience, lambda: self._client.views_publish(user_id=user, view=view)
+            "views.publish",
+            None,
+            patience,
+            lambda: self._client.views_publish(user_id=user, view=view),
+            give_way=give_way,
         )
 
     # ---- people ---------------------------------------------------------------------------------
@@ -489,7 +541,11 @@ class SlackGateway:
         """views.open; returns the Slack error code when Slack refused (e.g. expired_trigger_id)."""
         try:
             await self._call(
-                "views.open", None, URGENT, lambda: self._client.views_open(trigger_id=trigger_id, view=view)
+                "views.open",
+                None,
+                URGENT,
+                lambda: self._client.views_open(trigger_id=trigger_id, view=view),
+                urgent=True,
             )
             return None
         except SlackFailure as exc:
@@ -501,7 +557,11 @@ class SlackGateway:
         """views.update of an open modal; returns Slack's error code when it refused."""
         try:
             await self._call(
-                "views.update", None, URGENT, lambda: self._client.views_update(view_id=view_id, view=view)
+                "views.update",
+                None,
+                URGENT,
+                lambda: self._client.views_update(view_id=view_id, view=view),
+                urgent=True,
             )
             return None
         except SlackFailure as exc:
@@ -517,6 +577,7 @@ class SlackGateway:
             lambda: self._client.chat_postEphemeral(
                 channel=channel, user=user, text=message.text, blocks=message.blocks
             ),
+            urgent=True,
         )
 
     def response_url_allowed(self, url: str) -> bool:
@@ -577,7 +638,9 @@ class SlackGateway:
                     return
                 except (SlackFailure, Deferred) as exc:
                     log.info("ephemeral to %s failed (%s); sending a DM", user, exc)
-            await self.post_message(channel=user, text=message.text, blocks=message.blocks, patience=URGENT)
+            await self.post_message(
+                channel=user, text=message.text, blocks=message.blocks, patience=URGENT, urgent=True
+            )
         except (SlackFailure, Deferred) as exc:
             log.warning("could not tell %s: %s", user, exc)
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from bot.sandbox.slack_api import SlackSandbox
+import asyncio
+
+from bot.sandbox.slack_api import SlackSandbox, StoredMessage
 from bot.slack.gateway import Tiers
 from connectors.base import Status
 from connectors.flexdeploy.sandbox import FlexDeploySandbox
-from tests.harness import link_flexdeploy, start_flexdeploy_bot
+from tests.harness import Bot, link_flexdeploy, start_flexdeploy_bot
 
 CARDS = "C0DEPLOYS"
 # chat.update (Tier 3) at 4 a second, no burst: a dozen updates take about three seconds.
@@ -46,5 +48,59 @@ async def test_a_clicked_card_is_updated_before_the_backlog(
         decided = [m for m in bot.cards(CARDS) if m.render().startswith("Deploy Service")]
         assert len(decided) == 12
         assert all("approved" in m.render().lower() for m in decided), "the backlog is delivered too"
+    finally:
+        await bot.stop()
+
+
+async def _click_to_card(bot: Bot, card: StoredMessage) -> float:
+    """Seconds from Alice's click on Approve to the card saying so."""
+    loop = asyncio.get_running_loop()
+    clicked = loop.time()
+    await bot.click("alice", card, "Approve")
+    await bot.wait_card(card, "Approved", timeout=3)
+    return loop.time() - clicked
+
+
+async def test_a_click_behind_a_backlog_spending_tier_3_waits_no_turn_of_it(
+    db_url: str, secret_key: str, slack: SlackSandbox, fd: FlexDeploySandbox
+) -> None:
+    # Slack's tiers times 6, enforced by the sandbox itself: chat.update at 5 a second (a turn of
+    # Tier 3 is 0.2 s), 3 seconds' worth at once.
+    bot = await start_flexdeploy_bot(
+        database_url=db_url,
+        secret_key=secret_key,
+        slack=slack,
+        fd=fd,
+        slack_tiers=Tiers().scaled(6.0 * 0.97),
+    )
+    try:
+        await link_flexdeploy(bot, fd, "alice")
+        fd.add_group("Release approvers", ["alice"])
+        for n in range(40):
+            fd.add_project_task(
+                project=f"Service {n}", version="1.0.0", group="Release approvers", requestor_path="x"
+            )
+        await bot.poll()
+        slack.enforce_tiers(factor=6.0, burst_seconds=3.0)
+        quiet = await _click_to_card(bot, bot.card(CARDS, "CAB approval"))
+        await bot.settle()
+        await asyncio.sleep(1.0)  # Tier 3's tokens back
+
+        for task_id, task in list(fd.tasks.items()):
+            if str(task.attributes.get("projectName", "")).startswith("Service "):
+                fd.decide(task_id, Status.APPROVED, "approved in FlexDeploy's UI")
+        # Forty "decided elsewhere" updates, seconds of Tier 3, under way when Alice clicks.
+        await bot.runtime.coordinators["deploys"].run_once()
+        bot.runtime.delivery.kick()
+        await asyncio.sleep(0.5)
+        busy = await _click_to_card(bot, bot.card(CARDS, "Payments API"))
+
+        waiting = await bot.runtime.store.outbox_size()
+        assert waiting >= 10, f"the click's card came once most of the backlog was done ({waiting} left)"
+        assert busy < quiet + 0.15, f"{busy:.2f}s behind the backlog, {quiet:.2f}s with none"
+        await bot.settle(timeout=20)
+        decided = [m for m in bot.cards(CARDS) if m.render().startswith("Deploy Service")]
+        assert all("approved" in m.render().lower() for m in decided), "the backlog is delivered too"
+        assert slack.rate_limited_count == 0, "Slack's limits held"
     finally:
         await bot.stop()
