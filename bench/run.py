@@ -204,27 +204,11 @@ async def _click_to_card(
         if not _outbox(bot["db"]):
             break
         await asyncio.sleep(0.1)
-    with sqlite3.connect(bot["db"]) as db:
-        cards = dict(
-            db.execute(
-                "SELECT i.external_id, c.ts FROM card_messages c JOIN items i ON c.item_id = i.id"
-            ).fetchall()
-        )
+    cards = _channel_cards(bot["db"])
     to_vendor, to_card, direct = [], [], []
     async with aiohttp.ClientSession() as session:
         for external_id in ids[cursor : cursor + 5]:
-            body = click_body(external_id)
-            with _steady():
-                started = time.time()
-                await _fire(session, bot["url"], [(body, sign(body))], 1)
-                line = await _until(
-                    sandboxes,
-                    lambda r: r["approved_at"] is not None,
-                    10,
-                    op="timeline",
-                    task=external_id,
-                    ts=cards[external_id],
-                )
+            started, line = await _click_to_final(session, sandboxes, bot["url"], sign, external_id, cards)
             to_vendor.append(line["decided_at"] - started)
             to_card.append(line["approved_at"] - started)
     alice = sandboxes["alice"]
@@ -278,29 +262,12 @@ async def _priority(
     ids: list[str] = sandboxes["task_ids"]
     sign = _signer(sandboxes["slack"]["signing_secret"])
     await _until(sandboxes, bool, 5, op="enforce_tiers", factor=PRIORITY_FACTOR, burst_seconds=3.0)
-    with sqlite3.connect(bot["db"]) as db:
-        cards = dict(
-            db.execute(
-                "SELECT i.external_id, c.ts FROM card_messages c JOIN items i ON c.item_id = i.id "
-                "WHERE c.target LIKE 'channel:%'"
-            ).fetchall()
-        )
+    cards = _channel_cards(bot["db"])
     async with aiohttp.ClientSession() as session:
 
         async def click(external_id: str) -> float:
             await _idle_a_moment()
-            body = click_body(external_id)
-            with _steady():
-                started = time.time()
-                await _fire(session, bot["url"], [(body, sign(body))], 1)
-                line = await _until(
-                    sandboxes,
-                    lambda r: r["approved_at"] is not None,
-                    20,
-                    op="timeline",
-                    task=external_id,
-                    ts=cards[external_id],
-                )
+            started, line = await _click_to_final(session, sandboxes, bot["url"], sign, external_id, cards)
             return float(line["approved_at"]) - started
 
         await _drained(bot["db"])
@@ -326,6 +293,42 @@ async def _priority(
         "empty_all_ms": [x * 1000 for x in empty],
         "rate_limited_429": report["rate_limited"],
     }
+
+
+def _channel_cards(path: str) -> dict[str, str]:
+    """The ts of each item's card in its channel, by the item's external id."""
+    with sqlite3.connect(path) as db:
+        return dict(
+            db.execute(
+                "SELECT i.external_id, c.ts FROM card_messages c JOIN items i ON c.item_id = i.id "
+                "WHERE c.target LIKE 'channel:%'"
+            ).fetchall()
+        )
+
+
+async def _click_to_final(
+    session: aiohttp.ClientSession,
+    sandboxes: dict[str, Any],
+    url: str,
+    sign: Callable[[str], dict[str, str]],
+    external_id: str,
+    cards: dict[str, str],
+) -> tuple[float, dict[str, Any]]:
+    """Alice clicks Approve on the item's card; when the click left, and the vendor's and Slack's
+    timeline of it once the card shows the decision."""
+    body = click_body(external_id)
+    with _steady():
+        started = time.time()
+        await _fire(session, url, [(body, sign(body))], 1)
+        line = await _until(
+            sandboxes,
+            lambda r: r["approved_at"] is not None,
+            20,
+            op="timeline",
+            task=external_id,
+            ts=cards[external_id],
+        )
+    return started, line
 
 
 async def _idle_a_moment() -> None:

@@ -122,10 +122,13 @@ async def due(
     now: datetime | None = None,
     skip_lanes: Collection[str] = (),
     max_priority: int | None = None,
+    lane: str | None = None,
 ) -> list[OutboxRow]:
     """What is due, most urgent first (then in the order it was asked for); none of `skip_lanes`
-    (lanes under way), none less urgent than `max_priority`."""
+    (lanes under way), none less urgent than `max_priority`; only `lane`'s when given."""
     query = select(OutboxRow).where(col(OutboxRow.not_before) <= (now or now_utc()))
+    if lane is not None:
+        query = query.where(_LANE.in_([lane]))
     if skip_lanes:
         query = query.where(_LANE.not_in(list(skip_lanes)))
     if max_priority is not None:

@@ -248,7 +248,7 @@ class Deliverer:
                         limit, skip={*running, *(k for k, at in resting.items() if at > now)}
                     )
                     for key, pairs in lanes.items():
-                        running[key] = asyncio.create_task(self._deliver_lane(pairs))
+                        running[key] = asyncio.create_task(self._deliver_lane(pairs, limit))
                     if not running:
                         break
                     done += await self._reap(running, resting, every=False)
@@ -286,13 +286,18 @@ class Deliverer:
         return done + sum(count for count, _ in ends)
 
     async def _take(
-        self, limit: int, *, skip: set[str], max_priority: int | None = None
+        self, limit: int, *, skip: set[str], max_priority: int | None = None, only: str | None = None
     ) -> dict[str, list[tuple[OutboxRow, Job]]]:
-        """Due rows of lanes not under way or resting, by lane, with what their cards need."""
-        # What this pass did is recorded first: a lane taken again must find its cards posted.
-        await self._settler.flush()
+        """Due rows of lanes not under way or resting (or of the lane `only`), by lane, with what
+        their cards need."""
         lanes: dict[str, list[tuple[OutboxRow, Job]]] = {}
-        due = await queue.due(self.store.db, limit=limit, skip_lanes=skip, max_priority=max_priority)
+        due = await queue.due(
+            self.store.db, limit=limit, skip_lanes=skip, max_priority=max_priority, lane=only
+        )
+        if any(self._taken.get(row.id or 0, row.enqueued_at) != row.enqueued_at for row in due):
+            # Asked for again while this pass did it: what the pass did is recorded first, so
+            # the card it posted is found (and updated, not posted twice).
+            await self._settler.flush()
         for row in due:
             if row.id in self._taken and self._taken[row.id] == row.enqueued_at:
                 continue  # done this pass, its record not yet written
@@ -356,18 +361,44 @@ class Deliverer:
         self._taken[row.id] = row.enqueued_at
         self._settler.add(row, write)
 
-    async def _deliver_lane(self, pairs: list[tuple[OutboxRow, Job]]) -> tuple[int, float | None]:
+    async def _deliver_lane(
+        self, pairs: list[tuple[OutboxRow, Job]], limit: int = 0
+    ) -> tuple[int, float | None]:
         """Rows in order; returns how many were done, and how long the lane rests when it stopped
-        (None: it emptied, or gave way to an ACTED job). Up to WINDOW card calls may be in flight
-        together (each started only once it holds its pace, so Slack receives them in order): with
-        one at a time, Slack's answer time would cap a busy channel below the rate Slack allows."""
-        done = 0
-        rest: float | None = None
+        (None: it emptied, or gave way to an ACTED job). A lane given a full batch (`limit` rows)
+        asks for its next rows while its last calls are in flight and goes on with them: a busy
+        channel never waits on a gap between batches (README, Performance: "fan-out")."""
+        done, rest = 0, None
         flying: deque[tuple[OutboxRow, Job, asyncio.Future[CardWrite | None]]] = deque()
-        index = -1
+        while pairs:
+            count, rest, reached = await self._rows(pairs, flying)
+            done += count
+            for row, _ in pairs[reached : reached + 2]:
+                self._ahead.discard(row.id)  # not reached: rendered afresh when the lane goes again
+            if rest is not None or reached < len(pairs) or len(pairs) < limit:
+                break
+            in_flight = {row.id for row, _, _ in flying}
+            more = await self._take(limit + len(in_flight), skip=set(), only=lane(pairs[0][1]))
+            pairs = [p for ps in more.values() for p in ps if p[0].id not in in_flight]
+        while flying:  # calls already made are recorded even when the lane stopped
+            outcome = await self._outcome(*flying.popleft())
+            done += outcome == "done"
+            rest = _longer(rest, outcome)
+        return done, rest
+
+    async def _rows(
+        self,
+        pairs: list[tuple[OutboxRow, Job]],
+        flying: deque[tuple[OutboxRow, Job, asyncio.Future[CardWrite | None]]],
+    ) -> tuple[int, float | None, int]:
+        """Start the rows in order, up to WINDOW card calls in flight together (each started only
+        once it holds its pace, so Slack receives them in order): with one at a time, Slack's answer
+        time would cap a busy channel below the rate Slack allows. Returns the rows done, the rest
+        asked for (None: none), and how many rows were started."""
+        done = 0
         for index, (row, job) in enumerate(pairs):
             if self._closing or (row.priority > Priority.ACTED and self._urgent.is_set()):
-                break  # someone just acted: their card goes first
+                return done, None, index  # someone just acted: their card goes first
             if index + 1 < len(pairs) and isinstance(pairs[index + 1][1], CardJob):
                 # Render the next card while this row waits on Slack: the two overlap.
                 nxt_row, nxt = pairs[index + 1]
@@ -375,12 +406,13 @@ class Deliverer:
                 self._ahead.start(nxt_row.id, self._render(nxt))
             windowed = isinstance(job, CardJob)
             await self.yield_to()
+            rest: float | None = None
             while flying and (not windowed or len(flying) >= self.WINDOW or flying[0][2].done()):
                 outcome = await self._outcome(*flying.popleft())
                 done += outcome == "done"
                 rest = _longer(rest, outcome)
             if rest is not None:
-                break
+                return done, rest, index
             task = asyncio.ensure_future(self._senders[type(job)](job, row))
             flying.append((row, job, task))
             if windowed:
@@ -391,13 +423,7 @@ class Deliverer:
                 self._started.pop(row.id, None)
             else:
                 await asyncio.wait({task})  # other work goes alone, in order
-        while flying:  # calls already made are recorded even when the lane stopped
-            outcome = await self._outcome(*flying.popleft())
-            done += outcome == "done"
-            rest = _longer(rest, outcome)
-        for row, _ in pairs[max(index, 0) : index + 2]:
-            self._ahead.discard(row.id)  # not reached: rendered afresh when the lane goes again
-        return done, rest
+        return done, None, len(pairs)
 
     async def _outcome(self, row: OutboxRow, job: Job, task: asyncio.Future[CardWrite | None]) -> str | float:
         """ "done", "skip" (dropped for good, the lane goes on), or the seconds the lane rests (the
