@@ -15,6 +15,22 @@ CARDS = "C0DEPLOYS"
 SLOW_UPDATES = Tiers(per_minute={1: 60.0, 2: 240.0, 3: 240.0, 4: 6000.0}, burst_seconds=0.25)
 
 
+def _services(fd: FlexDeploySandbox, count: int) -> None:
+    """`count` deployments waiting on Alice's group."""
+    fd.add_group("Release approvers", ["alice"])
+    for n in range(count):
+        fd.add_project_task(
+            project=f"Service {n}", version="1.0.0", group="Release approvers", requestor_path="x"
+        )
+
+
+def _decide_services(fd: FlexDeploySandbox) -> None:
+    """Someone approves every one of them in FlexDeploy's UI: a backlog of card updates to come."""
+    for task_id, task in list(fd.tasks.items()):
+        if str(task.attributes.get("projectName", "")).startswith("Service "):
+            fd.decide(task_id, Status.APPROVED, "approved in FlexDeploy's UI")
+
+
 async def test_a_clicked_card_is_updated_before_the_backlog(
     db_url: str, secret_key: str, slack: SlackSandbox, fd: FlexDeploySandbox
 ) -> None:
@@ -23,16 +39,10 @@ async def test_a_clicked_card_is_updated_before_the_backlog(
     )
     try:
         await link_flexdeploy(bot, fd, "alice")
-        fd.add_group("Release approvers", ["alice"])
-        for n in range(12):
-            fd.add_project_task(
-                project=f"Service {n}", version="1.0.0", group="Release approvers", requestor_path="x"
-            )
+        _services(fd, 12)
         await bot.poll()
         gate = bot.card(CARDS, "CAB approval")
-        for task_id, task in list(fd.tasks.items()):
-            if str(task.attributes.get("projectName", "")).startswith("Service "):
-                fd.decide(task_id, Status.APPROVED, "approved in FlexDeploy's UI")
+        _decide_services(fd)
         before = len(slack.calls_to("chat.update"))
 
         # The sync queues a dozen "decided elsewhere" updates; delivery starts on them at once.
@@ -75,20 +85,14 @@ async def test_a_click_behind_a_backlog_spending_tier_3_waits_no_turn_of_it(
     )
     try:
         await link_flexdeploy(bot, fd, "alice")
-        fd.add_group("Release approvers", ["alice"])
-        for n in range(40):
-            fd.add_project_task(
-                project=f"Service {n}", version="1.0.0", group="Release approvers", requestor_path="x"
-            )
+        _services(fd, 40)
         await bot.poll()
         slack.enforce_tiers(factor=6.0, burst_seconds=3.0)
         quiet = await _click_to_card(bot, bot.card(CARDS, "CAB approval"))
         await bot.settle()
         await asyncio.sleep(1.0)  # Tier 3's tokens back
 
-        for task_id, task in list(fd.tasks.items()):
-            if str(task.attributes.get("projectName", "")).startswith("Service "):
-                fd.decide(task_id, Status.APPROVED, "approved in FlexDeploy's UI")
+        _decide_services(fd)
         # Forty "decided elsewhere" updates, seconds of Tier 3, under way when Alice clicks.
         await bot.runtime.coordinators["deploys"].run_once()
         bot.runtime.delivery.kick()
