@@ -227,6 +227,12 @@ class SlackGateway:
             # outbox retries the job later, so one slow answer never blocks a delivery lane.
             retry_handlers=[AsyncConnectionErrorRetryHandler(max_retry_count=2)],
         )
+        # chat.postMessage is not idempotent: a connection reset after Slack stored the message would
+        # post it twice if the client retried by itself. Posts go without that retry; the outbox
+        # retries the job instead, and a card's retry first looks for its tag in the channel's history.
+        self._poster = AsyncWebClient(
+            token=token, base_url=api_url, session=self._session, timeout=15, retry_handlers=[]
+        )
         self._clock = clock or (lambda: asyncio.get_running_loop().time())
         self._methods: dict[int, Pacer] = {
             tier: Pacer(rate / 60.0, burst, self._clock, burst * self.tiers.reserve)
@@ -373,7 +379,7 @@ class SlackGateway:
             POST_MESSAGE,
             channel,
             patience,
-            lambda: self._client.chat_postMessage(
+            lambda: self._poster.chat_postMessage(
                 channel=channel, text=text, blocks=blocks, unfurl_links=False, **extra
             ),
             paced,

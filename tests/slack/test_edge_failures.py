@@ -56,6 +56,17 @@ async def test_a_5xx_after_the_post_took_effect_loses_only_the_answer(
     assert len(slack.messages_in("C0DEPLOYS")) == 1
 
 
+async def test_a_reset_after_the_post_took_effect_is_not_retried_blindly(
+    slack: SlackSandbox, gateway: SlackGateway
+) -> None:
+    """slack_sdk reconnects by itself after a reset; for chat.postMessage that would post twice."""
+    slack.fail_http("chat.postMessage", "reset", applied=True)
+    with pytest.raises(SlackFailure) as failed:
+        await gateway.post_message(channel="C0DEPLOYS", text="hello")
+    assert failed.value.kind is Kind.RETRY
+    assert len(slack.messages_in("C0DEPLOYS")) == 1, "the client posted the message again by itself"
+
+
 async def test_a_fault_rate_fails_a_share_of_calls_and_stops_when_cleared(
     slack: SlackSandbox, gateway: SlackGateway
 ) -> None:
