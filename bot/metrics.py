@@ -30,6 +30,13 @@ CLICKS = Counter(
 SLACK_CALLS = Counter(
     "approvals_slack_calls_total", "Slack Web API calls for cards", ["method"], registry=REGISTRY
 )
+SLACK_PACE_WAIT = Histogram(
+    "approvals_slack_pace_wait_seconds",
+    "Time a Slack call waited for its method's pace (tier or per-channel), urgent (a clicked card, an interaction answer) or not",
+    ["method", "urgent"],
+    buckets=(0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+    registry=REGISTRY,
+)
 SLACK_FAILURES = Counter(
     "approvals_slack_failures_total", "Slack calls refused for good", ["error"], registry=REGISTRY
 )

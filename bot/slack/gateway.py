@@ -294,9 +294,14 @@ class SlackGateway:
         """Wait for the method's pace. `urgent`: may spend the reserve. `give_way`: once set, stop
         waiting (Deferred, nothing sent), so someone more urgent goes first."""
         key = self._pace_key(method, channel)
+        started = self._clock()
         while True:
             wait = self._try_take(method, key, urgent)
             if wait <= 0:
+                waited = max(0.0, self._clock() - started)
+                metrics.SLACK_PACE_WAIT.labels(method=method, urgent="yes" if urgent else "no").observe(
+                    waited
+                )
                 return
             if wait > patience or (give_way is not None and give_way.is_set()):
                 raise Deferred(key, wait)

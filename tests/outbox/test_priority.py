@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from bot.metrics import REGISTRY
 from bot.sandbox.slack_api import SlackSandbox, StoredMessage
 from bot.slack.gateway import Tiers
 from connectors.base import Status
@@ -62,6 +63,14 @@ async def test_a_clicked_card_is_updated_before_the_backlog(
         await bot.stop()
 
 
+def _urgent_update_wait() -> float:
+    """Seconds urgent chat.update calls have waited for their pace so far (the bot's /metrics)."""
+    total = REGISTRY.get_sample_value(
+        "approvals_slack_pace_wait_seconds_sum", {"method": "chat.update", "urgent": "yes"}
+    )
+    return total or 0.0
+
+
 async def _click_to_card(bot: Bot, card: StoredMessage) -> float:
     """Seconds from Alice's click on Approve to the card saying so."""
     loop = asyncio.get_running_loop()
@@ -97,11 +106,17 @@ async def test_a_click_behind_a_backlog_spending_tier_3_waits_no_turn_of_it(
         await bot.runtime.coordinators["deploys"].run_once()
         bot.runtime.delivery.kick()
         await asyncio.sleep(0.5)
+        paced_before = _urgent_update_wait()
         busy = await _click_to_card(bot, bot.card(CARDS, "Payments API"))
+        paced = _urgent_update_wait() - paced_before
 
         waiting = await bot.runtime.store.outbox_size()
         assert waiting >= 10, f"the click's card came once most of the backlog was done ({waiting} left)"
-        assert busy < quiet + 0.15, f"{busy:.2f}s behind the backlog, {quiet:.2f}s with none"
+        # The clicked card's updates spent Tier 3's reserve: not one waited a turn (0.2 s) of the
+        # pace the backlog was spending. The seconds themselves are the benchmark's (bench/): here,
+        # only a bound far under what waiting behind the backlog (8 s) would cost.
+        assert paced < 0.05, f"the clicked card's updates waited {paced:.2f}s for Tier 3's pace"
+        assert busy < quiet + 1.0, f"{busy:.2f}s behind the backlog, {quiet:.2f}s with none"
         await bot.settle(timeout=20)
         decided = [m for m in bot.cards(CARDS) if m.render().startswith("Deploy Service")]
         assert all("approved" in m.render().lower() for m in decided), "the backlog is delivered too"
