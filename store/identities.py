@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from connectors.base import LinkedUser
 from store.crypto import CredentialBox, SecretKeyError
@@ -102,6 +103,19 @@ async def identities(
             stmt = stmt.where(IdentityRow.slack_user_id == slack_user_id)
         rows = (await s.exec(stmt.order_by(col(IdentityRow.id)))).all()
     return [_identity(box, r) for r in rows]
+
+
+async def pairs_in(session: AsyncSession, *, connector: str) -> list[tuple[str, str, bool]]:
+    """(Slack user, vendor user id, broken) of everyone linked to `connector`, read in the caller's
+    session: what a card's audience needs, with no credential decrypted and no second pooled
+    connection held while the caller's transaction holds one (a sync of each of 50 connectors at
+    once, each waiting for a second connection, emptied the pool)."""
+    rows = await session.exec(
+        select(IdentityRow.slack_user_id, IdentityRow.vendor_user_id, IdentityRow.broken_at)
+        .where(IdentityRow.connector == connector)
+        .order_by(col(IdentityRow.id))
+    )
+    return [(slack, vendor, broken is not None) for slack, vendor, broken in rows.all()]
 
 
 async def linked_users(db: Database, *, box: CredentialBox, connector: str) -> list[LinkedUser]:

@@ -14,10 +14,9 @@ from bot.config import Config
 from bot.outbox.effects import Audience, Change, after_claim, after_decision
 from bot.outbox.jobs import Job, Priority, entries
 from connectors.base import ApprovalItem
-from store import cards, subscriptions
+from store import cards, identities, subscriptions
 from store import outbox as table
 from store import reach as lookups
-from store.identities import Identity
 from store.outbox import Entry, Session
 from store.repo import Store, now_utc
 
@@ -84,23 +83,22 @@ class Outbox:
         connector: str,
         item_ids: Sequence[int],
         emails: Iterable[str] = (),
-        linked: Sequence[Identity] | None = None,
     ) -> Audience:
-        """The plain facts effects need about `connector` and these items, read in `session`;
-        `emails`: the items' approvers' addresses, whose stored Slack answers are read (never asked);
-        `linked`: the linked identities, when the caller read them before opening the session."""
+        """The plain facts effects need about `connector` and these items, all read in `session`
+        (a second pooled connection held beside the caller's transaction can empty the pool under a
+        burst); `emails`: the items' approvers' addresses, whose stored Slack answers are read
+        (never asked)."""
         config = self.config.connector(connector)
         subscribed = (await subscriptions.channels(session, connectors=[connector]))[connector]
         default = self.config.notify_channel
         flow = [default, *(c for c in subscribed if c != default)] if default else subscribed
-        if linked is None:
-            linked = await self.store.identities(connector=connector)
+        linked = await identities.pairs_in(session, connector=connector)
         return Audience(
             channel=config.channel if config else None,
-            slack_by_vendor={i.vendor_user_id: i.slack_user_id for i in linked if not i.broken},
+            slack_by_vendor={vendor: slack for slack, vendor, broken in linked if not broken},
             flow_channels=flow,
             cards=await cards.targets(session, item_ids=item_ids),
-            linked=[(i.slack_user_id, i.vendor_user_id) for i in linked],
+            linked=[(slack, vendor) for slack, vendor, _ in linked],
             slack_by_email={
                 e: k.slack_user_id for e, k in (await lookups.lookups_in(session, emails=emails)).items()
             },
@@ -112,14 +110,8 @@ class Outbox:
     async def audience_now(
         self, *, connector: str, item_ids: Sequence[int], emails: Iterable[str] = ()
     ) -> Audience:
-        # The identities first, then the session: reading them inside it held two pooled
-        # connections per click at once, and a burst of clicks (the click benchmark, 200 at a
-        # time) took every connection and waited for a second one until the pool timed out.
-        linked = await self.store.identities(connector=connector)
         async with self.store.db.session() as s:
-            return await self.audience(
-                s, connector=connector, item_ids=item_ids, emails=emails, linked=linked
-            )
+            return await self.audience(s, connector=connector, item_ids=item_ids, emails=emails)
 
 
 def addresses(items: Iterable[ApprovalItem]) -> set[str]:
