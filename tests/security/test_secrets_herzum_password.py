@@ -15,6 +15,7 @@ from sqlmodel import SQLModel
 from bot.sandbox.slack_api import SlackSandbox
 from tests.contract.kits.herzum import HerzumKit
 from tests.harness import Bot, connector_config, start_bot
+from tests.running import started
 
 TYPED = "alice-jira-password"  # her real Jira password, typed in the decision modal
 MISTYPED = "alice-jira-passw0rd-typo"
@@ -24,11 +25,8 @@ MISTYPED = "alice-jira-passw0rd-typo"
 async def kit() -> AsyncIterator[HerzumKit]:
     k = HerzumKit()
     k.sandbox.require_password = True
-    await k.start()
-    try:
+    async with started(k):
         yield k
-    finally:
-        await k.stop()
 
 
 async def dump_rows(bot: Bot) -> str:
