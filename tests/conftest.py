@@ -12,13 +12,16 @@ import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
 from bot.sandbox.slack_api import SlackSandbox
+from connectors.approval_path.sandbox import ApprovalPathSandbox
 from connectors.flexdeploy.sandbox import FlexDeploySandbox
 from connectors.greenhouse.sandbox import demo as greenhouse_demo
 from connectors.registry import SandboxSetup
 from store.crypto import CredentialBox
 from store.db import Database
 from store.repo import Store
+from tests.contract.kits.greenhouse import GreenhouseKit
 from tests.harness import Bot, connector_config, start_bot
+from tests.running import started, stopping
 
 PG_URL = os.environ.get("DATABASE_URL", "")
 
@@ -94,12 +97,8 @@ async def store(db: Database, secret_key: str) -> Store:
 @pytest.fixture
 async def slack() -> AsyncIterator[SlackSandbox]:
     """The Slack sandbox (Web API + a Slack client that signs requests), on 127.0.0.1."""
-    sandbox = SlackSandbox()
-    await sandbox.start()
-    try:
+    async with started(SlackSandbox()) as sandbox:
         yield sandbox
-    finally:
-        await sandbox.stop()
 
 
 @pytest.fixture
@@ -107,26 +106,15 @@ async def fd() -> AsyncIterator[FlexDeploySandbox]:
     """The FlexDeploy sandbox with its demo tasks, on 127.0.0.1 (a "timeout" fault answers after 1 s)."""
     sandbox = FlexDeploySandbox()
     sandbox.seed_demo()
-    await sandbox.start()
-    try:
+    async with started(sandbox):
         yield sandbox
-    finally:
-        await sandbox.stop()
-
-
-@pytest.fixture
-def db_url(db: Database) -> str:
-    return db.url
 
 
 @pytest.fixture
 async def greenhouse() -> AsyncIterator[SandboxSetup]:
     """The Greenhouse sandbox seeded as for the demo (an offer due for Alice and Bob), on 127.0.0.1."""
-    setup = await greenhouse_demo()
-    try:
+    async with stopping(await greenhouse_demo()) as setup:
         yield setup
-    finally:
-        await setup.stop()
 
 
 @pytest.fixture
@@ -134,15 +122,26 @@ async def greenhouse_bot(
     db_url: str, secret_key: str, slack: SlackSandbox, greenhouse: SandboxSetup
 ) -> AsyncIterator[Bot]:
     """The bot with one Greenhouse connector `hiring` (cards in approvers' DMs, a copy in C0APPROVALS)."""
-    running = await start_bot(
-        database_url=db_url,
-        secret_key=secret_key,
-        slack=slack,
-        connectors=[
-            connector_config("hiring", "greenhouse", dict(greenhouse.connector), channel="C0APPROVALS")
-        ],
-    )
-    try:
-        yield running
-    finally:
-        await running.stop()
+    config = connector_config("hiring", "greenhouse", dict(greenhouse.connector), channel="C0APPROVALS")
+    bot = await start_bot(database_url=db_url, secret_key=secret_key, slack=slack, connectors=[config])
+    async with stopping(bot):
+        yield bot
+
+
+@pytest.fixture
+async def greenhouse_kit() -> AsyncIterator[GreenhouseKit]:
+    """A Harvest v3 sandbox with the demo people, for tests that seed their own jobs and flows."""
+    async with started(GreenhouseKit()) as kit:
+        yield kit
+
+
+@pytest.fixture
+async def approval_path_sandbox() -> AsyncIterator[ApprovalPathSandbox]:
+    """An Approval Path (and Jira) sandbox with nothing seeded; "timeout" faults answer after 0.3 s."""
+    async with started(ApprovalPathSandbox(slow_seconds=0.3)) as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def db_url(db: Database) -> str:
+    return db.url

@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -152,6 +152,44 @@ async def start_bot(
     return Bot(runtime=runtime, slack=slack, url=url, runner=runner)
 
 
+class _Sandbox(Protocol):
+    def connector_settings(self) -> dict[str, Any]: ...
+
+
+class SandboxKit(Protocol):
+    """A contract kit whose sandbox writes its own [[connectors]] table (Harness, Herzum)."""
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def sandbox(self) -> _Sandbox: ...
+
+    def build(self) -> Connector: ...
+
+
+async def start_kit_bot(
+    kit: SandboxKit,
+    name: str,
+    *,
+    channel: str,
+    database_url: str,
+    secret_key: str,
+    slack: SlackSandbox,
+    **options: Any,
+) -> Bot:
+    """The bot with one connector `name` on the kit's sandbox, the instance built by the kit (its
+    short test timeouts). `options`: other fields of the connector's config (e.g. reach=...)."""
+    config = connector_config(name, kit.type, kit.sandbox.connector_settings(), channel=channel)
+    return await start_bot(
+        database_url=database_url,
+        secret_key=secret_key,
+        slack=slack,
+        connectors=[replace(config, **options)],
+        instances={name: kit.build()},
+    )
+
+
 async def start_flexdeploy_bot(
     *,
     database_url: str,
@@ -189,6 +227,13 @@ async def start_flexdeploy_bot(
         admins=admins,
         slack_tiers=slack_tiers,
     )
+
+
+async def submit_harness_key(bot: Bot, user: str, key: str) -> None:
+    """`user` submits the Harness connect modal that a command or a card's Connect button opened."""
+    await bot.slack.wait_for(lambda: bot.slack.open_modals(user), what="the connect modal")
+    result = await bot.slack.submit_view(bot.url, user=user, values={"Personal API key": key})
+    assert result.closed, result.text
 
 
 async def link_flexdeploy(bot: Bot, fd: Any, user: str, *, token: bool = True) -> None:

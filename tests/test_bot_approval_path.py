@@ -10,15 +10,14 @@ from bot.sandbox.slack_api import SlackSandbox
 from connectors.approval_path.sandbox import demo
 from connectors.registry import SandboxSetup
 from tests.harness import Bot, connector_config, start_bot
+from tests.running import stopping
 
 
 @pytest.fixture
 async def paths() -> AsyncIterator[SandboxSetup]:
     setup = await demo()
-    try:
+    async with stopping(setup):
         yield setup
-    finally:
-        await setup.stop()
 
 
 async def test_start_and_cancel_a_path_as_the_clicker(

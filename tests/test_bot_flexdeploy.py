@@ -15,6 +15,7 @@ from bot.sandbox.slack_api import SlackSandbox, StoredMessage
 from connectors.base import Status
 from connectors.flexdeploy.sandbox import FlexDeploySandbox
 from tests.harness import Bot, link_flexdeploy, start_flexdeploy_bot
+from tests.running import stopping
 
 CHANNEL = "C0DEPLOYS"
 
@@ -34,14 +35,8 @@ async def _start(db_url: str, secret_key: str, slack: SlackSandbox, fd: FlexDepl
 @pytest.fixture
 async def bot(db_url: str, secret_key: str, slack: SlackSandbox, fd: FlexDeploySandbox) -> AsyncIterator[Bot]:
     running = await _start(db_url, secret_key, slack, fd)
-    try:
+    async with stopping(running):
         yield running
-    finally:
-        await running.stop()
-
-
-async def _link(bot: Bot, fd: FlexDeploySandbox, user: str, *, token: bool = True) -> None:
-    await link_flexdeploy(bot, fd, user, token=token)
 
 
 def _puts(fd: FlexDeploySandbox) -> list[str]:
@@ -110,8 +105,8 @@ async def test_wrong_credentials_are_refused_in_the_modal_and_not_stored(
 
 
 async def test_two_concurrent_clicks_make_one_vendor_call(bot: Bot, fd: FlexDeploySandbox) -> None:
-    await _link(bot, fd, "alice")
-    await _link(bot, fd, "bob", token=False)
+    await link_flexdeploy(bot, fd, "alice")
+    await link_flexdeploy(bot, fd, "bob", token=False)
     await bot.poll()
     gate = _gate(bot)
     await asyncio.gather(bot.click("alice", gate, "Approve"), bot.click("bob", gate, "Approve"))
@@ -125,7 +120,7 @@ async def test_two_concurrent_clicks_make_one_vendor_call(bot: Bot, fd: FlexDepl
 
 
 async def test_reject_asks_for_notes_in_a_modal_and_sends_them(bot: Bot, fd: FlexDeploySandbox) -> None:
-    await _link(bot, fd, "alice")
+    await link_flexdeploy(bot, fd, "alice")
     await bot.poll()
     gate = _gate(bot)
     await bot.click("alice", gate, "Reject")
@@ -156,7 +151,7 @@ async def test_decided_elsewhere_updates_the_card_on_the_next_poll(bot: Bot, fd:
 async def test_a_vendor_error_tells_the_user_and_a_later_click_works_once(
     bot: Bot, fd: FlexDeploySandbox
 ) -> None:
-    await _link(bot, fd, "alice")
+    await link_flexdeploy(bot, fd, "alice")
     await bot.poll()
     gate = _gate(bot)
     fd.fail_next("500", method="PUT")
@@ -177,7 +172,7 @@ async def test_a_vendor_error_tells_the_user_and_a_later_click_works_once(
 async def test_a_timeout_that_took_effect_is_found_by_rereading_not_resending(
     bot: Bot, fd: FlexDeploySandbox
 ) -> None:
-    await _link(bot, fd, "alice")
+    await link_flexdeploy(bot, fd, "alice")
     await bot.poll()
     gate = _gate(bot)
     fd.fail_next("timeout", method="PUT")  # FlexDeploy applies it, but answers after our timeout
@@ -188,7 +183,7 @@ async def test_a_timeout_that_took_effect_is_found_by_rereading_not_resending(
 
 
 async def test_a_dropped_connection_leaves_the_task_pending(bot: Bot, fd: FlexDeploySandbox) -> None:
-    await _link(bot, fd, "alice")
+    await link_flexdeploy(bot, fd, "alice")
     await bot.poll()
     gate = _gate(bot)
     fd.fail_next("drop", method="PUT")
@@ -200,7 +195,7 @@ async def test_a_dropped_connection_leaves_the_task_pending(bot: Bot, fd: FlexDe
 
 
 async def test_expired_credentials_ask_to_reconnect(bot: Bot, fd: FlexDeploySandbox) -> None:
-    await _link(bot, fd, "alice", token=False)
+    await link_flexdeploy(bot, fd, "alice", token=False)
     await bot.poll()
     fd.user("alice").password = "rotated-by-the-admin"
     await bot.click("alice", _gate(bot), "Approve")
@@ -210,7 +205,7 @@ async def test_expired_credentials_ask_to_reconnect(bot: Bot, fd: FlexDeploySand
 
 
 async def test_someone_outside_the_approval_group_is_told_so(bot: Bot, fd: FlexDeploySandbox) -> None:
-    await _link(bot, fd, "dave")  # Dave is a FlexDeploy user, but not in the Change Advisory Board
+    await link_flexdeploy(bot, fd, "dave")  # Dave is a FlexDeploy user, but not in the Change Advisory Board
     await bot.poll()
     gate = _gate(bot)
     await bot.click("dave", gate, "Approve")
@@ -254,7 +249,7 @@ async def test_slack_rate_limits_are_waited_out_and_nothing_is_lost(bot: Bot, fd
 
 
 async def test_list_shows_the_callers_pending_tasks_privately(bot: Bot, fd: FlexDeploySandbox) -> None:
-    await _link(bot, fd, "alice")
+    await link_flexdeploy(bot, fd, "alice")
     await bot.poll()
     await bot.command("alice", "list")
     text = await bot.wait_private("alice", "waiting on you")
@@ -285,7 +280,7 @@ async def test_a_failing_vendor_is_logged_once_and_its_recovery_once(
 
 
 async def test_disconnect_forgets_the_credentials(bot: Bot, fd: FlexDeploySandbox) -> None:
-    await _link(bot, fd, "alice")
+    await link_flexdeploy(bot, fd, "alice")
     await bot.command("alice", "disconnect deploys")
     await bot.wait_private("alice", "Disconnected")
     assert await bot.runtime.store.identity(slack_user_id="U0ALICE", connector="deploys") is None
@@ -338,7 +333,7 @@ async def test_a_click_before_its_card_is_recorded_still_updates_the_card(
             )
 
     bot.runtime.delivery.on_card = click_at_once
-    await _link(bot, fd, "alice")
+    await link_flexdeploy(bot, fd, "alice")
     await bot.poll()
     assert clicked, "the click came between the post and its record"
     await bot.wait_card(_gate(bot), "Approved")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 import pytest
@@ -14,41 +13,23 @@ import pytest
 from bot.sandbox.slack_api import SlackSandbox
 from connectors.greenhouse.sandbox import sign
 from tests.contract.kits.greenhouse import GreenhouseKit
-from tests.harness import Bot, connector_config, start_bot
+from tests.harness import Bot, start_bot
+from tests.running import stopping
 
 HOOK_SECRET = "hook-secret-5c2e"
 
 
 @pytest.fixture
-async def kit() -> AsyncIterator[GreenhouseKit]:
-    instance = GreenhouseKit()
-    await instance.start()
-    try:
-        yield instance
-    finally:
-        await instance.stop()
+def kit(greenhouse_kit: GreenhouseKit) -> GreenhouseKit:
+    return greenhouse_kit
 
 
 @pytest.fixture
 async def bot(db_url: str, secret_key: str, slack: SlackSandbox, kit: GreenhouseKit) -> AsyncIterator[Bot]:
-    settings: dict[str, Any] = {
-        "base_url": kit.sandbox.url,
-        "auth_url": kit.sandbox.auth_url,
-        "client_id": kit.sandbox.client_id,
-        "client_secret": kit.sandbox.client_secret,
-        "service_user_id": kit.service,
-        "webhook_secret": HOOK_SECRET,
-    }
-    running = await start_bot(
-        database_url=db_url,
-        secret_key=secret_key,
-        slack=slack,
-        connectors=[connector_config("hiring", "greenhouse", settings, channel="C0APPROVALS")],
-    )
-    try:
+    config = kit.bot_config(webhook_secret=HOOK_SECRET)
+    running = await start_bot(database_url=db_url, secret_key=secret_key, slack=slack, connectors=[config])
+    async with stopping(running):
         yield running
-    finally:
-        await running.stop()
 
 
 def hook_url(bot: Bot) -> str:
@@ -139,18 +120,11 @@ async def test_unsigned_or_badly_signed_webhooks_are_refused_and_change_nothing(
 async def test_an_admin_may_reassign_someone_elses_slot_with_their_own_token(
     db_url: str, secret_key: str, slack: SlackSandbox, kit: GreenhouseKit
 ) -> None:
-    settings: dict[str, Any] = {
-        "base_url": kit.sandbox.url,
-        "auth_url": kit.sandbox.auth_url,
-        "client_id": kit.sandbox.client_id,
-        "client_secret": kit.sandbox.client_secret,
-        "service_user_id": kit.service,
-    }
     running = await start_bot(
         database_url=db_url,
         secret_key=secret_key,
         slack=slack,
-        connectors=[connector_config("hiring", "greenhouse", settings, channel="C0APPROVALS")],
+        connectors=[kit.bot_config()],
         admins=["U0CAROL"],
     )
     try:

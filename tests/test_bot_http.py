@@ -15,15 +15,14 @@ import pytest
 
 from bot.sandbox.slack_api import SlackSandbox
 from tests.harness import Bot, start_bot
+from tests.running import stopping
 
 
 @pytest.fixture
 async def bot(db_url: str, secret_key: str, slack: SlackSandbox) -> AsyncIterator[Bot]:
     running = await start_bot(database_url=db_url, secret_key=secret_key, slack=slack, connectors=[])
-    try:
+    async with stopping(running):
         yield running
-    finally:
-        await running.stop()
 
 
 def _command_body(text: str = "help") -> str:

@@ -65,29 +65,23 @@ api_key = "${HARVEST_KEY}"
 
 
 async def test_poll_once_posts_cards_and_a_second_run_posts_none(
-    tmp_path: Path, slack: SlackSandbox, secret_key: str
+    tmp_path: Path, slack: SlackSandbox, secret_key: str, fd: FlexDeploySandbox
 ) -> None:
-    fd = FlexDeploySandbox()
-    fd.seed_demo()
-    await fd.start()
-    try:
-        env = bot_env(folder=tmp_path, fd=fd, slack=slack, secret_key=secret_key, poll_interval=None)
-        code, out, err = await cli("poll", "--once", env=env)
-        assert code == 0, err
-        assert "deploys: 3 pending (3 new" in out
-        assert len(slack.calls_to("chat.postMessage")) == 3
-        code, out, err = await cli("poll", "--once", "--connector", "deploys", env=env)
-        assert code == 0, err
-        assert "(0 new, 0 changed" in out
-        assert len(slack.calls_to("chat.postMessage")) == 3, (
-            "a second run on the same database posts nothing again"
-        )
-        code, out, err = await cli("poll", "--once", "--connector", "nope", env=env)
-        assert code == 2
-        assert "no such connector" in err
-        env["FD_PASSWORD"] = "wrong"
-        code, out, err = await cli("poll", "--once", env=env)
-        assert code == 1
-        assert "deploys: failed" in err
-    finally:
-        await fd.stop()
+    env = bot_env(folder=tmp_path, fd=fd, slack=slack, secret_key=secret_key, poll_interval=None)
+    code, out, err = await cli("poll", "--once", env=env)
+    assert code == 0, err
+    assert "deploys: 3 pending (3 new" in out
+    assert len(slack.calls_to("chat.postMessage")) == 3
+    code, out, err = await cli("poll", "--once", "--connector", "deploys", env=env)
+    assert code == 0, err
+    assert "(0 new, 0 changed" in out
+    assert len(slack.calls_to("chat.postMessage")) == 3, (
+        "a second run on the same database posts nothing again"
+    )
+    code, out, err = await cli("poll", "--once", "--connector", "nope", env=env)
+    assert code == 2
+    assert "no such connector" in err
+    env["FD_PASSWORD"] = "wrong"
+    code, out, err = await cli("poll", "--once", env=env)
+    assert code == 1
+    assert "deploys: failed" in err

@@ -16,6 +16,7 @@ import pytest
 from bot.sandbox.slack_api import SlackSandbox, find_button
 from connectors.flexdeploy.sandbox import FlexDeploySandbox
 from tests.harness import Bot, link_flexdeploy, start_flexdeploy_bot
+from tests.running import stopping
 
 CHANNEL = "C0DEPLOYS"
 VENDOR_DELAY = 1.0  # the conftest sandbox's "timeout" fault
@@ -32,10 +33,8 @@ async def _start(db_url: str, secret_key: str, slack: SlackSandbox, fd: FlexDepl
 @pytest.fixture
 async def bot(db_url: str, secret_key: str, slack: SlackSandbox, fd: FlexDeploySandbox) -> AsyncIterator[Bot]:
     running = await _start(db_url, secret_key, slack, fd)
-    try:
+    async with stopping(running):
         yield running
-    finally:
-        await running.stop()
 
 
 async def test_a_slow_vendor_does_not_delay_the_answer_to_the_click(bot: Bot, fd: FlexDeploySandbox) -> None:

@@ -15,6 +15,7 @@ from bot.sandbox.slack_api import SlackSandbox
 from connectors.flexdeploy.sandbox import FlexDeploySandbox
 from store import audit
 from tests.harness import Bot, link_flexdeploy, start_flexdeploy_bot
+from tests.running import stopping
 
 CHANNEL = "C0DEPLOYS"
 
@@ -25,10 +26,8 @@ async def bot(db_url: str, secret_key: str, slack: SlackSandbox, fd: FlexDeployS
     running = await start_flexdeploy_bot(
         database_url=db_url, secret_key=secret_key, slack=slack, fd=fd, timeout=0.75
     )
-    try:
+    async with stopping(running):
         yield running
-    finally:
-        await running.stop()
 
 
 async def test_a_click_that_never_reached_the_vendor_says_not_sent(bot: Bot, fd: FlexDeploySandbox) -> None:

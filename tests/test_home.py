@@ -11,6 +11,7 @@ from bot.sandbox.slack_api import SlackSandbox
 from connectors.flexdeploy.sandbox import FlexDeploySandbox
 from connectors.people import BOB
 from tests.harness import Bot, link_flexdeploy, start_flexdeploy_bot
+from tests.running import started, stopping
 
 
 @pytest.fixture
@@ -26,24 +27,15 @@ async def fd() -> AsyncIterator[FlexDeploySandbox]:
         requestor_path="FlexDeploy / Finance / Ledger",
         project_id=10040,
     )
-    await sandbox.start()
-    try:
+    async with started(sandbox):
         yield sandbox
-    finally:
-        await sandbox.stop()
 
 
 @pytest.fixture
 async def bot(db_url: str, secret_key: str, slack: SlackSandbox, fd: FlexDeploySandbox) -> AsyncIterator[Bot]:
     running = await start_flexdeploy_bot(database_url=db_url, secret_key=secret_key, slack=slack, fd=fd)
-    try:
+    async with stopping(running):
         yield running
-    finally:
-        await running.stop()
-
-
-async def _link(bot: Bot, fd: FlexDeploySandbox, user: str) -> None:
-    await link_flexdeploy(bot, fd, user)
 
 
 def _home(bot: Bot, user: str) -> str:
@@ -56,7 +48,7 @@ def _home(bot: Bot, user: str) -> str:
 async def test_home_shows_queue_accounts_and_health_and_follows_a_decision(
     bot: Bot, fd: FlexDeploySandbox
 ) -> None:
-    await _link(bot, fd, "alice")
+    await link_flexdeploy(bot, fd, "alice")
     await bot.poll()
     await bot.slack.open_home(bot.url, user="alice")
     home = await bot.slack.wait_for(lambda: _home(bot, "alice"), what="Alice's home")
@@ -77,7 +69,7 @@ async def test_home_shows_queue_accounts_and_health_and_follows_a_decision(
 async def test_bulk_approve_reports_each_item_and_one_refusal_does_not_stop_the_rest(
     bot: Bot, fd: FlexDeploySandbox
 ) -> None:
-    await _link(bot, fd, "alice")
+    await link_flexdeploy(bot, fd, "alice")
     await bot.poll()
     await bot.slack.open_home(bot.url, user="alice")
     await bot.slack.wait_for(lambda: "Approve several" in _home(bot, "alice"), what="the bulk button")
@@ -110,7 +102,7 @@ async def test_decisions_in_a_row_republish_the_home_once_it_settles(
         database_url=db_url, secret_key=secret_key, slack=slack, fd=fd, home_settle=1.5
     )
     try:
-        await _link(bot, fd, "alice")
+        await link_flexdeploy(bot, fd, "alice")
         await bot.poll()  # waits out the republish the new items asked for, too
         opened = len(bot.slack.calls_to("views.publish"))
         await bot.slack.open_home(bot.url, user="alice")

@@ -10,15 +10,14 @@ import pytest
 from bot.sandbox.slack_api import SlackSandbox
 from connectors.flexdeploy.sandbox import FlexDeploySandbox
 from tests.harness import Bot, start_bot, start_flexdeploy_bot
+from tests.running import stopping
 
 
 @pytest.fixture
 async def bot(db_url: str, secret_key: str, slack: SlackSandbox) -> AsyncIterator[Bot]:
     running = await start_bot(database_url=db_url, secret_key=secret_key, slack=slack, connectors=[])
-    try:
+    async with stopping(running):
         yield running
-    finally:
-        await running.stop()
 
 
 async def test_healthz_and_metrics_name_the_leader(bot: Bot) -> None:

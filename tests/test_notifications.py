@@ -12,6 +12,7 @@ from bot.sandbox.slack_api import SlackSandbox, StoredMessage
 from connectors.base import ApprovalItem, ApproverGroup, GroupState, Person, Status
 from connectors.flexdeploy.sandbox import FlexDeploySandbox
 from tests.harness import Bot, link_flexdeploy, start_flexdeploy_bot
+from tests.running import stopping
 
 NOTIFY = "C0APPROVALS"
 
@@ -21,14 +22,8 @@ async def bot(db_url: str, secret_key: str, slack: SlackSandbox, fd: FlexDeployS
     running = await start_flexdeploy_bot(
         database_url=db_url, secret_key=secret_key, slack=slack, fd=fd, notify_channel=NOTIFY
     )
-    try:
+    async with stopping(running):
         yield running
-    finally:
-        await running.stop()
-
-
-async def _link(bot: Bot, fd: FlexDeploySandbox, user: str) -> None:
-    await link_flexdeploy(bot, fd, user)
 
 
 def _flow(bot: Bot, channel: str, contains: str) -> StoredMessage:
@@ -38,7 +33,7 @@ def _flow(bot: Bot, channel: str, contains: str) -> StoredMessage:
 async def test_one_message_per_flow_updated_in_place_with_a_reply_per_decision(
     bot: Bot, fd: FlexDeploySandbox
 ) -> None:
-    await _link(bot, fd, "alice")
+    await link_flexdeploy(bot, fd, "alice")
     await bot.poll()
     flow = _flow(bot, NOTIFY, "CAB approval")
     assert "requested" in flow.render()
@@ -75,7 +70,7 @@ async def test_a_flow_decided_elsewhere_updates_the_channel_message(bot: Bot, fd
 async def test_subscribe_posts_for_the_channel_and_refuses_a_channel_without_the_bot(
     bot: Bot, fd: FlexDeploySandbox
 ) -> None:
-    await _link(bot, fd, "alice")  # only someone with an identity for the connector may subscribe
+    await link_flexdeploy(bot, fd, "alice")  # only someone with an identity for the connector may subscribe
     await bot.command("alice", "subscribe deploys <#C0NOTMEMBER|secret>")
     text = await bot.wait_private("alice", "cannot post")
     assert "/invite @approvals-bot" in text

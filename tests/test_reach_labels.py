@@ -11,6 +11,7 @@ from connectors.approval_path.connector import ApprovalPathConnector
 from connectors.herzum.connector import HerzumConnector
 from connectors.people import ALICE, BOB
 from tests.contract.kits.harness import HarnessKit
+from tests.running import started
 
 
 def test_the_two_jira_apps_have_distinct_labels() -> None:
@@ -24,11 +25,8 @@ async def kit() -> AsyncIterator[HarnessKit]:
     k = HarnessKit()
     k.sandbox.send_validated = False  # an older Harness: only the identifiers to go by
     k.sandbox.add_group("_project_all_approvers", [ALICE, BOB])
-    await k.start()
-    try:
+    async with started(k):
         yield k
-    finally:
-        await k.stop()
 
 
 async def test_a_harness_card_shows_names_not_identifiers(kit: HarnessKit) -> None:

@@ -3,16 +3,12 @@ escalation, never after a decision, never twice (a rerun, a restart)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-
-import pytest
 
 from bot.config import Reminders
 from bot.reminders.rules import digest_due, next_digest_at, reminder_due, working
 from bot.sandbox.slack_api import SlackSandbox
-from connectors.greenhouse.sandbox import demo
 from connectors.registry import SandboxSetup
 from store import reminders as reminders_table
 from tests.harness import Bot, connector_config, start_bot
@@ -125,15 +121,6 @@ def test_the_next_digest_is_at_the_start_of_the_readers_own_day() -> None:
     friday_evening = WED_0900_UTC + timedelta(days=2, hours=10)
     monday = berlin_0900 + timedelta(days=5)
     assert next_digest_at(now=friday_evening, tz="Europe/Berlin", rules=RULES, last_sent_on=None) == monday
-
-
-@pytest.fixture
-async def greenhouse() -> AsyncIterator[SandboxSetup]:
-    setup = await demo()
-    try:
-        yield setup
-    finally:
-        await setup.stop()
 
 
 async def _bot(

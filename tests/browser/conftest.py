@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from bot.demo import Demo, start_demo
+from tests.running import stopping
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 # Debian's Chromium as a test browser: no sandbox (CI runs as root), nothing fetched in the background.
@@ -61,10 +62,8 @@ async def browser(tmp_path: Path) -> AsyncIterator[Any]:
 @pytest.fixture
 async def demo(tmp_path: Path) -> AsyncIterator[Demo]:
     running = await start_demo(port=0, workdir=tmp_path / "demo", poll_interval="2s", out=lambda _text: None)
-    try:
+    async with stopping(running):
         yield running
-    finally:
-        await running.stop()
 
 
 async def screenshot(page: Any, name: str) -> None:

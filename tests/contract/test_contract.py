@@ -12,6 +12,7 @@ from connectors.base import Action, Status
 from connectors.errors import AlreadyDecided, AuthExpired, NotAllowed, TransientError, Unsupported
 from tests.contract import kits
 from tests.contract.kit import ContractKit
+from tests.running import started
 
 
 def _kits() -> list[type[ContractKit]]:
@@ -26,11 +27,8 @@ def _kits() -> list[type[ContractKit]]:
 @pytest.fixture(params=_kits(), ids=lambda k: k.type)
 async def kit(request: pytest.FixtureRequest) -> AsyncIterator[ContractKit]:
     instance: ContractKit = request.param()
-    await instance.start()
-    try:
+    async with started(instance):
         yield instance
-    finally:
-        await instance.stop()
 
 
 async def test_pending_item_is_listed_with_what_a_card_needs(kit: ContractKit) -> None:

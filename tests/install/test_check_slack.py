@@ -6,40 +6,20 @@ whose answers carry `x-oauth-scopes` as Slack's do.
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from pathlib import Path
 
 import pytest
 
 from bot.sandbox.slack_api import SlackSandbox
 from connectors.flexdeploy.sandbox import FlexDeploySandbox
+from tests.processes import cli
 
 pytestmark = pytest.mark.slow
 
 
 async def _check(config: Path, slack: SlackSandbox) -> tuple[int, str, str]:
-    env = {
-        **os.environ,
-        "SLACK_BOT_TOKEN": slack.token,
-        "SLACK_SIGNING_SECRET": "x",
-        "SLACK_API_URL": slack.api_url,
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "check",
-        "--config",
-        str(config),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    env = {"SLACK_BOT_TOKEN": slack.token, "SLACK_SIGNING_SECRET": "x", "SLACK_API_URL": slack.api_url}
+    return await cli("check", "--config", str(config), env=env)
 
 
 def _config(tmp_path: Path, fd: FlexDeploySandbox, channel: str) -> Path:

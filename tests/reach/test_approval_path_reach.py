@@ -3,29 +3,16 @@ member whose email Jira hides is named on the channel's copy."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
-
 from bot.sandbox.slack_api import SlackSandbox
 from connectors.approval_path.sandbox import ApprovalPathSandbox
 from connectors.people import ALICE, BOB, CAROL
 from tests.harness import Bot, connector_config, start_bot
 
 
-@pytest.fixture
-async def sandbox() -> AsyncIterator[ApprovalPathSandbox]:
-    instance = ApprovalPathSandbox(slow_seconds=0.3)
-    await instance.start()
-    try:
-        yield instance
-    finally:
-        await instance.stop()
-
-
 async def test_each_member_of_a_group_step_gets_the_card_and_a_hidden_email_is_named_in_the_channel(
-    db_url: str, secret_key: str, slack: SlackSandbox, sandbox: ApprovalPathSandbox
+    db_url: str, secret_key: str, slack: SlackSandbox, approval_path_sandbox: ApprovalPathSandbox
 ) -> None:
+    sandbox = approval_path_sandbox
     hidden = "557058:hidden-0000-4000-8000-000000000009"
     sandbox.jira.add_user(hidden, "Pat Private", "pat@example.com", email_hidden=True)
     group = sandbox.add_group("release-managers", [BOB, CAROL, hidden], group_id="group-rm")

@@ -2,46 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
-
-import pytest
-
 from bot.sandbox.slack_api import SlackSandbox
 from connectors.people import CAROL
 from tests.contract.kits.greenhouse import GreenhouseKit
-from tests.harness import Bot, connector_config, start_bot
-
-
-@pytest.fixture
-async def kit() -> AsyncIterator[GreenhouseKit]:
-    instance = GreenhouseKit()
-    await instance.start()
-    try:
-        yield instance
-    finally:
-        await instance.stop()
+from tests.harness import Bot, start_bot
 
 
 async def test_an_approver_known_to_slack_by_a_secondary_address_gets_the_dm(
-    db_url: str, secret_key: str, slack: SlackSandbox, kit: GreenhouseKit
+    db_url: str, secret_key: str, slack: SlackSandbox, greenhouse_kit: GreenhouseKit
 ) -> None:
+    kit = greenhouse_kit
     # Greenhouse has Carol under her old address first; Slack knows her by her current one.
     carol = kit.sandbox.add_user("Carol Checker", "carol@old-domain.example", extra_emails=[CAROL.email])
     job = kit.new_job("Site Reliability Engineer")
     kit.sandbox.add_flow(job, [([carol], 1)], requested_by=kit.recruiter)
-    settings: dict[str, Any] = {
-        "base_url": kit.sandbox.url,
-        "auth_url": kit.sandbox.auth_url,
-        "client_id": kit.sandbox.client_id,
-        "client_secret": kit.sandbox.client_secret,
-        "service_user_id": kit.service,
-    }
     bot: Bot = await start_bot(
-        database_url=db_url,
-        secret_key=secret_key,
-        slack=slack,
-        connectors=[connector_config("hiring", "greenhouse", settings, channel="C0APPROVALS")],
+        database_url=db_url, secret_key=secret_key, slack=slack, connectors=[kit.bot_config()]
     )
     try:
         await bot.poll()

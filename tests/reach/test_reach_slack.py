@@ -4,7 +4,6 @@ email whether or not they linked; the channel for those nobody can find; linking
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
@@ -14,7 +13,8 @@ from connectors.people import ALICE, BOB, CAROL, DemoPerson
 from store.repo import now_utc
 from tests.contract.kits.harness import HarnessKit
 from tests.contract.kits.herzum import HerzumKit
-from tests.harness import Bot, connector_config, start_bot
+from tests.harness import Bot, start_kit_bot, submit_harness_key
+from tests.running import started
 
 NORA = DemoPerson("nora", "Nora Newhire", "nora@example.com", "U0NORA", "UTC")
 
@@ -33,34 +33,22 @@ class Clock:
 async def harness() -> AsyncIterator[HarnessKit]:
     kit = HarnessKit()
     kit.sandbox.add_group("sre_leads", [ALICE, BOB], display="SRE leads")
-    await kit.start()
-    try:
+    async with started(kit):
         yield kit
-    finally:
-        await kit.stop()
 
 
 async def _harness_bot(
     db_url: str, secret_key: str, slack: SlackSandbox, kit: HarnessKit, **options: object
 ) -> Bot:
-    config = replace(
-        connector_config("pipelines", "harness", kit.sandbox.connector_settings(), channel="C0DEPLOYS"),
-        **options,  # type: ignore[arg-type]
-    )
-    return await start_bot(
+    return await start_kit_bot(
+        kit,
+        "pipelines",
+        channel="C0DEPLOYS",
         database_url=db_url,
         secret_key=secret_key,
         slack=slack,
-        connectors=[config],
-        instances={"pipelines": kit.build()},
+        **options,
     )
-
-
-async def _link(bot: Bot, user: str, key: str) -> None:
-    """`user` submits the connect modal that a command or a card's Connect button opened."""
-    await bot.slack.wait_for(lambda: bot.slack.open_modals(user), what="the connect modal")
-    result = await bot.slack.submit_view(bot.url, user=user, values={"Personal API key": key})
-    assert result.closed, result.text
 
 
 def _lookups(slack: SlackSandbox) -> int:
@@ -74,7 +62,7 @@ async def test_a_group_member_who_never_linked_gets_a_dm_card_saying_why_and_a_n
     bot = await _harness_bot(db_url, secret_key, slack, harness)
     try:
         await bot.command("dave", "connect pipelines")
-        await _link(bot, "dave", harness.sandbox.key("dave"))
+        await submit_harness_key(bot, "dave", harness.sandbox.key("dave"))
         await bot.poll()
         for member in ("U0ALICE", "U0BOB"):  # neither ever linked
             text = bot.card(member, "Roll out the new ingress?").render()
@@ -100,7 +88,7 @@ async def test_a_step_whose_groups_cannot_be_read_is_in_the_channel_and_nobodys_
     bot = await _harness_bot(db_url, secret_key, slack, harness)
     try:
         await bot.command("alice", "connect pipelines")
-        await _link(bot, "alice", harness.sandbox.key("alice"))
+        await submit_harness_key(bot, "alice", harness.sandbox.key("alice"))
         await bot.poll()
         assert "[Approve]" in bot.card("C0DEPLOYS", "Close the books?").render()
         assert not [m for m in bot.cards("U0ALICE") if "Close the books?" in m.render()]
@@ -119,7 +107,7 @@ async def test_link_then_act_from_the_same_dm_card(
         await bot.poll()
         card = bot.card("U0ALICE", "Ship the payments API?")
         await bot.click("alice", card, "Connect Harness")
-        await _link(bot, "alice", harness.sandbox.key("alice"))
+        await submit_harness_key(bot, "alice", harness.sandbox.key("alice"))
         await bot.wait_private("alice", "Linked")
         await bot.settle()
         text = await bot.wait_card(card, "[Approve]")
@@ -226,14 +214,8 @@ async def test_an_unlinked_herzum_approvers_item_is_carded_in_the_channel_and_in
     await kit.start()
     kit.sandbox.add_approval(kit.sandbox.add_issue("FIN-9", "Quarterly accruals"), ["carol"])
     kit.sandbox.add_approval(kit.sandbox.add_issue("OPS-3", "Alice's release"), ["alice"])
-    bot: Bot = await start_bot(
-        database_url=db_url,
-        secret_key=secret_key,
-        slack=slack,
-        connectors=[
-            connector_config("approvals", "herzum", kit.sandbox.connector_settings(), channel="C0APPROVALS")
-        ],
-        instances={"approvals": kit.build()},
+    bot = await start_kit_bot(
+        kit, "approvals", channel="C0APPROVALS", database_url=db_url, secret_key=secret_key, slack=slack
     )
     try:
         await bot.command("alice", "connect approvals")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -45,13 +44,9 @@ CARD: list[dict[str, Any]] = [
 
 
 @pytest.fixture
-async def sandbox() -> AsyncIterator[SlackSandbox]:
-    sandbox = SlackSandbox()
-    await sandbox.start()
-    try:
-        yield sandbox
-    finally:
-        await sandbox.stop()
+def sandbox(slack: SlackSandbox) -> SlackSandbox:
+    """The Slack sandbox of tests/conftest.py, under the name these tests use."""
+    return slack
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from bot.cli import main
 from bot.sandbox.slack_api import SlackSandbox
 from connectors.flexdeploy.sandbox import FlexDeploySandbox
 from tests.harness import Bot, link_flexdeploy, start_flexdeploy_bot
+from tests.running import stopping
 
 STORE = Path(__file__).resolve().parents[2] / "store"
 
@@ -24,10 +25,8 @@ STORE = Path(__file__).resolve().parents[2] / "store"
 @pytest.fixture
 async def bot(db_url: str, secret_key: str, slack: SlackSandbox, fd: FlexDeploySandbox) -> AsyncIterator[Bot]:
     running = await start_flexdeploy_bot(database_url=db_url, secret_key=secret_key, slack=slack, fd=fd)
-    try:
+    async with stopping(running):
         yield running
-    finally:
-        await running.stop()
 
 
 async def _export(

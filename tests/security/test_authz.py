@@ -30,6 +30,7 @@ from connectors.people import ALICE, BOB, CAROL, DAVE
 from store import audit
 from store.models import SubscriptionRow
 from tests.harness import Bot, connector_config, link_flexdeploy, start_bot, start_flexdeploy_bot
+from tests.running import started, stopping
 
 LEADS = "S0LEADS"  # a Slack user group named in [slack] admins; Dave is in it
 
@@ -43,11 +44,8 @@ async def paths() -> AsyncIterator[ApprovalPathSandbox]:
     # Jira will not list group members to the bot: a group step's card goes to the channel, where
     # anyone can click it.
     sandbox.jira.browse_users = False
-    await sandbox.start()
-    try:
+    async with started(sandbox):
         yield sandbox
-    finally:
-        await sandbox.stop()
 
 
 @pytest.fixture
@@ -64,10 +62,8 @@ async def ap_bot(
         ],
         admins=[LEADS],
     )
-    try:
+    async with stopping(bot):
         yield bot
-    finally:
-        await bot.stop()
 
 
 def _seed_path(paths: ApprovalPathSandbox, summary: str) -> str:
@@ -147,10 +143,8 @@ async def fd_bot(
     bot = await start_flexdeploy_bot(
         database_url=db_url, secret_key=secret_key, slack=slack, fd=fd, admins=[DAVE.slack_id]
     )
-    try:
+    async with stopping(bot):
         yield bot
-    finally:
-        await bot.stop()
 
 
 async def _subscriptions(bot: Bot) -> list[tuple[str, str]]:

@@ -9,12 +9,12 @@ import logging
 from collections.abc import AsyncIterator
 
 import pytest
-import sqlalchemy as sa
-from sqlmodel import SQLModel
 
 from bot.sandbox.slack_api import SlackSandbox
 from tests.contract.kits.herzum import HerzumKit
-from tests.harness import Bot, connector_config, start_bot
+from tests.harness import connector_config, start_bot
+from tests.running import started
+from tests.security.rows import dump_rows
 
 TYPED = "alice-jira-password"  # her real Jira password, typed in the decision modal
 MISTYPED = "alice-jira-passw0rd-typo"
@@ -24,21 +24,8 @@ MISTYPED = "alice-jira-passw0rd-typo"
 async def kit() -> AsyncIterator[HerzumKit]:
     k = HerzumKit()
     k.sandbox.require_password = True
-    await k.start()
-    try:
+    async with started(k):
         yield k
-    finally:
-        await k.stop()
-
-
-async def dump_rows(bot: Bot) -> str:
-    """Every row of every table, as text."""
-    lines: list[str] = []
-    async with bot.runtime.db.session() as s:
-        for table in SQLModel.metadata.sorted_tables:
-            for row in (await s.exec(sa.select(table))).all():  # type: ignore[call-overload]
-                lines.append(f"{table.name}: {tuple(row)!r}")
-    return "\n".join(lines)
 
 
 def forms(secret: str) -> list[str]:

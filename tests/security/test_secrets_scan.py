@@ -16,13 +16,12 @@ from typing import Any
 
 import aiohttp
 import pytest
-import sqlalchemy as sa
-from sqlmodel import SQLModel
 
 from bot.sandbox.slack_api import SlackSandbox
 from connectors.people import ALICE, BOB
 from connectors.registry import SandboxSetup, specs
 from tests.harness import Bot, connector_config, start_bot
+from tests.security.rows import dump_rows
 
 pytestmark = [
     pytest.mark.slow,
@@ -54,15 +53,6 @@ def _forms(secret: str) -> set[str]:
         base64.b64encode(raw).decode().rstrip("="),
         base64.urlsafe_b64encode(raw).decode().rstrip("="),
     }
-
-
-async def _rows(bot: Bot) -> str:
-    lines: list[str] = []
-    async with bot.runtime.db.session() as s:
-        for table in SQLModel.metadata.sorted_tables:
-            for row in (await s.exec(sa.select(table))).all():  # type: ignore[call-overload]
-                lines.append(f"{table.name}: {tuple(row)!r}")
-    return "\n".join(lines)
 
 
 def _slack_record(slack: SlackSandbox) -> str:
@@ -165,7 +155,7 @@ async def test_no_credential_appears_anywhere(
         await bot.command("alice", "list")
         await bot.settle(timeout=20)
 
-        rows = await _rows(bot)
+        rows = await dump_rows(bot)
         base = bot.url.removesuffix("/slack/events")
         async with aiohttp.ClientSession() as http:
             async with http.get(f"{base}/metrics") as answer:

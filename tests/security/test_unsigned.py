@@ -22,6 +22,7 @@ import pytest
 from bot.sandbox.slack_api import SlackSandbox
 from bot.server import MAX_BODY
 from tests.harness import Bot, start_bot
+from tests.running import stopping
 
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
@@ -59,10 +60,8 @@ ODD_BODIES: list[tuple[str, bytes, str]] = [
 @pytest.fixture
 async def bot(db_url: str, secret_key: str, slack: SlackSandbox) -> AsyncIterator[Bot]:
     running = await start_bot(database_url=db_url, secret_key=secret_key, slack=slack, connectors=[])
-    try:
+    async with stopping(running):
         yield running
-    finally:
-        await running.stop()
 
 
 def _sign(secret: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:

@@ -1,11 +1,10 @@
-"""Fixtures shared by the Approval Path connector's tests: a running Approval Path (and Jira) sandbox.
+"""Fixtures shared by the Approval Path connector's tests: a running Approval Path (and Jira) sandbox
+(tests/conftest.py starts it; tests/reach uses the same one).
 
 A test module that needs another set-up defines its own fixture of the same name, which wins.
 """
 
 from __future__ import annotations
-
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -13,10 +12,6 @@ from connectors.approval_path.sandbox import ApprovalPathSandbox
 
 
 @pytest.fixture
-async def sandbox() -> AsyncIterator[ApprovalPathSandbox]:
-    instance = ApprovalPathSandbox(slow_seconds=0.3)
-    await instance.start()
-    try:
-        yield instance
-    finally:
-        await instance.stop()
+def sandbox(approval_path_sandbox: ApprovalPathSandbox) -> ApprovalPathSandbox:
+    """The Approval Path sandbox of tests/conftest.py, under the name these tests use."""
+    return approval_path_sandbox

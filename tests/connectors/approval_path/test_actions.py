@@ -23,18 +23,15 @@ from connectors.errors import (
 )
 from connectors.people import ALICE, BOB, CAROL, DAVE, MALLORY
 from tests.contract.kits.approval_path import actor
+from tests.running import started
 
 Connect = Callable[..., ApprovalPathConnector]
 
 
 @pytest.fixture
 async def sandbox() -> AsyncIterator[ApprovalPathSandbox]:
-    instance = ApprovalPathSandbox(slow_seconds=0.4)
-    await instance.start()
-    try:
+    async with started(ApprovalPathSandbox(slow_seconds=0.4)) as instance:
         yield instance
-    finally:
-        await instance.stop()
 
 
 @pytest.fixture

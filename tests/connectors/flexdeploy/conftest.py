@@ -6,27 +6,22 @@ A test module that needs another set-up defines its own fixture of the same name
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 
 import pytest
 
 from connectors.flexdeploy.connector import FlexDeployConnector
 from tests.contract.kits.flexdeploy import FlexDeployKit
+from tests.running import started
 
 
 @pytest.fixture
 async def kit() -> AsyncIterator[FlexDeployKit]:
-    instance = FlexDeployKit()
-    await instance.start()
-    try:
+    async with started(FlexDeployKit()) as instance:
         yield instance
-    finally:
-        await instance.stop()
 
 
 @pytest.fixture
 async def connector(kit: FlexDeployKit) -> AsyncIterator[FlexDeployConnector]:
-    made = kit.build()
-    try:
+    async with aclosing(kit.build()) as made:
         yield made
-    finally:
-        await made.aclose()

@@ -18,6 +18,7 @@ from connectors.flexdeploy.client import classify_flexdeploy
 from connectors.flexdeploy.connector import FlexDeployConnector
 from connectors.flexdeploy.sandbox import SERVICE_PASSWORD, SERVICE_USER, FlexDeploySandbox, demo
 from connectors.people import ALICE, BOB, CAROL, DAVE
+from tests.running import started
 
 TASKS = "/rest/v1/tasks/approval"
 
@@ -27,11 +28,8 @@ async def sandbox() -> AsyncIterator[FlexDeploySandbox]:
     instance = FlexDeploySandbox(slow_seconds=0.3)
     instance.add_group("CAB", [ALICE, BOB])
     instance.add_group("QA", [CAROL])
-    await instance.start()
-    try:
+    async with started(instance):
         yield instance
-    finally:
-        await instance.stop()
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ A test module that needs another set-up defines its own fixture of the same name
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 
 import pytest
 
@@ -14,19 +15,12 @@ from tests.contract.kits.greenhouse import GreenhouseKit
 
 
 @pytest.fixture
-async def kit() -> AsyncIterator[GreenhouseKit]:
-    instance = GreenhouseKit()
-    await instance.start()
-    try:
-        yield instance
-    finally:
-        await instance.stop()
+def kit(greenhouse_kit: GreenhouseKit) -> GreenhouseKit:
+    """The Harvest sandbox kit of tests/conftest.py, under the name these tests use."""
+    return greenhouse_kit
 
 
 @pytest.fixture
 async def connector(kit: GreenhouseKit) -> AsyncIterator[GreenhouseConnector]:
-    built = kit.build()
-    try:
+    async with aclosing(kit.build()) as built:
         yield built
-    finally:
-        await built.aclose()

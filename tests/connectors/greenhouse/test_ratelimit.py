@@ -9,6 +9,7 @@ import pytest
 
 from connectors.people import ALICE, BOB, CAROL, DAVE
 from tests.contract.kits.greenhouse import GreenhouseKit
+from tests.running import started
 
 WINDOW = 0.4
 
@@ -16,11 +17,8 @@ WINDOW = 0.4
 @pytest.fixture
 async def kit() -> AsyncIterator[GreenhouseKit]:
     instance = GreenhouseKit(rate_limit=4, rate_window=WINDOW, retry_after=1)
-    await instance.start()
-    try:
+    async with started(instance):
         yield instance
-    finally:
-        await instance.stop()
 
 
 def seed(kit: GreenhouseKit, flows: int) -> list[str]:

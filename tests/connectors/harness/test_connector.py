@@ -13,18 +13,16 @@ from connectors.base import Action, Status
 from connectors.errors import AlreadyDecided, Conflict, NotAllowed
 from connectors.people import ALICE, BOB
 from tests.contract.kits.harness import HarnessKit
-from tests.harness import Bot, connector_config, start_bot
+from tests.harness import start_kit_bot, submit_harness_key
+from tests.running import started
 
 
 @pytest.fixture
 async def kit() -> AsyncIterator[HarnessKit]:
     k = HarnessKit()
     k.sandbox.add_group("leads", [ALICE, BOB])
-    await k.start()
-    try:
+    async with started(k):
         yield k
-    finally:
-        await k.stop()
 
 
 async def test_two_approvers_needed_and_the_same_person_twice(kit: HarnessKit) -> None:
@@ -144,23 +142,13 @@ async def test_inputs_through_slack_and_a_refusal_in_plain_words(
     )
     # The service token may not read the group: the step is carded in the channel, where Bob sees it.
     kit.sandbox.unviewable.add("approvers")
-    bot: Bot = await start_bot(
-        database_url=db_url,
-        secret_key=secret_key,
-        slack=slack,
-        connectors=[
-            connector_config("pipelines", "harness", kit.sandbox.connector_settings(), channel="C0DEPLOYS")
-        ],
-        instances={"pipelines": kit.build()},
+    bot = await start_kit_bot(
+        kit, "pipelines", channel="C0DEPLOYS", database_url=db_url, secret_key=secret_key, slack=slack
     )
     try:
         for user in ("alice", "bob"):
             await bot.command(user, "connect pipelines")
-            await slack.wait_for(lambda u=user: slack.open_modals(u), what="the connect modal")  # type: ignore[misc]
-            result = await slack.submit_view(
-                bot.url, user=user, values={"Personal API key": kit.sandbox.key(user)}
-            )
-            assert result.closed
+            await submit_harness_key(bot, user, kit.sandbox.key(user))
         await bot.poll()
         card = bot.card("C0DEPLOYS", "approval")
         await bot.click("bob", card, "Approve")  # Bob is not in the step's group
@@ -185,14 +173,8 @@ async def test_a_decision_made_in_harness_updates_the_card(
     db_url: str, secret_key: str, slack: SlackSandbox, kit: HarnessKit
 ) -> None:
     instance = kit.sandbox.add_waiting(groups=["leads"], message="Ship it?")
-    bot: Bot = await start_bot(
-        database_url=db_url,
-        secret_key=secret_key,
-        slack=slack,
-        connectors=[
-            connector_config("pipelines", "harness", kit.sandbox.connector_settings(), channel="C0DEPLOYS")
-        ],
-        instances={"pipelines": kit.build()},
+    bot = await start_kit_bot(
+        kit, "pipelines", channel="C0DEPLOYS", database_url=db_url, secret_key=secret_key, slack=slack
     )
     try:
         await bot.poll()

@@ -13,7 +13,8 @@ from bot.sandbox.slack_api import SlackSandbox
 from connectors.harness.groups import group_refs
 from connectors.people import ALICE, BOB, CAROL, DAVE
 from tests.contract.kits.harness import HarnessKit
-from tests.harness import Bot, connector_config, start_bot
+from tests.harness import start_kit_bot, submit_harness_key
+from tests.running import started
 
 
 class Clock:
@@ -28,11 +29,8 @@ class Clock:
 async def kit() -> AsyncIterator[HarnessKit]:
     k = HarnessKit()
     k.sandbox.add_group("sre_leads", [ALICE, BOB], display="SRE leads")
-    await k.start()
-    try:
+    async with started(k):
         yield k
-    finally:
-        await k.stop()
 
 
 async def _check(kit: HarnessKit) -> str:
@@ -142,23 +140,13 @@ async def test_a_member_gets_a_dm_card_and_a_non_member_neither_card_nor_queue_e
     db_url: str, secret_key: str, slack: SlackSandbox, kit: HarnessKit
 ) -> None:
     kit.sandbox.add_waiting(groups=["sre_leads"], message="Roll out the new ingress?")
-    bot: Bot = await start_bot(
-        database_url=db_url,
-        secret_key=secret_key,
-        slack=slack,
-        connectors=[
-            connector_config("pipelines", "harness", kit.sandbox.connector_settings(), channel="C0DEPLOYS")
-        ],
-        instances={"pipelines": kit.build()},
+    bot = await start_kit_bot(
+        kit, "pipelines", channel="C0DEPLOYS", database_url=db_url, secret_key=secret_key, slack=slack
     )
     try:
         for user in ("alice", "dave"):
             await bot.command(user, "connect pipelines")
-            await slack.wait_for(lambda u=user: slack.open_modals(u), what="the connect modal")  # type: ignore[misc]
-            result = await slack.submit_view(
-                bot.url, user=user, values={"Personal API key": kit.sandbox.key(user)}
-            )
-            assert result.closed
+            await submit_harness_key(bot, user, kit.sandbox.key(user))
         await bot.poll()
         card = bot.card("U0ALICE", "Roll out the new ingress?")
         assert "SRE leads" in card.render()

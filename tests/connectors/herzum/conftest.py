@@ -10,13 +10,10 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests.contract.kits.herzum import HerzumKit
+from tests.running import started
 
 
 @pytest.fixture
 async def kit() -> AsyncIterator[HerzumKit]:
-    k = HerzumKit()
-    await k.start()
-    try:
+    async with started(HerzumKit()) as k:
         yield k
-    finally:
-        await k.stop()

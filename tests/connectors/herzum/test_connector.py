@@ -10,7 +10,7 @@ from connectors.base import Action, LinkedUser, Status
 from connectors.errors import InvalidInput, NotAllowed
 from connectors.people import ALICE, BOB
 from tests.contract.kits.herzum import HerzumKit
-from tests.harness import Bot, connector_config, start_bot
+from tests.harness import start_kit_bot
 
 
 async def test_listing_pages_and_merges_people_into_recipients(kit: HerzumKit) -> None:
@@ -89,14 +89,8 @@ async def test_the_loop_through_slack_with_a_dm_card(
     db_url: str, secret_key: str, slack: SlackSandbox, kit: HerzumKit
 ) -> None:
     external_id = await kit.seed_pending()
-    bot: Bot = await start_bot(
-        database_url=db_url,
-        secret_key=secret_key,
-        slack=slack,
-        connectors=[
-            connector_config("approvals", "herzum", kit.sandbox.connector_settings(), channel="C0APPROVALS")
-        ],
-        instances={"approvals": kit.build()},
+    bot = await start_kit_bot(
+        kit, "approvals", channel="C0APPROVALS", database_url=db_url, secret_key=secret_key, slack=slack
     )
     try:
         await bot.command("alice", "connect approvals")

@@ -12,7 +12,7 @@ from connectors.base import Action, LinkedUser, Status
 from connectors.errors import AuthExpired
 from connectors.people import ALICE, BOB
 from tests.contract.kits.herzum import HerzumKit
-from tests.harness import Bot, connector_config, start_bot
+from tests.harness import start_kit_bot
 
 
 def _alice() -> list[LinkedUser]:
@@ -119,14 +119,8 @@ async def test_an_unlinked_approvers_item_is_carded_in_the_channel(
     db_url: str, secret_key: str, slack: SlackSandbox, kit: HerzumKit
 ) -> None:
     kit.sandbox.add_approval(kit.sandbox.add_issue("FIN-9", "Quarterly accruals"), ["carol"])
-    bot: Bot = await start_bot(
-        database_url=db_url,
-        secret_key=secret_key,
-        slack=slack,
-        connectors=[
-            connector_config("approvals", "herzum", kit.sandbox.connector_settings(), channel="C0APPROVALS")
-        ],
-        instances={"approvals": kit.build()},
+    bot = await start_kit_bot(
+        kit, "approvals", channel="C0APPROVALS", database_url=db_url, secret_key=secret_key, slack=slack
     )
     try:
         await bot.poll()

@@ -10,12 +10,14 @@ import itertools
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
+from bot.config import ConnectorConfig
 from connectors.base import Actor, LinkedUser, Status
 from connectors.greenhouse.connector import GreenhouseConnector
 from connectors.greenhouse.sandbox import GreenhouseSandbox
 from connectors.greenhouse.settings import GreenhouseSettings
 from connectors.people import ALICE, BOB, CAROL, DAVE, MALLORY, DemoPerson
 from tests.contract.kit import ContractKit, Fault
+from tests.harness import connector_config
 
 UI_URL = "https://app.greenhouse.io"
 
@@ -43,17 +45,25 @@ class GreenhouseKit(ContractKit):
     async def stop(self) -> None:
         await self.sandbox.stop()
 
-    def settings(self, **overrides: Any) -> GreenhouseSettings:
-        values: dict[str, Any] = {
+    def connector_settings(self, **extra: Any) -> dict[str, Any]:
+        """The connector's table as an admin writes it for this sandbox (the bot's config, no ui_url)."""
+        return {
             "base_url": self.sandbox.url,
             "auth_url": self.sandbox.auth_url,
             "client_id": self.sandbox.client_id,
             "client_secret": self.sandbox.client_secret,
             "service_user_id": self.service,
-            "ui_url": UI_URL,
+            **extra,
         }
-        values.update(overrides)
-        return GreenhouseSettings.model_validate(values)
+
+    def bot_config(self, **extra: Any) -> ConnectorConfig:
+        """Connector `hiring` on this sandbox as the bot runs it, carding in channel C0APPROVALS."""
+        return connector_config(
+            "hiring", "greenhouse", self.connector_settings(**extra), channel="C0APPROVALS"
+        )
+
+    def settings(self, **overrides: Any) -> GreenhouseSettings:
+        return GreenhouseSettings.model_validate({**self.connector_settings(ui_url=UI_URL), **overrides})
 
     def build(self, *, timeout: float = 2.0, **settings: Any) -> GreenhouseConnector:
         return GreenhouseConnector(
