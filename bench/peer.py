@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -106,21 +106,15 @@ class _Timed(list[tuple[str, str, str]]):
         self.at.setdefault(str(decision[0]), time.time())
 
 
-async def serve(n: int, rate: float | None, teams: int = 0) -> None:
-    decided_at: dict[str, float] = {}
-    approved_at: dict[str, float] = {}
-
-    def on_post(channel: str, ts: str, text: str, blocks: Any, kind: str) -> None:
-        if kind == "update" and "(approved)" in text:
-            approved_at.setdefault(ts, time.time())
-
-    slack, fd = SlackSandbox(on_post=on_post), FlexDeploySandbox()
-    fd.decisions = _Timed(decided_at)
-    ids, team_info = ([], seed_teams(fd, slack, n, teams)) if teams else (seed(fd, n), [])
-    if rate:
-        slack.enforce_rates(per_channel_per_second=rate, burst=5, global_per_minute=rate * 60 * 1.5)
-    await slack.start()
-    await fd.start()
+def _control(
+    slack: SlackSandbox,
+    fd: FlexDeploySandbox,
+    ids: list[int],
+    decided_at: dict[str, float],
+    approved_at: dict[str, float],
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """The control endpoint: decides tasks as someone in FlexDeploy's UI would, turns on Slack's
+    tiers, tells when a task was decided and its card shown approved, and reports the counts."""
 
     async def control(request: web.Request) -> web.Response:
         ask = await request.json()
@@ -138,8 +132,34 @@ async def serve(n: int, rate: float | None, teams: int = 0) -> None:
             )
         return web.json_response(_report(slack, fd, list(ask.get("channels", [CHANNEL]))))
 
+    return control
+
+
+async def _stdin_closed() -> None:
+    """Returns when the parent closes our stdin (or dies): the peer's signal to stop."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    await reader.read()
+
+
+async def serve(n: int, rate: float | None, teams: int = 0) -> None:
+    decided_at: dict[str, float] = {}
+    approved_at: dict[str, float] = {}
+
+    def on_post(channel: str, ts: str, text: str, blocks: Any, kind: str) -> None:
+        if kind == "update" and "(approved)" in text:
+            approved_at.setdefault(ts, time.time())
+
+    slack, fd = SlackSandbox(on_post=on_post), FlexDeploySandbox()
+    fd.decisions = _Timed(decided_at)
+    ids, team_info = ([], seed_teams(fd, slack, n, teams)) if teams else (seed(fd, n), [])
+    if rate:
+        slack.enforce_rates(per_channel_per_second=rate, burst=5, global_per_minute=rate * 60 * 1.5)
+    await slack.start()
+    await fd.start()
     app = web.Application()
-    app.router.add_post("/control", control)
+    app.router.add_post("/control", _control(slack, fd, ids, decided_at, approved_at))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
@@ -152,10 +172,7 @@ async def serve(n: int, rate: float | None, teams: int = 0) -> None:
         "teams": team_info,
     }
     print(json.dumps(info), flush=True)
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    await reader.read()  # the parent closes stdin (or dies): stop
+    await _stdin_closed()
     await runner.cleanup()
     await fd.stop()
     await slack.stop()

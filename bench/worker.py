@@ -67,46 +67,66 @@ async def _bot(
     )
 
 
+class _Writes:
+    """Counts the rows the bot writes (INSERT, UPDATE, DELETE), leaving out the connector's own
+    poll state (a cursor, a timestamp): what a no-change cycle should write is nothing else."""
+
+    def __init__(self, bench: Bench) -> None:
+        self.n = 0
+        sa.event.listen(bench.runtime.db.engine.sync_engine, "before_cursor_execute", self._count)
+
+    def _count(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        head = statement.lstrip().upper()
+        if head.startswith(("INSERT", "UPDATE", "DELETE")) and "CONNECTOR_STATE" not in head[:80]:
+            self.n += 1
+
+
 async def sync_cost(n: int, folder: Path, peer: dict[str, Any]) -> dict[str, Any]:
     """A no-change cycle with n pending items, then (with a channel) a cycle where 1 % changed."""
     channel = CHANNEL if n <= 2_000 else None
     bench = await _bot(peer, folder, channel, (100_000.0, 100_000.0))
-    writes = {"n": 0}
-
-    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        head = statement.lstrip().upper()
-        if head.startswith(("INSERT", "UPDATE", "DELETE")) and "CONNECTOR_STATE" not in head[:80]:
-            writes["n"] += 1
-
-    sa.event.listen(bench.runtime.db.engine.sync_engine, "before_cursor_execute", count)
+    writes = _Writes(bench)
     try:
         await bench.runtime.poll_once()  # the first sync stores everything, unless prepared (not measured)
         await bench.runtime.deliver_all()
-        before = await ask(peer)
-        writes["n"] = 0
-        cpu, wall = time.process_time(), time.perf_counter()
-        await bench.runtime.poll_once()
-        result: dict[str, Any] = {"items": n, "cpu_s": time.process_time() - cpu}
-        result["wall_s"] = time.perf_counter() - wall
-        after = await ask(peer)
-        result |= {
-            "vendor_requests": after["served"] - before["served"],
-            "vendor_requests_floor": 1,
-            "slack_calls": after["slack_calls"] - before["slack_calls"],
-            "rows_written": writes["n"],
-        }
+        writes.n = 0
+        result = {"items": n, **await _no_change_cycle(bench, peer, writes)}
         if channel is not None:
-            changed = max(1, n // 100)
-            before = await ask(peer, "decide", count=changed)
-            await bench.runtime.poll_once()
-            await bench.runtime.deliver_all()
-            after = await ask(peer)
-            result["changed"] = changed
-            result["slack_calls_per_change"] = (after["slack_calls"] - before["slack_calls"]) / changed
+            result |= await _changed_cycle(bench, peer, n)
         result["peak_rss_mb"] = peak_rss_mb()
         return result
     finally:
         await bench.stop()
+
+
+async def _no_change_cycle(bench: Bench, peer: dict[str, Any], writes: _Writes) -> dict[str, Any]:
+    """One cycle where nothing changed: its CPU and wall time, vendor requests (floor: one),
+    Slack calls and rows written."""
+    before = await ask(peer)
+    cpu, wall = time.process_time(), time.perf_counter()
+    await bench.runtime.poll_once()
+    result: dict[str, Any] = {"cpu_s": time.process_time() - cpu}
+    result["wall_s"] = time.perf_counter() - wall
+    after = await ask(peer)
+    return result | {
+        "vendor_requests": after["served"] - before["served"],
+        "vendor_requests_floor": 1,
+        "slack_calls": after["slack_calls"] - before["slack_calls"],
+        "rows_written": writes.n,
+    }
+
+
+async def _changed_cycle(bench: Bench, peer: dict[str, Any], n: int) -> dict[str, Any]:
+    """A cycle where 1 % of the items were decided in the vendor: Slack calls per change."""
+    changed = max(1, n // 100)
+    before = await ask(peer, "decide", count=changed)
+    await bench.runtime.poll_once()
+    await bench.runtime.deliver_all()
+    after = await ask(peer)
+    return {
+        "changed": changed,
+        "slack_calls_per_change": (after["slack_calls"] - before["slack_calls"]) / changed,
+    }
 
 
 async def prepare(n: int, folder: Path, peer: dict[str, Any]) -> dict[str, Any]:
