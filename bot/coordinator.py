@@ -92,16 +92,40 @@ class Coordinator:
         stored = await self.store.versions(connector=self.name)
         plan = diff(stored, [i for i in fetched if i.connector == self.name])
         del fetched, stored  # at 100k items, both are large; only the plan's few are needed now
+        finals = await self._ended(plan)
+        found_again = await self._look_up(plan)
+        pending = (
+            plan.unchanged + len(plan.new) + sum(1 for _, i in plan.changed if i.status is Status.PENDING)
+        )
+        await self._write(plan, finals, found_again, pending=pending, fetch_started=fetch_started)
+        metrics.PENDING.labels(connector=self.name).set(pending)
+        if self.failing:
+            log.warning("connector %s recovered", self.name)
+            self.failing = False
+        return SyncResult(ok=True, plan=plan, pending=pending)
+
+    async def _ended(self, plan: SyncPlan) -> list[tuple[int, ApprovalItem]]:
+        """Items that left the pending list, each re-read once to learn how it ended (those the
+        vendor cannot answer for now are left for the next cycle)."""
         finals: list[tuple[int, ApprovalItem]] = []
         for row_id, external_id in plan.gone:
             final = await self._reread(row_id, external_id)
             if final is not None:
                 finals.append((row_id, final))
-        found_again = await self._look_up(plan)
+        return finals
+
+    async def _write(
+        self,
+        plan: SyncPlan,
+        finals: list[tuple[int, ApprovalItem]],
+        found_again: list[StoredItem],
+        *,
+        pending: int,
+        fetch_started: datetime,
+    ) -> None:
+        """The snapshots and the Slack work they cause, in one transaction: a crash leaves both or
+        neither, so no card is queued for an item not saved, nor an item saved without its card."""
         now = now_utc()
-        pending = (
-            plan.unchanged + len(plan.new) + sum(1 for _, i in plan.changed if i.status is Status.PENDING)
-        )
         async with self.store.db.transaction() as session:
             changes = await self._insert_new(session, plan, now)
             seen = {c.item_id for c in changes}
@@ -122,11 +146,6 @@ class Coordinator:
             )
             await self.outbox.enqueue(effects.after_sync(changes, audience), session=session)
             await self.store.record_sync(session, name=self.name, ok=True, error=None, pending=pending)
-        metrics.PENDING.labels(connector=self.name).set(pending)
-        if self.failing:
-            log.warning("connector %s recovered", self.name)
-            self.failing = False
-        return SyncResult(ok=True, plan=plan, pending=pending)
 
     async def _insert_new(self, session: Session, plan: SyncPlan, now: datetime) -> list[effects.Change]:
         changes: list[effects.Change] = []
