@@ -134,6 +134,257 @@ class LinkOutcome:
     field_errors: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass
+class _Click:
+    """One claimed click on its way through the vendor: who, what, by when, and the audit rows that
+    go with the claim's release (one transaction, so the record and the cards agree).
+
+    Each outcome records itself, releases the claim with what is now known of the item, and returns
+    the words for the person who clicked. They are told only what is known: "not sent" when the call
+    never left, "I will check and tell you" when it left and no answer came (the claim then stays
+    for reconciliation, which re-reads the vendor after the deadline and sends the DM)."""
+
+    store: Store
+    outbox: Outbox
+    stored: StoredItem
+    connector: Connector
+    action: Action
+    actor: Actor
+    comment: str | None
+    via: str | None
+    claimed_at: datetime | None
+    ends: float  # the event loop's time at the click's deadline
+    pending: list[DecisionRow] = field(default_factory=list)
+
+    @property
+    def item(self) -> ApprovalItem:
+        return self.stored.item
+
+    @property
+    def vendor(self) -> str:
+        return self.connector.vendor_label
+
+    @property
+    def verb(self) -> str:
+        return ACTION_LABELS[self.action].lower()
+
+    # ---- the record, the release, the re-read ----------------------------------------------------
+
+    def _row(self, outcome: str, answer: str | None) -> DecisionRow:
+        metrics.CLICKS.labels(connector=self.connector.name, action=self.action.value, outcome=outcome).inc()
+        row = decision_row(
+            item_id=self.stored.id,
+            connector=self.connector.name,
+            external_id=self.item.external_id,
+            slack_user_id=self.actor.slack_user_id,
+            vendor_user_id=self.actor.vendor_user_id,
+            action=self.action.value,
+            comment=self.comment,
+            outcome=outcome,
+            vendor_answer=answer,
+        )
+        row.via = self.via
+        return row
+
+    def audit(self, outcome: str, answer: str | None) -> None:
+        """The outcome's audit row, written with the claim's release."""
+        self.pending.append(self._row(outcome, answer))
+
+    async def release(self, fresh: ApprovalItem | None = None, error: str | None = None) -> None:
+        """The claim given up (no decision recorded), the item as now known saved, its cards redrawn."""
+        entries = await self.outbox.decision_entries(item_id=self.stored.id, before=self.item, after=fresh)
+        await stored_items.finish_claim(
+            self.store.db,
+            item_id=self.stored.id,
+            item=fresh,
+            error=error,
+            audit=self.pending,
+            entries=entries,
+            claimed_at=self.claimed_at,
+        )
+        self.outbox.kick(urgent=True)
+
+    async def reread(self) -> ApprovalItem | None:
+        """The item as the vendor shows it now, if it answers before the click's deadline."""
+        left = self.ends - asyncio.get_running_loop().time()
+        if left <= 0:
+            return None
+        try:
+            async with asyncio.timeout(left):
+                return await _reread(self.connector, self.item)
+        except TimeoutError:
+            return None
+
+    # ---- the call and its outcomes ---------------------------------------------------------------
+
+    async def send(self, inputs: Mapping[str, str]) -> ApprovalItem:
+        """The decision, sent as the person who clicked; no answer within the budget counts as the
+        vendor unavailable (the outcome is then unknown, see `unanswered`)."""
+        budget = act_budget(self.connector)
+        try:
+            async with asyncio.timeout(budget):
+                return await self.connector.act(
+                    self.item, self.action, self.actor, comment=self.comment, inputs=inputs
+                )
+        except TimeoutError:
+            raise VendorUnavailable(f"no answer within {budget:.0f} s") from None
+
+    async def heartbeat_lapsed(self) -> Message:
+        """Our heartbeat may have lapsed since the claim (the process froze, or lost the database):
+        another replica may be settling this click now, so it is not sent."""
+        self.audit("not_sent", "this replica's heartbeat lapsed before the call")
+        await self.release(error=f"not sent to {self.vendor}; nothing was changed")
+        return blocks.notice(
+            f"I could not send your {self.verb} to {self.vendor} just now, so it was *not sent* and nothing "
+            "was changed. Try again in a moment."
+        )
+
+    async def already_decided(self, exc: AlreadyDecided) -> Message:
+        fresh = await self.reread() or (self.item.with_status(exc.status) if exc.status else None)
+        self.audit("already_decided", str(exc))
+        await self.release(fresh)
+        status = (fresh.status if fresh else exc.status) or Status.APPROVED
+        return blocks.notice(
+            f"This was already *{status.value}* in {self.vendor} before your click, so nothing was changed. "
+            "The card now shows it."
+        )
+
+    async def credentials_refused(self, exc: AuthExpired) -> Message:
+        self.audit("refused", str(exc))
+        await self.release()
+        vendor = self.vendor
+        if self.connector.capabilities.link_mode == "email":
+            # The organisation's key was refused, not the person's: only the admin can fix it.
+            return blocks.notice(
+                f"{vendor} refused the bot's own API key, so nothing was changed. This is for the admin "
+                "to fix (the key in the bot's config); please tell them."
+            )
+        await self.store.mark_broken(slack_user_id=self.actor.slack_user_id, connector=self.connector.name)
+        return blocks.notice(
+            f"Your {vendor} credentials no longer work, so nothing was changed. Reconnect with "
+            f"`/approvals connect {self.connector.name}` (or the button), then click again.",
+            buttons=[blocks.connect_button(self.connector.name, vendor)],
+        )
+
+    async def not_allowed(self, exc: NotAllowed) -> Message:
+        self.audit("refused", f"{exc.reason}: {exc.detail or exc}")
+        await self.release(await self.reread() if exc.reason == "already_acted" else None)
+        email_linked = self.connector.capabilities.link_mode == "email"
+        return blocks.notice(not_allowed_words(exc, self.vendor, self.action, email_linked=email_linked))
+
+    async def input_refused(self, exc: InvalidInput) -> Message:
+        self.audit("refused", f"{exc.field}: {exc.detail or exc}")
+        await self.release()
+        if exc.field == "comment":
+            return blocks.notice(
+                f"{self.vendor} needs a comment to {self.verb} this. Nothing was changed yet.",
+                buttons=[blocks.with_comment_button(self.item, self.action)],
+            )
+        detail = (
+            f": {blocks.cut(blocks.escape(exc.detail or str(exc)), 300)}" if exc.detail or exc.field else ""
+        )
+        return blocks.notice(
+            f"{self.vendor} did not accept that{detail}. Nothing was changed; you can try again."
+        )
+
+    async def unsupported(self, exc: Unsupported) -> Message:
+        self.audit("refused", str(exc))
+        await self.release()
+        return blocks.notice(
+            f"{self.vendor} cannot {self.verb} this from Slack. Use “Open in {self.vendor}”."
+        )
+
+    async def gone(self, exc: NotFound) -> Message:
+        fresh = await self.reread()
+        self.audit("failed", str(exc))
+        await self.release(
+            fresh or self.item.with_status(Status.CANCELLED, decision_note=f"No longer in {self.vendor}")
+        )
+        return blocks.notice(f"{self.vendor} no longer knows this approval; the card has been updated.")
+
+    async def unanswered(self, exc: ConnectorError) -> ApprovalItem | Message:
+        """The outcome is unknown: ask the vendor what is true now instead of sending again. Returns
+        the item when it shows the click's decision (the click went through), else the answer."""
+        where = (self.action, self.connector.name, self.item.external_id)
+        if never_sent(exc):
+            # The call never left (connection refused or not opened in time): nothing changed.
+            log.info("act %s on %s/%s: not sent (%s)", *where, exc)
+            self.audit("not_sent", str(exc))
+            await self.release(error=f"{self.vendor} could not be reached; nothing was sent")
+            return blocks.notice(
+                f"I could not reach {self.vendor}, so your {self.verb} was *not sent* and nothing was changed. "
+                "Try again in a moment."
+            )
+        log.info("act %s on %s/%s: %s; re-reading", *where, exc)
+        fresh = await self.reread()
+        expected = EXPECTED.get(self.action)
+        if fresh is not None and expected is not None and fresh.status is expected:
+            return fresh
+        if fresh is None:
+            return await self._left_to_reconcile(exc)
+        self.audit("failed", str(exc))
+        await self.release(fresh, error=f"{self.vendor} did not answer; nothing was changed")
+        return blocks.notice(
+            f"{self.vendor} did not answer in time. I checked: the {self.item.kind.lower()} is still "
+            f"{fresh.status.value}, so nothing was changed. Try again in a moment."
+        )
+
+    async def _left_to_reconcile(self, exc: ConnectorError) -> Message:
+        """Sent, unanswered, and the vendor cannot be read now: the claim stays with the click's
+        intent, and reconciliation settles it after the deadline (and tells them)."""
+        await audit_trail.append(self.store.db, rows=[self._row("unknown", str(exc))])
+        return blocks.notice(
+            f"Your {self.verb} was sent, but {self.vendor} did not answer in time, so I do not know yet "
+            "whether it went through. I will check with "
+            f"{self.vendor} and tell you here; the card will show the outcome. Please do not click again."
+        )
+
+    async def decided(self, after: ApprovalItem) -> Message | None:
+        """The vendor took the decision: recorded with the claim's release, the clicked card first;
+        then flow notices with a thread reply, new approvers' cards, Homes."""
+        self.audit("ok", f"status {after.status.value}")
+        final = after.status.final
+        entries = await self.outbox.decision_entries(
+            item_id=self.stored.id, before=self.item, after=after, decided=True
+        )
+        await stored_items.finish_claim(
+            self.store.db,
+            item_id=self.stored.id,
+            item=after,
+            decided_by=self.actor.slack_user_id if final or self.action not in EXPECTED else None,
+            action=self.action.value,
+            comment=self.comment,
+            audit=self.pending,
+            entries=entries,
+            claimed_at=self.claimed_at,
+        )
+        self.outbox.kick(urgent=True)
+        if final:
+            metrics.observe_decision(
+                connector=self.connector.name, first_card=self.stored.row.first_seen_at, decided=now_utc()
+            )
+        if not final and self.action is Action.APPROVE:
+            return blocks.notice(
+                f"Your approval was recorded in {self.vendor}; it still needs other approvers before it goes through."
+            )
+        if self.action in (Action.REASSIGN, Action.RESET, Action.ABSTAIN):
+            return blocks.notice(
+                f"Done: you {PAST[self.action]} “{blocks.escape(self.item.title)}” in {self.vendor}."
+            )
+        return None
+
+
+async def _reread(connector: Connector, item: ApprovalItem) -> ApprovalItem | None:
+    """The item as the vendor shows it now; gone from the vendor reads as cancelled; None when it
+    cannot be read."""
+    try:
+        return await connector.refresh(item)
+    except NotFound:
+        return item.with_status(Status.CANCELLED, decision_note=f"No longer in {connector.vendor_label}")
+    except ConnectorError:
+        return None
+
+
 class Services:
     def __init__(
         self,
@@ -280,6 +531,10 @@ class Services:
     ) -> Message | None:
         """Act on one item as `slack_user`. Returns the private answer, or None when the card says it all.
 
+        The story of a click: checked (the item, the comment, who the clicker is in the vendor),
+        claimed (`_claim`), sent to the vendor as the clicker, and its outcome recorded with its
+        effects on the cards (`_act`, `_Click`).
+
         `checked`: the precheck the caller just made for this same click (saves reading it twice).
         `origin`: where the click came from, for the audit."""
         check = checked or await self.precheck(ref=ref, action=action, slack_user=slack_user, origin=origin)
@@ -301,18 +556,47 @@ class Services:
         if isinstance(actor, Message):
             return actor
         await self.yield_to()
-        # The claim also asks for "Working…" on every copy (buttons gone), in the same transaction,
-        # ahead of anything else waiting.
+        claimed_at, process = await self._claim(stored, connector, action, actor, slack_user, comment, via)
+        if claimed_at is None:
+            return await self._not_claimed(ref, action, slack_user, via, stored, connector)
+        self.outbox.kick(urgent=True)
+        await self.yield_to()
+        return await self._act(
+            stored,
+            connector,
+            action,
+            actor,
+            comment,
+            inputs or {},
+            via,
+            claimed_at=claimed_at,
+            process=process,
+        )
+
+    async def _claim(
+        self,
+        stored: StoredItem,
+        connector: Connector,
+        action: Action,
+        actor: Actor,
+        slack_user: str,
+        comment: str | None,
+        via: str | None,
+    ) -> tuple[datetime | None, str | None]:
+        """The item taken (pending → acting) for this click; returns when (None: someone else's
+        click or decision got there first) and the process that holds the claim.
+
+        The claim also asks for "Working…" on every copy (buttons gone), in the same transaction,
+        ahead of anything else waiting. The click's intent goes with its claim, and the attempt into
+        the audit, before the vendor hears of it: a crash from here on leaves enough for
+        reconciliation to finish the story."""
         working = self.outbox.entries(
             after_claim(stored.id, await cards.targets_now(self.store.db, item_id=stored.id))
         )
-        # The click's intent goes with its claim, and the attempt into the audit, before the vendor
-        # hears of it: a crash from here on leaves enough for reconciliation to finish the story.
-        deadline = click_deadline(connector)
         attempt = decision_row(
             item_id=stored.id,
             connector=connector.name,
-            external_id=item.external_id,
+            external_id=stored.item.external_id,
             slack_user_id=slack_user,
             vendor_user_id=actor.vendor_user_id,
             action=action.value,
@@ -327,7 +611,7 @@ class Services:
             vendor_user=actor.vendor_user_id,
             comment=comment,
             via=via,
-            deadline=deadline + GRACE,
+            deadline=click_deadline(connector) + GRACE,
             process=self.instance(),
         )
         claimed_at = await stored_items.claim(
@@ -339,30 +623,26 @@ class Services:
             intent=intent,
             audit=[attempt],
         )
-        if claimed_at is None:
-            fresh = await self.store.item_by_id(item_id=stored.id)
-            reason = (
-                audit_trail.ALREADY_HANDLED if fresh and fresh.item.status.final else audit_trail.IN_PROGRESS
-            )
-            await self._refused(ref, action, slack_user, reason, via, item_id=stored.id)
-            if fresh is not None and fresh.item.status.final:
-                return blocks.notice(self._final_words(fresh, connector))
-            return self._claimed_words(fresh or stored, slack_user)
-        self.outbox.kick(urgent=True)
-        await self.yield_to()
-        return await self._act(
-            stored,
-            connector,
-            action,
-            actor,
-            comment,
-            inputs or {},
-            via,
-            claimed_at=claimed_at,
-            process=intent.process,
-        )
+        return claimed_at, intent.process
 
-    async def _act(  # noqa: C901, PLR0912, PLR0915 -- the story of one click, each outcome beside its cause
+    async def _not_claimed(
+        self,
+        ref: ItemRef,
+        action: Action,
+        slack_user: str,
+        via: str | None,
+        stored: StoredItem,
+        connector: Connector,
+    ) -> Message:
+        """Someone got there first: the refusal audited, and the clicker told who, or how it ended."""
+        fresh = await self.store.item_by_id(item_id=stored.id)
+        reason = audit_trail.ALREADY_HANDLED if fresh and fresh.item.status.final else audit_trail.IN_PROGRESS
+        await self._refused(ref, action, slack_user, reason, via, item_id=stored.id)
+        if fresh is not None and fresh.item.status.final:
+            return blocks.notice(self._final_words(fresh, connector))
+        return self._claimed_words(fresh or stored, slack_user)
+
+    async def _act(
         self,
         stored: StoredItem,
         connector: Connector,
@@ -375,212 +655,44 @@ class Services:
         claimed_at: datetime | None = None,
         process: str | None = None,
     ) -> Message | None:
-        """The vendor call and its outcome, all within the click's deadline (bot/reconcile.py).
-
-        What the person is told is only what is known: "not sent" when the call never left, "I will
-        check and tell you" when it left and no answer came (the claim then stays for reconciliation,
-        which re-reads the vendor after the deadline and sends the DM)."""
-        item = stored.item
+        """The vendor call as the person who clicked, and its outcome, all within the click's
+        deadline (bot/reconcile.py): each cause below sits beside the outcome it leads to, which
+        records itself, releases the claim and words the answer (`_Click`)."""
         loop = asyncio.get_running_loop()
-        ends = loop.time() + click_deadline(connector).total_seconds()
-        vendor = connector.vendor_label
-        verb = ACTION_LABELS[action].lower()
-
-        # The audit row is written with the claim's release, in one transaction.
-        pending: list[DecisionRow] = []
-
-        async def audit(outcome: str, answer: str | None) -> None:
-            metrics.CLICKS.labels(connector=connector.name, action=action.value, outcome=outcome).inc()
-            row = decision_row(
-                item_id=stored.id,
-                connector=connector.name,
-                external_id=item.external_id,
-                slack_user_id=actor.slack_user_id,
-                vendor_user_id=actor.vendor_user_id,
-                action=action.value,
-                comment=comment,
-                outcome=outcome,
-                vendor_answer=answer,
-            )
-            row.via = via
-            pending.append(row)
-
-        async def release(fresh: ApprovalItem | None = None, error: str | None = None) -> None:
-            entries = await self.outbox.decision_entries(item_id=stored.id, before=item, after=fresh)
-            await stored_items.finish_claim(
-                self.store.db,
-                item_id=stored.id,
-                item=fresh,
-                error=error,
-                audit=pending,
-                entries=entries,
-                claimed_at=claimed_at,
-            )
-            self.outbox.kick(urgent=True)
-
-        async def reread() -> ApprovalItem | None:
-            left = ends - loop.time()
-            if left <= 0:
-                return None
-            try:
-                async with asyncio.timeout(left):
-                    return await self._reread(connector, item)
-            except TimeoutError:
-                return None
-
-        if process is not None and self.instance() != process:
-            # Our heartbeat may have lapsed since the claim (the process froze, or lost the
-            # database): another replica may be settling this click now, so it is not sent.
-            await audit("not_sent", "this replica's heartbeat lapsed before the call")
-            await release(error=f"not sent to {vendor}; nothing was changed")
-            return blocks.notice(
-                f"I could not send your {verb} to {vendor} just now, so it was *not sent* and nothing "
-                "was changed. Try again in a moment."
-            )
-        try:
-            try:
-                async with asyncio.timeout(act_budget(connector)):
-                    after = await connector.act(item, action, actor, comment=comment, inputs=inputs)
-            except TimeoutError:
-                raise VendorUnavailable(f"no answer within {act_budget(connector):.0f} s") from None
-        except AlreadyDecided as exc:
-            fresh = await reread() or (item.with_status(exc.status) if exc.status else None)
-            await audit("already_decided", str(exc))
-            await release(fresh)
-            status = (fresh.status if fresh else exc.status) or Status.APPROVED
-            return blocks.notice(
-                f"This was already *{status.value}* in {vendor} before your click, so nothing was changed. "
-                "The card now shows it."
-            )
-        except AuthExpired as exc:
-            await audit("refused", str(exc))
-            await release()
-            if connector.capabilities.link_mode == "email":
-                # The organisation's key was refused, not the person's: only the admin can fix it.
-                return blocks.notice(
-                    f"{vendor} refused the bot's own API key, so nothing was changed. This is for the admin "
-                    "to fix (the key in the bot's config); please tell them."
-                )
-            await self.store.mark_broken(slack_user_id=actor.slack_user_id, connector=connector.name)
-            return blocks.notice(
-                f"Your {vendor} credentials no longer work, so nothing was changed. Reconnect with "
-                f"`/approvals connect {connector.name}` (or the button), then click again.",
-                buttons=[blocks.connect_button(connector.name, vendor)],
-            )
-        except NotAllowed as exc:
-            await audit("refused", f"{exc.reason}: {exc.detail or exc}")
-            await release(await reread() if exc.reason == "already_acted" else None)
-            email_linked = connector.capabilities.link_mode == "email"
-            return blocks.notice(not_allowed_words(exc, vendor, action, email_linked=email_linked))
-        except InvalidInput as exc:
-            await audit("refused", f"{exc.field}: {exc.detail or exc}")
-            await release()
-            if exc.field == "comment":
-                return blocks.notice(
-                    f"{vendor} needs a comment to {verb} this. Nothing was changed yet.",
-                    buttons=[blocks.with_comment_button(item, action)],
-                )
-            detail = (
-                f": {blocks.cut(blocks.escape(exc.detail or str(exc)), 300)}"
-                if exc.detail or exc.field
-                else ""
-            )
-            return blocks.notice(
-                f"{vendor} did not accept that{detail}. Nothing was changed; you can try again."
-            )
-        except Unsupported as exc:
-            await audit("refused", str(exc))
-            await release()
-            return blocks.notice(f"{vendor} cannot {verb} this from Slack. Use “Open in {vendor}”.")
-        except NotFound as exc:
-            fresh = await reread()
-            await audit("failed", str(exc))
-            await release(fresh or item.with_status(Status.CANCELLED, decision_note=f"No longer in {vendor}"))
-            return blocks.notice(f"{vendor} no longer knows this approval; the card has been updated.")
-        except (TransientError, ConnectorError) as exc:
-            # The outcome is unknown: ask the vendor what is true now instead of sending again.
-            if never_sent(exc):
-                # The call never left (connection refused or not opened in time): nothing changed.
-                log.info("act %s on %s/%s: not sent (%s)", action, connector.name, item.external_id, exc)
-                await audit("not_sent", str(exc))
-                await release(error=f"{vendor} could not be reached; nothing was sent")
-                return blocks.notice(
-                    f"I could not reach {vendor}, so your {verb} was *not sent* and nothing was changed. "
-                    "Try again in a moment."
-                )
-            log.info("act %s on %s/%s: %s; re-reading", action, connector.name, item.external_id, exc)
-            fresh = await reread()
-            expected = EXPECTED.get(action)
-            if fresh is not None and expected is not None and fresh.status is expected:
-                after = fresh
-            else:
-                if fresh is None:
-                    # Sent, unanswered, and the vendor cannot be read now: the claim stays with the
-                    # click's intent, and reconciliation settles it after the deadline (and tells them).
-                    metrics.CLICKS.labels(
-                        connector=connector.name, action=action.value, outcome="unknown"
-                    ).inc()
-                    unknown = decision_row(
-                        item_id=stored.id,
-                        connector=connector.name,
-                        external_id=item.external_id,
-                        slack_user_id=actor.slack_user_id,
-                        vendor_user_id=actor.vendor_user_id,
-                        action=action.value,
-                        comment=comment,
-                        outcome="unknown",
-                        vendor_answer=str(exc),
-                    )
-                    unknown.via = via
-                    await audit_trail.append(self.store.db, rows=[unknown])
-                    return blocks.notice(
-                        f"Your {verb} was sent, but {vendor} did not answer in time, so I do not know yet "
-                        "whether it went through. I will check with "
-                        f"{vendor} and tell you here; the card will show the outcome. Please do not click again."
-                    )
-                await audit("failed", str(exc))
-                await release(fresh, error=f"{vendor} did not answer; nothing was changed")
-                return blocks.notice(
-                    f"{vendor} did not answer in time. I checked: the {item.kind.lower()} is still "
-                    f"{fresh.status.value}, so nothing was changed. Try again in a moment."
-                )
-        await audit("ok", f"status {after.status.value}")
-        final = after.status.final
-        # The clicked card first; then flow notices with a thread reply, new approvers' cards, Homes.
-        entries = await self.outbox.decision_entries(
-            item_id=stored.id, before=item, after=after, decided=True
-        )
-        await stored_items.finish_claim(
-            self.store.db,
-            item_id=stored.id,
-            item=after,
-            decided_by=actor.slack_user_id if final or action not in EXPECTED else None,
-            action=action.value,
+        click = _Click(
+            store=self.store,
+            outbox=self.outbox,
+            stored=stored,
+            connector=connector,
+            action=action,
+            actor=actor,
             comment=comment,
-            audit=pending,
-            entries=entries,
+            via=via,
             claimed_at=claimed_at,
+            ends=loop.time() + click_deadline(connector).total_seconds(),
         )
-        self.outbox.kick(urgent=True)
-        if final:
-            metrics.observe_decision(
-                connector=connector.name, first_card=stored.row.first_seen_at, decided=now_utc()
-            )
-        if not final and action is Action.APPROVE:
-            return blocks.notice(
-                f"Your approval was recorded in {vendor}; it still needs other approvers before it goes through."
-            )
-        if action in (Action.REASSIGN, Action.RESET, Action.ABSTAIN):
-            return blocks.notice(f"Done: you {PAST[action]} “{blocks.escape(item.title)}” in {vendor}.")
-        return None
-
-    async def _reread(self, connector: Connector, item: ApprovalItem) -> ApprovalItem | None:
+        if process is not None and self.instance() != process:
+            return await click.heartbeat_lapsed()
         try:
-            return await connector.refresh(item)
-        except NotFound:
-            return item.with_status(Status.CANCELLED, decision_note=f"No longer in {connector.vendor_label}")
-        except ConnectorError:
-            return None
+            after = await click.send(inputs)
+        except AlreadyDecided as exc:
+            return await click.already_decided(exc)
+        except AuthExpired as exc:
+            return await click.credentials_refused(exc)
+        except NotAllowed as exc:
+            return await click.not_allowed(exc)
+        except InvalidInput as exc:
+            return await click.input_refused(exc)
+        except Unsupported as exc:
+            return await click.unsupported(exc)
+        except NotFound as exc:
+            return await click.gone(exc)
+        except (TransientError, ConnectorError) as exc:
+            outcome = await click.unanswered(exc)
+            if isinstance(outcome, Message):
+                return outcome
+            after = outcome  # unanswered, yet the vendor now shows the click's decision
+        return await click.decided(after)
 
     async def _redraw(self, item_id: int) -> None:
         await self.outbox.enqueue(
