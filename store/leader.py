@@ -192,40 +192,55 @@ class Elector:
         """One take-or-renew round trip; True when we lead after it."""
         sent = self._clock()
         try:
-            connection = await self._connect()
-            # A round trip slower than the time left on the lease is as good as a failed one.
-            lease = await asyncio.wait_for(
-                leases.take_or_renew(connection, name=self.name, holder=self.holder, ttl=self.lease),
-                max(0.5, self.lease / 3),
-            )
-            if lease is None:
-                lease = await asyncio.wait_for(leases.read(connection, name=self.name), self.lease / 3)
-            await asyncio.wait_for(
-                heartbeats.beat(
-                    connection,
-                    instance=self.holder,
-                    host=self._host,
-                    ttl=self.lease,
-                    first=self._alive_until == 0.0,
-                ),
-                self.lease / 3,
-            )
-            # As for the lease: counted from before the round trip, so it ends before the row does.
-            self._alive_until = sent + self.lease * 0.9
+            lease = await self._round_trip(sent)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the database or the connection: we cannot know we still lead
-            if self._fence is not None:
-                self._step_down(f"could not renew its lease ({type(exc).__name__})")
-            elif not self._unreachable:  # once, not every few seconds while it lasts
-                log.warning("leader election: the database does not answer (%s)", type(exc).__name__)
-            self._unreachable = True
-            await self._drop()
+            await self._unanswered(exc)
             return False
         if self._unreachable:
             log.info("leader election: the database answers again")
             self._unreachable = False
         self._seen, self._seen_at = lease, self._clock()
+        return self._lead_if_ours(lease, sent)
+
+    async def _round_trip(self, sent: float) -> Lease | None:
+        """Take or renew the lease (else read who holds it) and renew this process's heartbeat.
+        Each statement is bounded: a round trip slower than the time left on the lease is as good
+        as a failed one."""
+        connection = await self._connect()
+        lease = await asyncio.wait_for(
+            leases.take_or_renew(connection, name=self.name, holder=self.holder, ttl=self.lease),
+            max(0.5, self.lease / 3),
+        )
+        if lease is None:
+            lease = await asyncio.wait_for(leases.read(connection, name=self.name), self.lease / 3)
+        await asyncio.wait_for(
+            heartbeats.beat(
+                connection,
+                instance=self.holder,
+                host=self._host,
+                ttl=self.lease,
+                first=self._alive_until == 0.0,
+            ),
+            self.lease / 3,
+        )
+        # As for the lease: counted from before the round trip, so it ends before the row does.
+        self._alive_until = sent + self.lease * 0.9
+        return lease
+
+    async def _unanswered(self, exc: Exception) -> None:
+        """The round trip failed: a leader stops leading at once; a follower says so once, not
+        every few seconds while it lasts. The connection is dropped, to be opened afresh."""
+        if self._fence is not None:
+            self._step_down(f"could not renew its lease ({type(exc).__name__})")
+        elif not self._unreachable:
+            log.warning("leader election: the database does not answer (%s)", type(exc).__name__)
+        self._unreachable = True
+        await self._drop()
+
+    def _lead_if_ours(self, lease: Lease | None, sent: float) -> bool:
+        """Lead when the live lease is ours (noting a new fence), else step down if we led."""
         if lease is not None and lease.holder == self.holder and lease.live:
             if self._fence != lease.fence:
                 log.info("this replica now leads the background work (fence %d)", lease.fence)
