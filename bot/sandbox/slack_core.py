@@ -122,7 +122,11 @@ class SandboxCore:
         self.bot_url = bot_url
         self.on_post = on_post
         self.ack_timeout = ack_timeout
+        self._init_records()
+        self._init_plumbing()
 
+    def _init_records(self) -> None:
+        """What the workspace holds, and what tests read afterwards: every call, message, answer, view."""
         self.calls: list[Call] = []
         self.messages: dict[tuple[str, str], StoredMessage] = {}
         self.deleted: list[StoredMessage] = []
@@ -131,11 +135,14 @@ class SandboxCore:
         self.views: dict[str, StoredView] = {}
         self.home: dict[str, dict[str, Any]] = {}
         self.rate_limited_count = 0
+
+    def _init_plumbing(self) -> None:
+        """The workings behind the surfaces: Socket Mode, open views and triggers, the faults and rates
+        a test turned on, the server."""
         # Socket Mode: the app-level token, open WebSocket connections, envelopes awaiting their ack.
         self.app_token = "xapp-sandbox-app-token"
         self._sockets: list[web.WebSocketResponse] = []
         self._acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
-
         self._home_ids: dict[str, str] = {}
         self._stacks: dict[str, list[str]] = {}
         self._triggers: dict[str, _Trigger] = {}
