@@ -41,12 +41,12 @@ from bot.outbox.render import ConnectorView, card_state, escalation_text, finger
 from bot.reach import Reach
 from bot.reminders.rules import next_reminder_at
 from bot.slack.gateway import Deferred, Kind, SlackFailure, SlackGateway
-from connectors.base import Person, Status
+from connectors.base import ApprovalItem, Person, Status
 from store import audit, card_posts, subscriptions
 from store import outbox as queue
 from store import reach as lookups
 from store.models import CardRow, OutboxRow
-from store.repo import Store, StoredItem, now_utc
+from store.repo import Identity, Store, StoredItem, now_utc
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +130,22 @@ def _longer(rest: float | None, outcome: str | float) -> float | None:
     if isinstance(outcome, str):
         return rest
     return outcome if rest is None else max(rest, outcome)
+
+
+def _named(item: ApprovalItem, identity: Identity | None, emails: set[str]) -> list[Person]:
+    """The item's approvers who are this reader: by their vendor link, or by any of their addresses."""
+    return [
+        p
+        for p in item.recipients
+        if (identity is not None and p.id == identity.vendor_user_id) or emails & set(p.all_emails)
+    ]
+
+
+def _why_you(item: ApprovalItem, mine: list[Person]) -> str | None:
+    """Why the card reached this reader: the groups they are in, else that they are named."""
+    ids = {p.id for p in mine}
+    groups = [g.name for g in item.groups if ids & {p.id for p in g.approvers}]
+    return f"You are in {', '.join(groups)}" if groups else "You are named as an approver" if mine else None
 
 
 class Deliverer:
@@ -254,19 +270,23 @@ class Deliverer:
                     done += await self._reap(running, resting, every=False)
                 done += await self._reap(running, resting, every=True)
             finally:
-                for task in running.values():
-                    task.cancel()
-                await asyncio.gather(*running.values(), return_exceptions=True)
-                self._ahead.drop()
-                # Intents this pass recorded for posts it never made: gone, so no history search later.
-                unposted = [
-                    k for k, since in self._intents.items() if since is None and k not in self._calling
-                ]
-                self._items, self._cards, self._intents, self._taken = {}, {}, {}, {}
-                self._calling = set()
-                await card_posts.forget(self.store.db, posts=unposted)
-                await self._settler.flush()
+                await self._end_pass(running)
             return done
+
+    async def _end_pass(self, running: dict[str, asyncio.Task[tuple[int, float | None]]]) -> None:
+        """However the pass ends (done, closing, or an error): lanes still going are stopped, cards
+        rendered ahead dropped, what the pass read forgotten (the next reads afresh), and what it
+        did recorded before the next pass may take the same rows."""
+        for task in running.values():
+            task.cancel()
+        await asyncio.gather(*running.values(), return_exceptions=True)
+        self._ahead.drop()
+        # Intents this pass recorded for posts it never made: gone, so no history search later.
+        unposted = [k for k, since in self._intents.items() if since is None and k not in self._calling]
+        self._items, self._cards, self._intents, self._taken = {}, {}, {}, {}
+        self._calling = set()
+        await card_posts.forget(self.store.db, posts=unposted)
+        await self._settler.flush()
 
     async def _acted_first(
         self,
@@ -476,31 +496,45 @@ class Deliverer:
         return self._started.setdefault(row.id, asyncio.Event())
 
     async def _card(self, job: CardJob, row: OutboxRow) -> CardWrite | None:
+        """One card: the copy already posted for this target redrawn when it changed, else a new
+        one posted (or, after an interrupted attempt, found in the channel and adopted)."""
         prepared = await self._ahead.take(row.id, lambda: self._render(job))
         if prepared is None:
             return None
-        stored, message, rendered = prepared
         cards = self._cards.get(job.item)
         if cards is None:
             cards = await self.store.cards(item_id=job.item)
         existing = next((c for c in cards if c.target == job.to), None)
         if existing is not None:
-            if existing.rendered == rendered:
-                return None
-            await self.gateway.update_message(
-                channel=existing.channel,
-                ts=existing.ts,
-                text=message.text,
-                blocks=message.blocks,
-                patience=self.PATIENCE,
-                paced=self._paced(row),
-                urgent=row.priority <= Priority.ACTED,
-                give_way=self._give_way(row),
-            )
-            assert existing.id is not None
-            if self.on_card:
-                await self.on_card(existing.channel, existing.ts, message, "update")
-            return CardWrite(rendered=(existing.id, rendered))
+            return await self._redraw(existing, prepared, row)
+        return await self._new_card(job, row, prepared, cards)
+
+    async def _redraw(self, existing: CardRow, prepared: _Rendered, row: OutboxRow) -> CardWrite | None:
+        """The posted card updated, unless its fingerprint says it already shows this copy."""
+        _, message, rendered = prepared
+        if existing.rendered == rendered:
+            return None
+        await self.gateway.update_message(
+            channel=existing.channel,
+            ts=existing.ts,
+            text=message.text,
+            blocks=message.blocks,
+            patience=self.PATIENCE,
+            paced=self._paced(row),
+            urgent=row.priority <= Priority.ACTED,
+            give_way=self._give_way(row),
+        )
+        assert existing.id is not None
+        if self.on_card:
+            await self.on_card(existing.channel, existing.ts, message, "update")
+        return CardWrite(rendered=(existing.id, rendered))
+
+    async def _new_card(
+        self, job: CardJob, row: OutboxRow, prepared: _Rendered, cards: list[CardRow]
+    ) -> CardWrite | None:
+        """A card for a target that has none yet: to its Slack destination, unless it has none (or
+        an address not in Slack whom the channel's copy names already)."""
+        stored, message, rendered = prepared
         destination, slack_user = await self._destination(job.to, stored.item.connector)
         if (
             job.to.startswith("email:")
@@ -514,47 +548,80 @@ class Deliverer:
         # The intent before the post: a crash between Slack's answer and its record leaves this row,
         # and the next attempt looks for the card (by its metadata) before posting again.
         tag = {"item": str(job.item), "target": job.to}
-        if (job.item, job.to) in self._intents:
-            since = self._intents[(job.item, job.to)]
-        else:  # a card this pass did not expect to be new
-            earlier = await card_posts.begin(
-                self.store.db, item_id=job.item, target=job.to, channel=destination
-            )
-            since = earlier.started_at if earlier is not None else None
+        since = await self._intent_since(job, destination)
         found = await self._posted_before(destination, tag, since) if since is not None else None
         if found is not None:
-            channel, ts = found
-            await self.gateway.update_message(
-                channel=channel,
-                ts=ts,
+            channel, ts = await self._adopt(found, job, row, stored, message)
+        else:
+            channel, ts = await self._post(destination, tag, job, row, message)
+        if self.on_card:
+            await self.on_card(channel, ts, message, "update" if found else "post")
+        return CardWrite(
+            posted=self._posted(job, stored, channel=channel, ts=ts, slack_user=slack_user, rendered=rendered)
+        )
+
+    async def _intent_since(self, job: CardJob, destination: str) -> datetime | None:
+        """When an earlier attempt to post this card began (None: this one is the first), its intent
+        recorded now if the pass did not expect the card to be new."""
+        if (job.item, job.to) in self._intents:
+            return self._intents[(job.item, job.to)]
+        earlier = await card_posts.begin(self.store.db, item_id=job.item, target=job.to, channel=destination)
+        return earlier.started_at if earlier is not None else None
+
+    async def _adopt(
+        self, found: tuple[str, str], job: CardJob, row: OutboxRow, stored: StoredItem, message: Message
+    ) -> tuple[str, str]:
+        """An interrupted attempt did post the card: it is updated to this copy and recorded, not
+        posted twice."""
+        channel, ts = found
+        await self.gateway.update_message(
+            channel=channel,
+            ts=ts,
+            text=message.text,
+            blocks=message.blocks,
+            patience=self.PATIENCE,
+            paced=self._paced(row),
+            urgent=row.priority <= Priority.ACTED,
+            give_way=self._give_way(row),
+        )
+        metrics.RECONCILIATIONS.labels(connector=stored.item.connector, outcome="card_adopted").inc()
+        log.info("card of item %s for %s found already posted (%s); adopted", job.item, job.to, ts)
+        return channel, ts
+
+    async def _post(
+        self, destination: str, tag: dict[str, str], job: CardJob, row: OutboxRow, message: Message
+    ) -> tuple[str, str]:
+        """The card posted, tagged with its item and target in the message metadata (how a later
+        attempt finds it). Once past its pace the call counts as made, whatever Slack answered: its
+        intent is then kept for that search."""
+        paced = self._paced(row)
+        try:
+            return await self.gateway.post_message(
+                channel=destination,
                 text=message.text,
                 blocks=message.blocks,
                 patience=self.PATIENCE,
-                paced=self._paced(row),
+                paced=paced,
                 urgent=row.priority <= Priority.ACTED,
                 give_way=self._give_way(row),
+                metadata={"event_type": CARD_EVENT, "event_payload": tag},
             )
-            metrics.RECONCILIATIONS.labels(connector=stored.item.connector, outcome="card_adopted").inc()
-            log.info("card of item %s for %s found already posted (%s); adopted", job.item, job.to, ts)
-        else:
-            paced = self._paced(row)
-            try:
-                channel, ts = await self.gateway.post_message(
-                    channel=destination,
-                    text=message.text,
-                    blocks=message.blocks,
-                    patience=self.PATIENCE,
-                    paced=paced,
-                    urgent=row.priority <= Priority.ACTED,
-                    give_way=self._give_way(row),
-                    metadata={"event_type": CARD_EVENT, "event_payload": tag},
-                )
-            finally:
-                if paced.is_set():  # past its pace: the call went out (whatever Slack answered)
-                    self._calling.add((job.item, job.to))
-        if self.on_card:
-            await self.on_card(channel, ts, message, "update" if found else "post")
-        posted = {
+        finally:
+            if paced.is_set():  # past its pace: the call went out (whatever Slack answered)
+                self._calling.add((job.item, job.to))
+
+    def _posted(
+        self,
+        job: CardJob,
+        stored: StoredItem,
+        *,
+        channel: str,
+        ts: str,
+        slack_user: str | None,
+        rendered: str,
+    ) -> dict[str, Any]:
+        """The new card's record, as store/outbox.settle writes it."""
+        return {
             "item_id": job.item,
             "target": job.to,
             "channel": channel,
@@ -567,7 +634,6 @@ class Deliverer:
             "seen_updated_at": stored.row.updated_at,
             "seen_claim_by": stored.row.claim_by,
         }
-        return CardWrite(posted=posted)
 
     async def _posted_before(
         self, destination: str, tag: dict[str, str], since: datetime
@@ -618,38 +684,34 @@ class Deliverer:
         kind, _, value = target.partition(":")
         if kind == "channel":
             return replace(state, unreachable=tuple(p.label for p in await self._unreachable(stored)))
-        connector = item.connector
+        identity, emails = await self._reader(kind, value, item.connector)
+        mine = _named(item, identity, emails)
+        if item.recipients and not mine and (identity is not None or emails):
+            return replace(state, not_theirs=True)
+        link_first = await self._link_first(kind, value, item.connector, identity)
+        return replace(state, reason=_why_you(item, mine), link_first=link_first)
+
+    async def _reader(self, kind: str, value: str, connector: str) -> tuple[Identity | None, set[str]]:
+        """Who reads a person's copy: their link to the vendor (if any) and every address known
+        to be theirs (an "email:" target's own; a Slack user's stored answers and linked email)."""
+        if kind == "email":
+            return None, {value}
         identity = None
         emails: set[str] = set()
-        if kind == "email":
-            emails = {value}
-        elif kind == "user":
+        if kind == "user":
             identity = await self.store.identity(slack_user_id=value, connector=connector)
             if self.reach is not None:
                 emails = (await lookups.emails_of(self.store.db, slack_user_ids=[value]))[value]
             if identity is not None and identity.email:
                 emails.add(identity.email.lower())
-        mine = [
-            p
-            for p in item.recipients
-            if (identity is not None and p.id == identity.vendor_user_id) or emails & set(p.all_emails)
-        ]
-        if item.recipients and not mine and (identity is not None or emails):
-            return replace(state, not_theirs=True)
-        ids = {p.id for p in mine}
-        groups = [g.name for g in item.groups if ids & {p.id for p in g.approvers}]
-        reason = (
-            f"You are in {', '.join(groups)}" if groups else "You are named as an approver" if mine else None
-        )
-        mode = self._link_modes.get(connector, "credentials")
-        if mode == "email":
-            opted = kind == "user" and connector in await lookups.opted_out(
-                self.store.db, slack_user_id=value
-            )
-            link_first = opted
-        else:
-            link_first = identity is None or identity.broken
-        return replace(state, reason=reason, link_first=link_first)
+        return identity, emails
+
+    async def _link_first(self, kind: str, value: str, connector: str, identity: Identity | None) -> bool:
+        """Whether the card offers linking before the buttons: when linked by email, only to someone
+        who opted out here; otherwise to anyone not linked, or whose link broke."""
+        if self._link_modes.get(connector, "credentials") == "email":
+            return kind == "user" and connector in await lookups.opted_out(self.store.db, slack_user_id=value)
+        return identity is None or identity.broken
 
     async def _unreachable(self, stored: StoredItem) -> list[Person]:
         """The item's approvers whom no linked identity or stored Slack answer reaches."""
