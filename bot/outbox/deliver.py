@@ -514,9 +514,17 @@ class Deliverer:
         _, message, rendered = prepared
         if existing.rendered == rendered:
             return None
+        await self._update(existing.channel, existing.ts, message, row)
+        assert existing.id is not None
+        if self.on_card:
+            await self.on_card(existing.channel, existing.ts, message, "update")
+        return CardWrite(rendered=(existing.id, rendered))
+
+    async def _update(self, channel: str, ts: str, message: Message, row: OutboxRow) -> None:
+        """A posted card's chat.update: a clicked card's goes ahead of others, spending the reserve."""
         await self.gateway.update_message(
-            channel=existing.channel,
-            ts=existing.ts,
+            channel=channel,
+            ts=ts,
             text=message.text,
             blocks=message.blocks,
             patience=self.PATIENCE,
@@ -524,10 +532,6 @@ class Deliverer:
             urgent=row.priority <= Priority.ACTED,
             give_way=self._give_way(row),
         )
-        assert existing.id is not None
-        if self.on_card:
-            await self.on_card(existing.channel, existing.ts, message, "update")
-        return CardWrite(rendered=(existing.id, rendered))
 
     async def _new_card(
         self, job: CardJob, row: OutboxRow, prepared: _Rendered, cards: list[CardRow]
@@ -574,16 +578,7 @@ class Deliverer:
         """An interrupted attempt did post the card: it is updated to this copy and recorded, not
         posted twice."""
         channel, ts = found
-        await self.gateway.update_message(
-            channel=channel,
-            ts=ts,
-            text=message.text,
-            blocks=message.blocks,
-            patience=self.PATIENCE,
-            paced=self._paced(row),
-            urgent=row.priority <= Priority.ACTED,
-            give_way=self._give_way(row),
-        )
+        await self._update(channel, ts, message, row)
         metrics.RECONCILIATIONS.labels(connector=stored.item.connector, outcome="card_adopted").inc()
         log.info("card of item %s for %s found already posted (%s); adopted", job.item, job.to, ts)
         return channel, ts
