@@ -19,11 +19,13 @@ import itertools
 import json
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from bot.sandbox.slack_api import SlackSandbox
+from connectors.flexdeploy.sandbox import FlexDeploySandbox
 from connectors.greenhouse.sandbox import demo as greenhouse_demo
 from store import audit
 from store.db import Database
@@ -247,9 +249,57 @@ async def test_a_post_that_failed_before_it_happened_is_made_once(cluster: Clust
     assert slack.calls_to("conversations.history"), "the retry looked in the history before posting"
 
 
-async def test_under_faults_cards_stay_true_and_every_click_takes_or_is_answered(  # noqa: C901 -- one scenario
-    cluster: Cluster,
-) -> None:
+def _in_trouble(slack: SlackSandbox, fd: FlexDeploySandbox) -> None:
+    """The vendor answers slowly and 30 % of its answers fail; Slack rate-limits and fails some
+    calls with error codes, and its edge fails 15 % of card calls with real HTTP 500/502/503 (HTML,
+    broken JSON, plain text) and resets, half of the 5xx after the call took effect (a post made,
+    its answer lost)."""
+    fd.slow_seconds = 2
+    fd.kit.fail_rate(0.3, seed=17)
+    slack.rate_limit("chat.postMessage", times=3)
+    slack.rate_limit("chat.update", times=2)
+    slack.fail("chat.postMessage", "internal_error", times=2)
+    slack.fail("chat.update", "fatal_error", times=2)
+    slack.fault_rate(
+        0.15, methods=["chat.postMessage", "chat.update", "conversations.history"], applied=0.5, seed=5
+    )
+
+
+async def _click_taken_or_answered(
+    slack: SlackSandbox, replica: Replica, marker: str, taken: Callable[[str, str], bool]
+) -> bool:
+    """Alice clicks Approve on the card; True once the vendor took it or she was told something
+    (an ephemeral or a DM), within the click's deadline."""
+    alice = slack.person("alice").slack_id
+
+    def told() -> int:
+        return len(slack.ephemerals_for(alice)) + len(slack.messages_in(slack.dm_channel(alice)))
+
+    card = _in_channel(slack, marker)[0]
+    before = told()
+    reply = await slack.click(replica.url, user="alice", channel=CHANNEL, ts=card.ts, label="Approve")
+    assert reply.status == 200
+    try:
+        await wait_until(
+            lambda: taken(marker, "approve") or told() > before,
+            timeout=CLICK_DEADLINE + 30,
+            what=f"the click on {marker} answered",
+        )
+    except AssertionError:
+        return False
+    return True
+
+
+def _breaks_and_recoveries(log: str) -> list[str]:
+    """The connector's "is failing" and "recovered" lines, in order, as "break" and "recovery"."""
+    return [
+        "break" if "is failing" in line else "recovery"
+        for line in log.splitlines()
+        if "connector deploys is failing" in line or "connector deploys recovered" in line
+    ]
+
+
+async def test_under_faults_cards_stay_true_and_every_click_takes_or_is_answered(cluster: Cluster) -> None:
     """30 % of the vendor's answers fail (5xx, 429, slow answers, resets, slow bodies, HTML for
     JSON) and Slack rate-limits and fails some calls (error codes, and 15 % of card calls with
     real HTTP 5xx or resets, half of them after the post took effect), through a burst of new cards and a click on
@@ -259,7 +309,6 @@ async def test_under_faults_cards_stay_true_and_every_click_takes_or_is_answered
     for marker in ("CAB approval", "Payments API", "Inventory Service"):
         await wait_until(lambda m=marker: card_in_channel(slack, m), timeout=30, what=f"the card {marker}")
     await link(cluster, replica, "alice")
-    alice = slack.person("alice").slack_id
     markers = [f"fault-{n:02d}" for n in range(6)]
     tasks = {marker: str(new_task(fd, marker)) for marker in markers}
     untrue: list[str] = []
@@ -277,35 +326,11 @@ async def test_under_faults_cards_stay_true_and_every_click_takes_or_is_answered
                 untrue.append(f"{marker}: {text}")
 
     slack.on_post = watch
-    fd.slow_seconds = 2
-    fd.kit.fail_rate(0.3, seed=17)
-    slack.rate_limit("chat.postMessage", times=3)
-    slack.rate_limit("chat.update", times=2)
-    slack.fail("chat.postMessage", "internal_error", times=2)
-    slack.fail("chat.update", "fatal_error", times=2)
-    # Slack's edge in trouble: real HTTP 500/502/503 (HTML, broken JSON, plain text) and resets;
-    # half the 5xx come after the call took effect (a post made, its answer lost).
-    slack.fault_rate(
-        0.15, methods=["chat.postMessage", "chat.update", "conversations.history"], applied=0.5, seed=5
-    )
+    _in_trouble(slack, fd)
     for marker in markers:
         await wait_until(lambda m=marker: _in_channel(slack, m), timeout=120, what=f"the card {marker}")
 
-    unanswered: list[str] = []
-    for marker in markers:
-        card = _in_channel(slack, marker)[0]
-        told_before = len(slack.ephemerals_for(alice)) + len(slack.messages_in(slack.dm_channel(alice)))
-        reply = await slack.click(replica.url, user="alice", channel=CHANNEL, ts=card.ts, label="Approve")
-        assert reply.status == 200
-
-        def settled(m: str = marker, before: int = told_before) -> bool:
-            told = len(slack.ephemerals_for(alice)) + len(slack.messages_in(slack.dm_channel(alice)))
-            return taken(m, "approve") or told > before
-
-        try:
-            await wait_until(settled, timeout=CLICK_DEADLINE + 30, what=f"the click on {marker} answered")
-        except AssertionError:
-            unanswered.append(marker)
+    unanswered = [m for m in markers if not await _click_taken_or_answered(slack, replica, m, taken)]
     assert not unanswered, f"clicks neither taken nor answered: {unanswered}"
 
     # A plain outage: every vendor read fails for a few polls, then the vendor is back.
@@ -337,11 +362,7 @@ async def test_under_faults_cards_stay_true_and_every_click_takes_or_is_answered
     assert edge, "Slack's edge failed some calls"
 
     # Once per break, once per recovery: the two alternate, never the same line twice in a row.
-    lines = [
-        "break" if "is failing" in line else "recovery"
-        for line in replica.log_text().splitlines()
-        if "connector deploys is failing" in line or "connector deploys recovered" in line
-    ]
+    lines = _breaks_and_recoveries(replica.log_text())
     assert lines and lines[0] == "break", lines
     assert all(a != b for a, b in itertools.pairwise(lines)), lines
     assert lines[-1] == "recovery", lines
