@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from bot.outbox.deliver import Deliverer
 from bot.sandbox.slack_api import SlackSandbox
 from connectors.flexdeploy.sandbox import FlexDeploySandbox
 from connectors.greenhouse.sandbox import demo as greenhouse_demo
@@ -160,7 +161,11 @@ async def test_kill_between_a_post_and_its_record_neither_loses_nor_duplicates(c
     adopted = await restarted.metric(
         'approvals_reconciliations_total{connector="deploys",outcome="card_adopted"}'
     )
-    assert adopted == 1, "the card posted just before the kill was found in the history and adopted"
+    # The kill cut off the card Slack had just stored and, a lane keeping up to WINDOW card calls in
+    # flight, maybe the next one too: each of them was found in the history and adopted.
+    assert adopted is not None and 1 <= adopted <= Deliverer.WINDOW, (
+        f"the cards posted just before the kill were found in the history and adopted ({adopted})"
+    )
     record("crash_mid_sync_cards", len(burst))
     record("crash_mid_sync_lost", len(lost))
     record("crash_mid_sync_duplicates", sum(n - 1 for n in counts.values() if n > 1))
@@ -169,13 +174,15 @@ async def test_kill_between_a_post_and_its_record_neither_loses_nor_duplicates(c
 async def test_without_a_history_scope_a_card_cut_off_mid_post_is_posted_again_and_said_once(
     cluster: Cluster,
 ) -> None:
-    """The graceful side of the trade: no history scope, no lookup; nothing is lost, the one card
-    interrupted mid-post appears twice, and the log says why, once."""
+    """The graceful side of the trade: no history scope, no lookup; nothing is lost, the cards
+    interrupted mid-post (one, or as many as a lane had in flight) appear twice, and the log says
+    why, once."""
     cluster.slack.scopes -= {"channels:history", "groups:history"}
     burst = [f"burst-{n:02d}" for n in range(8)]
     restarted, counts = await _kill_mid_burst(cluster, burst)
     assert all(n >= 1 for n in counts.values()), f"cards lost: {counts}"
-    assert sum(n - 1 for n in counts.values()) == 1, f"only the interrupted card is doubled: {counts}"
+    doubled = sum(n - 1 for n in counts.values())
+    assert 1 <= doubled <= Deliverer.WINDOW, f"only the interrupted cards are doubled: {counts}"
     assert restarted.log_text().count("cannot read") == 1, "the missing scope is logged once"
 
 
