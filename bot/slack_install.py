@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 
 from bot.slack.gateway import SlackFailure, SlackGateway
 
-# The bot scopes of manifest.yml: exactly what the code calls (tests/test_manifest.py keeps them equal).
+# The bot scopes of manifest.yml: exactly what the code calls (tests/install/test_manifest.py keeps them equal).
 REQUIRED_SCOPES = frozenset(
     {
         "channels:history",

@@ -1,7 +1,7 @@
 """`approvals-bot` as an admin runs it: real `python -m bot` processes, configured by a file and
 the environment, against sandboxes on 127.0.0.1.
 
-One harness for every test that starts the bot as a process (tests/test_run.py, tests/test_cli.py
+One harness for every test that starts the bot as a process (tests/bot/test_run.py, tests/bot/test_cli.py
 and the replicas of tests/reliability/): the config, the environment, the command line and the way
 a process is stopped are written once, so a test of a single run and a test of a cluster start the
 bot the same way.

@@ -96,7 +96,7 @@ async def _start(deps: Deps, command: Command) -> blocks.Message | None:
     return None
 
 
-# The built-in subcommands, each named in the manifest's usage_hint (tests/test_manifest.py checks).
+# The built-in subcommands, each named in the manifest's usage_hint (tests/install/test_manifest.py checks).
 SUBCOMMANDS: dict[str, Callable[[Deps, Command], Awaitable[blocks.Message | None]]] = {
     "list": _list,
     "connect": _connect,

@@ -11,7 +11,7 @@ from connectors.base import Status
 from connectors.flexdeploy.sandbox import FlexDeploySandbox
 from store.repo import now_utc
 from tests.harness import Bot, link_flexdeploy, start_flexdeploy_bot
-from tests.test_reminders import WED_0900_UTC
+from tests.reminders.test_reminders import WED_0900_UTC
 
 NOTIFY = "C0APPROVALS"
 CARDS = "C0DEPLOYS"

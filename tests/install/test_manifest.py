@@ -15,7 +15,7 @@ import yaml
 
 from bot.listeners.commands import SUBCOMMANDS
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # Web API method → the bot scopes it needs (api.slack.com/methods). conversations.info needs the one
 # for the conversation's type; the bot reads public and private channels it posts to.
 METHOD_SCOPES: dict[str, set[str]] = {
