@@ -139,17 +139,3 @@ class Reach:
         """What the database knows, whatever its age: no Slack call (the click path and renders)."""
         found = await lookups.lookups(self.db, emails={e.lower() for e in emails if e})
         return {e: k.slack_user_id for e, k in found.items()}
-
-    async def may_act_by_email(self, slack_user: str) -> tuple[str | None, str | None]:
-        """(email, None) when this person may act through an email mapping, read from Slack now;
-        (None, why not) otherwise."""
-        try:
-            user = await self.gateway.user_info(slack_user)
-            team = await self.gateway.workspace_id()
-        except (SlackFailure, Deferred) as exc:
-            log.info("users.info for %s failed: %s", slack_user, exc)
-            return None, "I could not read your Slack profile just now. Try again in a moment."
-        problem = email_problem(user, team)
-        if problem is not None:
-            return None, problem
-        return str((user.get("profile") or {}).get("email")).lower(), None
