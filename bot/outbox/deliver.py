@@ -653,8 +653,8 @@ class Deliverer:
                 self._history_warned = True
                 log.warning(
                     "cannot read %s's history (%s): a card interrupted mid-post is posted again. "
-                    "Grant channels:history, groups:history, im:history and im:write to avoid "
-                    "duplicates after a crash",
+                    "Reinstall the app from manifest.yml (it asks for channels:history, "
+                    "groups:history, im:history and im:write) to avoid duplicates after a crash",
                     destination,
                     exc.error,
                 )
